@@ -1,0 +1,35 @@
+# tfxp: `make run` trains, evaluates and pushes the taxi model; `make test` runs the test suite.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(shell command -v uv 2>/dev/null || echo $(PYTHON) -m uv)
+CONFIG ?= configs/taxi.yaml
+STAMP := $(VENV)/.tfxp-installed
+
+.PHONY: setup run test bench lock clean
+
+setup: $(STAMP)
+
+# Idempotent: re-installs only when the lock or setup.py changes.
+$(STAMP): requirements.lock setup.py
+	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+	@test -x $(PY) || $(UV) venv --seed --python 3.11 $(VENV)
+	$(UV) pip install --python $(PY) --quiet -r requirements.lock
+	$(UV) pip install --python $(PY) --quiet --no-deps -e .
+	@touch $(STAMP)
+
+run: setup
+	$(VENV)/bin/tfxp run --config $(CONFIG) --summary-json runs/taxi/summary.json
+
+test: setup
+	$(PY) -m pytest -q tests
+
+bench: setup
+	$(PY) -m bench.pipeline --out bench/results/pipeline.json
+
+# Re-resolve the lock (Python 3.11) from requirements.in.
+lock:
+	$(UV) pip compile requirements.in --python-version 3.11 -o requirements.lock
+
+clean:
+	rm -rf runs bench/results

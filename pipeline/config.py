@@ -1,0 +1,432 @@
+"""Typed tfxp configuration: loaded from one YAML file, validated once, then the single source of truth.
+
+Nothing here imports TensorFlow or TFX: `tfxp --help` and config errors stay fast.
+
+Relative paths in a config file are resolved against the directory that holds the file. A data path of
+the form ``package://PKG/sub/dir`` names a directory inside an installed Python package (for example the
+Chicago taxi data that ships in the ``tfx`` wheel) and is resolved at run time.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import importlib.util
+import os
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import yaml
+
+TASKS = ("binary", "multiclass", "regression")
+TREATMENTS = ("zscore", "minmax", "vocab", "passthrough")
+NUMERIC_TREATMENTS = ("zscore", "minmax", "passthrough")
+DATA_FORMATS = ("csv",)
+RUNNING_MODES = ("in_memory", "multi_threading", "multi_processing")
+
+# Default metric per task: (TFMA/Keras metric name, higher_is_better).
+DEFAULT_METRIC = {
+    "binary": "binary_accuracy",
+    "multiclass": "sparse_categorical_accuracy",
+    "regression": "mean_squared_error",
+}
+METRICS = {
+    "binary_accuracy": ("binary", True),
+    "auc": ("binary", True),
+    "sparse_categorical_accuracy": ("multiclass", True),
+    "mean_squared_error": ("regression", False),
+    "mean_absolute_error": ("regression", False),
+}
+# How many data rows are read at config time to check column types.
+TYPE_SNIFF_ROWS = 2000
+
+
+class ConfigError(ValueError):
+    """A config problem, named by file and key."""
+
+    def __init__(self, path: str, key: str, message: str):
+        self.path, self.key = path, key
+        super().__init__(f"{path}: {key}: {message}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    path: str  # resolved directory holding the data files
+    format: str = "csv"
+    split: Tuple[Tuple[str, int], ...] = (("train", 2), ("eval", 1))
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelConfig:
+    column: str
+    task: str
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureConfig:
+    name: str
+    treatment: str
+    # Value used for a missing numeric cell: "mean" (of the training split) or a number.
+    fill: Any = "mean"
+    top_k: int = 1000  # vocab only
+    oov_buckets: int = 1  # vocab only
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    width: int = 64
+    depth: int = 2
+    learning_rate: float = 0.005
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    train_steps: int = 500
+    eval_steps: int = 50
+    batch_size_per_replica: int = 128
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationConfig:
+    metric: str
+    higher_is_better: bool
+    # Value threshold: a candidate must reach this (lower bound if higher is better, else upper bound).
+    threshold: Optional[float]
+    # Change threshold vs the latest blessed model: how much worse the candidate may be (absolute, >= 0).
+    max_regression: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class BeamConfig:
+    direct_running_mode: str = "in_memory"
+    direct_num_workers: int = 1
+    extra_args: Tuple[str, ...] = ()
+    # This package's setup.py: remote Beam workers install tfxp from it, and TFX then skips building
+    # an ephemeral tfx sdist before every Beam component.
+    setup_file: Optional[str] = None
+
+    def pipeline_args(self) -> List[str]:
+        args = [f"--direct_running_mode={self.direct_running_mode}",
+                f"--direct_num_workers={self.direct_num_workers}"]
+        if self.setup_file and not any(a.startswith("--setup_file") for a in self.extra_args):
+            args.append(f"--setup_file={self.setup_file}")
+        return args + list(self.extra_args)
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    name: str
+    source: str  # the YAML file this came from
+    data: DataConfig
+    label: LabelConfig
+    features: Tuple[FeatureConfig, ...]
+    model: ModelConfig
+    training: TrainingConfig
+    evaluation: EvaluationConfig
+    pipeline_root: str
+    serving_dir: str
+    metadata_path: str
+    beam: BeamConfig
+    enable_cache: bool = True
+    # Hash of the preprocessing/ and trainer/ sources: part of Transform's and Trainer's exec properties so
+    # that a code change invalidates their cached results (functions are referenced by dotted path).
+    code_fingerprint: str = ""
+
+    def with_overrides(self, pipeline_root: Optional[str] = None,
+                       serving_dir: Optional[str] = None) -> "PipelineConfig":
+        """Command-line overrides; the metadata store follows the pipeline root unless set explicitly."""
+        changes: Dict[str, Any] = {}
+        if pipeline_root:
+            changes["pipeline_root"] = os.path.abspath(pipeline_root)
+            if self.metadata_path == default_metadata_path(self.pipeline_root):
+                changes["metadata_path"] = default_metadata_path(changes["pipeline_root"])
+        if serving_dir:
+            changes["serving_dir"] = os.path.abspath(serving_dir)
+        return dataclasses.replace(self, **changes)
+
+    def to_custom_config(self) -> Dict[str, Any]:
+        """The JSON-serializable part that Transform and Trainer receive as `custom_config`."""
+        return {
+            "label": dataclasses.asdict(self.label),
+            "features": [dataclasses.asdict(f) for f in self.features],
+            "model": dataclasses.asdict(self.model),
+            "training": dataclasses.asdict(self.training),
+            "code_fingerprint": self.code_fingerprint,
+        }
+
+
+def default_metadata_path(pipeline_root: str) -> str:
+    return os.path.join(pipeline_root, "metadata.sqlite")
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading
+
+
+class _Section:
+    """Reads keys of one mapping, remembering which were used so that unknown keys are errors."""
+
+    def __init__(self, path: str, prefix: str, raw: Any):
+        self.path, self.prefix = path, prefix
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, Mapping):
+            raise ConfigError(path, prefix or "<top level>", f"must be a mapping, got {type(raw).__name__}")
+        self.raw = dict(raw)
+        self.used: set = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def error(self, name: str, message: str) -> ConfigError:
+        return ConfigError(self.path, self.key(name), message)
+
+    def get(self, name: str, kind, default: Any = dataclasses.MISSING) -> Any:
+        self.used.add(name)
+        if name not in self.raw or self.raw[name] is None:
+            if default is dataclasses.MISSING:
+                raise self.error(name, "is required")
+            return default
+        value = self.raw[name]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if kind is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+            raise self.error(name, f"must be {getattr(kind, '__name__', kind)}, got {value!r}")
+        return value
+
+    def positive_int(self, name: str, default: Any = dataclasses.MISSING) -> int:
+        value = self.get(name, int, default)
+        if value <= 0:
+            raise self.error(name, f"must be > 0, got {value}")
+        return value
+
+    def choice(self, name: str, choices, default: Any = dataclasses.MISSING) -> str:
+        value = self.get(name, str, default)
+        if value not in choices:
+            raise self.error(name, f"must be one of {', '.join(choices)}; got {value!r}")
+        return value
+
+    def section(self, name: str) -> "_Section":
+        self.used.add(name)
+        return _Section(self.path, self.key(name), self.raw.get(name))
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.raw) - self.used)
+        if unknown:
+            known = ", ".join(sorted(self.used))
+            raise self.error(unknown[0], f"unknown key (known keys here: {known})")
+
+
+def resolve_data_path(value: str, base_dir: str) -> str:
+    """`package://pkg/sub/dir` -> directory inside an installed package; else relative to base_dir."""
+    if value.startswith("package://"):
+        package, _, sub = value[len("package://"):].partition("/")
+        location = package_dir(package)
+        if location is None:
+            raise FileNotFoundError(f"package {package!r} is not installed")
+        return os.path.join(location, sub)
+    if "://" in value:  # gs:// and friends: checked by the pipeline when it reads them
+        return value
+    return os.path.normpath(os.path.join(base_dir, os.path.expanduser(value)))
+
+
+def package_dir(package: str) -> Optional[str]:
+    spec = importlib.util.find_spec(package)  # does not import the package
+    return list(spec.submodule_search_locations)[0] if spec and spec.submodule_search_locations else None
+
+
+def code_fingerprint(packages=("preprocessing", "trainer")) -> str:
+    digest = hashlib.sha256()
+    for package in packages:
+        root = package_dir(package)
+        for dirpath, dirnames, filenames in os.walk(root or ""):
+            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+            for name in sorted(f for f in filenames if f.endswith(".py")):
+                path = os.path.join(dirpath, name)
+                digest.update(os.path.relpath(path, root).encode())
+                with open(path, "rb") as f:
+                    digest.update(f.read())
+    return digest.hexdigest()[:16]
+
+
+def default_setup_file() -> Optional[str]:
+    """setup.py beside the installed (editable or source) packages, if there is one."""
+    root = package_dir("pipeline")
+    path = os.path.join(os.path.dirname(root), "setup.py") if root else None
+    return path if path and os.path.isfile(path) else None
+
+
+def _resolve_output(value: str, base_dir: str) -> str:
+    if "://" in value:
+        return value
+    return os.path.normpath(os.path.join(base_dir, os.path.expanduser(value)))
+
+
+def csv_files(data_dir: str) -> List[str]:
+    """The files CsvExampleGen reads (its default input pattern is `*` in the input directory)."""
+    return sorted(os.path.join(data_dir, name) for name in os.listdir(data_dir)
+                  if not name.startswith(".") and os.path.isfile(os.path.join(data_dir, name)))
+
+
+def sniff_csv_columns(data_dir: str) -> Tuple[str, List[str], Dict[str, bool]]:
+    """Header and, per column, whether the first non-empty values all parse as numbers.
+
+    Returns (first file, header, numeric-by-column). Every file must share the first file's header.
+    """
+    files = csv_files(data_dir)
+    if not files:
+        raise FileNotFoundError(f"{data_dir}: no data files")
+    header: Optional[List[str]] = None
+    numeric: Dict[str, bool] = {}
+    for file in files:
+        with open(file, newline="") as f:
+            reader = csv.reader(f)
+            file_header = next(reader, None)
+            if not file_header:
+                raise ValueError(f"{file}: empty file, expected a CSV header line")
+            if header is None:
+                header = file_header
+                numeric = {name: True for name in header}
+            elif file_header != header:
+                raise ValueError(f"{file}: header {file_header} differs from {files[0]}: {header}")
+            for _, row in zip(range(TYPE_SNIFF_ROWS), reader):
+                for name, cell in zip(header, row):
+                    if cell and numeric[name]:
+                        try:
+                            float(cell)
+                        except ValueError:
+                            numeric[name] = False
+    assert header is not None
+    return files[0], header, numeric
+
+
+def _load_features(root: _Section, header: List[str], numeric: Dict[str, bool],
+                   data_file: str) -> Tuple[FeatureConfig, ...]:
+    section = root.section("features")
+    if not section.raw:
+        raise root.error("features", "must map at least one column to a treatment "
+                                     f"({', '.join(TREATMENTS)})")
+    features = []
+    for name, spec in section.raw.items():
+        section.used.add(name)
+        key = section.key(name)
+        if name not in header:
+            raise ConfigError(root.path, key, f"feature {name!r} is not a column of {data_file} "
+                                              f"(columns: {', '.join(header)})")
+        if isinstance(spec, str):
+            spec = {"treatment": spec}
+        options = _Section(root.path, key, spec)
+        treatment = options.choice("treatment", TREATMENTS)
+        fill = options.get("fill", None, "mean")
+        if not (fill == "mean" or (isinstance(fill, (int, float)) and not isinstance(fill, bool))):
+            raise options.error("fill", f"must be 'mean' or a number, got {fill!r}")
+        if treatment in NUMERIC_TREATMENTS and not numeric[name]:
+            raise options.error("treatment", f"{treatment} needs a numeric column, but {name!r} holds "
+                                             f"text in {data_file}; use vocab")
+        feature = FeatureConfig(
+            name=name, treatment=treatment, fill=fill,
+            top_k=options.positive_int("top_k", FeatureConfig.top_k),
+            oov_buckets=options.positive_int("oov_buckets", FeatureConfig.oov_buckets))
+        options.finish()
+        features.append(feature)
+    return tuple(features)
+
+
+def _load_evaluation(section: _Section, task: str) -> EvaluationConfig:
+    metric = section.choice("metric", [m for m, (t, _) in METRICS.items() if t == task], DEFAULT_METRIC[task])
+    higher_is_better = METRICS[metric][1]
+    threshold = section.get("threshold", float, None)
+    max_regression = section.get("max_regression", float, 0.0)
+    if max_regression < 0:
+        raise section.error("max_regression", f"must be >= 0, got {max_regression}")
+    section.finish()
+    return EvaluationConfig(metric=metric, higher_is_better=higher_is_better, threshold=threshold,
+                            max_regression=max_regression)
+
+
+def load_config(path: str) -> PipelineConfig:
+    """Loads and validates a config file; raises ConfigError naming the file and key."""
+    path = os.path.abspath(path)
+    try:
+        with open(path) as f:
+            raw = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ConfigError(path, "<file>", "config file does not exist") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(path, "<file>", f"not valid YAML: {e}") from None
+    base_dir = os.path.dirname(path)
+    root = _Section(path, "", raw)
+
+    name = root.get("name", str)
+    data = root.section("data")
+    data_format = data.choice("format", DATA_FORMATS, "csv")
+    try:
+        data_dir = resolve_data_path(data.get("path", str), base_dir)
+    except FileNotFoundError as e:
+        raise data.error("path", str(e)) from None
+    if not os.path.isdir(data_dir):
+        raise data.error("path", f"{data_dir} is not a directory holding {data_format} files")
+    split_section = data.section("split")
+    split = tuple((k, split_section.positive_int(k)) for k in list(split_section.raw)) or DataConfig.split
+    split_section.finish()
+    if {k for k, _ in split} != {"train", "eval"}:
+        raise data.error("split", f"must name exactly the splits train and eval, got {[k for k, _ in split]}")
+    data.finish()
+    try:
+        data_file, header, numeric = sniff_csv_columns(data_dir)
+    except (OSError, ValueError, csv.Error) as e:
+        raise data.error("path", str(e)) from None
+
+    label_section = root.section("label")
+    label = LabelConfig(column=label_section.get("column", str), task=label_section.choice("task", TASKS))
+    label_section.finish()
+    if label.column not in header:
+        raise label_section.error("column", f"label {label.column!r} is not a column of {data_file} "
+                                            f"(columns: {', '.join(header)})")
+    if label.task in ("binary", "regression") and not numeric[label.column]:
+        raise label_section.error("task", f"{label.task} needs a numeric label, but {label.column!r} holds "
+                                          f"text in {data_file}")
+    features = _load_features(root, header, numeric, data_file)
+    if label.column in {f.name for f in features}:
+        raise root.error(f"features.{label.column}", "the label column cannot also be a feature")
+
+    model_section = root.section("model")
+    model = ModelConfig(width=model_section.positive_int("width", ModelConfig.width),
+                        depth=model_section.positive_int("depth", ModelConfig.depth),
+                        learning_rate=model_section.get("learning_rate", float, ModelConfig.learning_rate))
+    model_section.finish()
+    training_section = root.section("training")
+    training = TrainingConfig(
+        train_steps=training_section.positive_int("train_steps", TrainingConfig.train_steps),
+        eval_steps=training_section.positive_int("eval_steps", TrainingConfig.eval_steps),
+        batch_size_per_replica=training_section.positive_int("batch_size_per_replica",
+                                                             TrainingConfig.batch_size_per_replica))
+    training_section.finish()
+    evaluation = _load_evaluation(root.section("evaluation"), label.task)
+
+    outputs = root.section("outputs")
+    pipeline_root = _resolve_output(outputs.get("pipeline_root", str, f"runs/{name}/pipeline_root"), base_dir)
+    serving_dir = _resolve_output(outputs.get("serving_dir", str, f"runs/{name}/serving"), base_dir)
+    metadata_path = _resolve_output(outputs.get("metadata_path", str, default_metadata_path(pipeline_root)),
+                                    base_dir)
+    outputs.finish()
+
+    beam_section = root.section("beam")
+    extra_args = beam_section.get("extra_args", list, [])
+    if not all(isinstance(a, str) for a in extra_args):
+        raise beam_section.error("extra_args", "must be a list of strings")
+    beam = BeamConfig(
+        direct_running_mode=beam_section.choice("direct_running_mode", RUNNING_MODES,
+                                                BeamConfig.direct_running_mode),
+        direct_num_workers=beam_section.get("direct_num_workers", int, BeamConfig.direct_num_workers),
+        extra_args=tuple(extra_args),
+        setup_file=default_setup_file())
+    beam_section.finish()
+    enable_cache = root.get("enable_cache", bool, True)
+    root.finish()
+
+    return PipelineConfig(
+        name=name, source=path,
+        data=DataConfig(path=data_dir, format=data_format, split=split),
+        label=label, features=features, model=model, training=training, evaluation=evaluation,
+        pipeline_root=pipeline_root, serving_dir=serving_dir, metadata_path=metadata_path,
+        beam=beam, enable_cache=enable_cache, code_fingerprint=code_fingerprint())

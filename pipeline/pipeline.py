@@ -1,0 +1,113 @@
+"""The tfxp DAG, a pure function of the typed config (no I/O: runners decide where and how it runs).
+
+CsvExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator -> Transform -> Trainer
+  -> latest-blessed-model Resolver -> Evaluator -> Pusher
+"""
+from __future__ import annotations
+
+from typing import List
+
+import tensorflow_model_analysis as tfma
+from tfx import v1 as tfx
+
+from pipeline.config import PipelineConfig
+from preprocessing.transform import transformed_name
+
+PREPROCESSING_FN = "preprocessing.transform.preprocessing_fn"
+RUN_FN = "trainer.task.run_fn"
+
+# Keras metric classes TFMA computes, by the metric name used in configs.
+_METRIC_CLASS = {
+    "binary_accuracy": "BinaryAccuracy",
+    "auc": "AUC",
+    "sparse_categorical_accuracy": "SparseCategoricalAccuracy",
+    "mean_squared_error": "MeanSquaredError",
+    "mean_absolute_error": "MeanAbsoluteError",
+}
+_TASK_METRICS = {
+    "binary": ["binary_accuracy", "auc"],
+    "multiclass": ["sparse_categorical_accuracy"],
+    "regression": ["mean_squared_error", "mean_absolute_error"],
+}
+
+
+def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
+    """TFMA config: the task's metrics, with a value threshold and a change threshold on the gating metric."""
+    ev = config.evaluation
+    direction = (tfma.MetricDirection.HIGHER_IS_BETTER if ev.higher_is_better
+                 else tfma.MetricDirection.LOWER_IS_BETTER)
+    threshold = tfma.MetricThreshold(
+        # Ignored when no baseline (latest blessed model) exists yet: the first run.
+        change_threshold=tfma.GenericChangeThreshold(
+            direction=direction,
+            absolute={"value": (-ev.max_regression - 1e-10) if ev.higher_is_better
+                      else (ev.max_regression + 1e-10)}))
+    if ev.threshold is not None:
+        bound = "lower_bound" if ev.higher_is_better else "upper_bound"
+        threshold.value_threshold.CopyFrom(tfma.GenericValueThreshold(**{bound: {"value": ev.threshold}}))
+    metrics = [tfma.MetricConfig(class_name="ExampleCount")]
+    for name in dict.fromkeys(_TASK_METRICS[config.label.task] + [ev.metric]):
+        metrics.append(tfma.MetricConfig(class_name=_METRIC_CLASS[name],
+                                         threshold=threshold if name == ev.metric else None))
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(signature_name="serving_default",
+                                    label_key=transformed_name(config.label.column),
+                                    preprocessing_function_names=["transform_features"])],
+        slicing_specs=[tfma.SlicingSpec()],
+        metrics_specs=[tfma.MetricsSpec(metrics=metrics)])
+
+
+def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
+    example_gen = tfx.components.CsvExampleGen(
+        input_base=config.data.path,
+        output_config=tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=[
+            tfx.proto.SplitConfig.Split(name=name, hash_buckets=buckets) for name, buckets in config.data.split
+        ])))
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    # Features stay VarLen (sparse) so that missing cells are legal; preprocessing fills them explicitly.
+    schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"],
+                                          infer_feature_shape=False)
+    example_validator = tfx.components.ExampleValidator(statistics=statistics_gen.outputs["statistics"],
+                                                        schema=schema_gen.outputs["schema"])
+    custom_config = config.to_custom_config()
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
+        preprocessing_fn=PREPROCESSING_FN, custom_config=custom_config,
+        # StatisticsGen already profiles the raw data; post-transform statistics would cost a second
+        # full TFDV pass inside Transform.
+        disable_statistics=True)
+    trainer = tfx.components.Trainer(
+        run_fn=RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(num_steps=config.training.train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=config.training.eval_steps),
+        custom_config=custom_config)
+    model_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        example_splits=["eval"],
+        model=trainer.outputs["model"],
+        baseline_model=model_resolver.outputs["model"],
+        eval_config=eval_config(config))
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_dir)))
+
+    components: List = [example_gen, statistics_gen, schema_gen, example_validator, transform, trainer,
+                        model_resolver, evaluator, pusher]
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.name,
+        pipeline_root=config.pipeline_root,
+        components=components,
+        enable_cache=config.enable_cache,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            config.metadata_path),
+        beam_pipeline_args=config.beam.pipeline_args())

@@ -1,0 +1,112 @@
+"""What a finished run produced, read back from ML Metadata: metrics, blessing, pushed model."""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Dict, List, Optional
+
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+NODE_CONTEXT = "node"
+
+
+@dataclasses.dataclass
+class RunSummary:
+    pipeline_name: str
+    pushed: bool = False
+    pushed_model_dir: Optional[str] = None
+    blessed: Optional[bool] = None
+    metrics: Dict[str, float] = dataclasses.field(default_factory=dict)
+    validation_failures: List[str] = dataclasses.field(default_factory=list)
+    component_seconds: Dict[str, float] = dataclasses.field(default_factory=dict)
+    cached_components: List[str] = dataclasses.field(default_factory=list)
+    error: Optional[str] = None
+
+    def to_json(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def open_store(metadata_path: str) -> metadata_store.MetadataStore:
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = metadata_path
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    return metadata_store.MetadataStore(config)
+
+
+def latest_execution(store, pipeline_name: str, node_id: str) -> Optional[metadata_store_pb2.Execution]:
+    context = store.get_context_by_type_and_name(NODE_CONTEXT, f"{pipeline_name}.{node_id}")
+    if context is None:
+        return None
+    executions = store.get_executions_by_context(context.id)
+    return max(executions, key=lambda e: e.id) if executions else None
+
+
+def output_artifacts(store, execution) -> Dict[str, List[metadata_store_pb2.Artifact]]:
+    """Output key -> artifacts of one execution (cached executions point at the artifacts they reuse)."""
+    by_key: Dict[str, List[int]] = {}
+    for event in store.get_events_by_execution_ids([execution.id]):
+        if event.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT):
+            key = event.path.steps[0].key if event.path.steps else ""
+            by_key.setdefault(key, []).append(event.artifact_id)
+    ids = [i for v in by_key.values() for i in v]
+    artifacts = {a.id: a for a in store.get_artifacts_by_id(ids)} if ids else {}
+    return {k: [artifacts[i] for i in v] for k, v in by_key.items()}
+
+
+def _custom(artifact, name: str) -> Any:
+    if name not in artifact.custom_properties:
+        return None
+    value = artifact.custom_properties[name]
+    return getattr(value, value.WhichOneof("value"))
+
+
+def evaluation_metrics(evaluation_uri: str) -> Dict[str, float]:
+    """Overall-slice metrics of the candidate model, from the Evaluator's output."""
+    import tensorflow_model_analysis as tfma  # heavy: only when a run has finished
+
+    metrics: Dict[str, float] = {}
+    for per_slice in tfma.load_metrics(evaluation_uri):
+        if per_slice.slice_key.single_slice_keys:
+            continue
+        for kv in per_slice.metric_keys_and_values:
+            key = kv.key
+            if key.is_diff or key.model_name not in ("", "candidate"):
+                continue
+            if kv.value.HasField("double_value"):
+                metrics[key.name] = kv.value.double_value.value
+    return metrics
+
+
+def validation_failures(evaluation_uri: str) -> List[str]:
+    import tensorflow_model_analysis as tfma
+
+    result = tfma.load_validation_result(evaluation_uri)
+    failures = []
+    for per_slice in result.metric_validations_per_slice:
+        for failure in per_slice.failures:
+            failures.append(f"{failure.metric_key.name}"
+                            f"{' (vs baseline)' if failure.metric_key.is_diff else ''}: "
+                            f"{failure.metric_value.double_value.value:.4f} fails {failure.metric_threshold}"
+                            .replace("\n", " ").strip())
+    return failures
+
+
+def read_summary(metadata_path: str, pipeline_name: str) -> RunSummary:
+    summary = RunSummary(pipeline_name=pipeline_name)
+    store = open_store(metadata_path)
+    evaluator = latest_execution(store, pipeline_name, "Evaluator")
+    if evaluator is not None:
+        outputs = output_artifacts(store, evaluator)
+        for evaluation in outputs.get("evaluation", []):
+            summary.metrics = evaluation_metrics(evaluation.uri)
+            summary.validation_failures = validation_failures(evaluation.uri)
+        for blessing in outputs.get("blessing", []):
+            summary.blessed = bool(_custom(blessing, "blessed"))
+    pusher = latest_execution(store, pipeline_name, "Pusher")
+    if pusher is not None:
+        for pushed in output_artifacts(store, pusher).get("pushed_model", []):
+            summary.pushed = bool(_custom(pushed, "pushed"))
+            destination = _custom(pushed, "pushed_destination")
+            summary.pushed_model_dir = os.path.abspath(destination) if summary.pushed and destination else None
+    return summary

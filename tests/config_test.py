@@ -1,0 +1,135 @@
+"""Config loading and validation: errors name the file and the key, before any component runs."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from pipeline.config import ConfigError, load_config
+
+TAXI = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "taxi.yaml")
+
+MINIMAL = """
+name: tiny
+data: {path: data}
+label: {column: y, task: binary}
+features:
+  x: zscore
+  city: vocab
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    """A config directory with a small CSV; returns a function writing a config text to a file."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "rows.csv").write_text("x,city,y,note\n1.5,paris,1,a\n2.5,rome,0,b\n,paris,1,c\n")
+
+    def write(text, name="c.yaml"):
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text))
+        return str(path)
+
+    return write
+
+
+def test_default_taxi_config_resolves_data_inside_the_tfx_package():
+    config = load_config(TAXI)
+    assert config.data.path.endswith(os.path.join("tfx", "examples", "chicago_taxi_pipeline", "data",
+                                                  "big_tipper_label"))
+    assert os.path.isfile(os.path.join(config.data.path, "data.csv"))
+    assert config.label.column == "big_tipper" and config.label.task == "binary"
+    assert "tips" not in {f.name for f in config.features}  # would leak the label
+    assert config.evaluation.metric == "binary_accuracy" and config.evaluation.higher_is_better
+    assert config.beam.pipeline_args()[:2] == ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+
+
+def test_minimal_config_gets_defaults_and_paths_relative_to_the_file(tiny, tmp_path):
+    config = load_config(tiny(MINIMAL))
+    assert config.data.path == str(tmp_path / "data")
+    assert config.pipeline_root == str(tmp_path / "runs" / "tiny" / "pipeline_root")
+    assert config.metadata_path == os.path.join(config.pipeline_root, "metadata.sqlite")
+    assert [f.treatment for f in config.features] == ["zscore", "vocab"]
+    assert config.training.batch_size_per_replica == 128
+    assert config.evaluation.metric == "binary_accuracy"
+
+
+def test_pipeline_root_override_moves_the_metadata_store(tiny, tmp_path):
+    config = load_config(tiny(MINIMAL)).with_overrides(str(tmp_path / "elsewhere"), str(tmp_path / "srv"))
+    assert config.metadata_path == str(tmp_path / "elsewhere" / "metadata.sqlite")
+    assert config.serving_dir == str(tmp_path / "srv")
+
+
+@pytest.mark.parametrize("text, key, message", [
+    (MINIMAL + "colour: blue\n", "colour", "unknown key"),
+    (MINIMAL.replace("{column: y, task: binary}", "{column: y, task: binary, weight: 2}"), "label.weight",
+     "unknown key"),
+    (MINIMAL.replace("x: zscore", "missing_col: zscore"), "features.missing_col", "not a column of"),
+    (MINIMAL.replace("column: y", "column: nope"), "label.column", "label 'nope' is not a column"),
+    (MINIMAL.replace("label: {column: y, task: binary}\n", ""), "label.column", "is required"),
+    (MINIMAL.replace("x: zscore", "x: logscale"), "features.x.treatment", "must be one of"),
+    (MINIMAL.replace("city: vocab", "city: minmax"), "features.city.treatment", "needs a numeric column"),
+    (MINIMAL.replace("task: binary", "task: ranking"), "label.task", "must be one of"),
+    (MINIMAL.replace("x: zscore", "y: zscore"), "features.y", "label column cannot also be a feature"),
+    (MINIMAL.replace("path: data", "path: no_such_dir"), "data.path", "is not a directory"),
+    (MINIMAL + "training: {train_steps: 0}\n", "training.train_steps", "must be > 0"),
+    (MINIMAL + "training: {train_steps: many}\n", "training.train_steps", "must be int"),
+    (MINIMAL + "evaluation: {metric: mean_squared_error}\n", "evaluation.metric", "must be one of"),
+    (MINIMAL.replace("x: zscore", "x: {treatment: zscore, fill: median}"), "features.x.fill",
+     "must be 'mean' or a number"),
+])
+def test_config_errors_name_the_file_and_the_key(tiny, text, key, message):
+    path = tiny(text)
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert error.value.key == key
+    assert str(error.value).startswith(f"{path}: {key}: ")
+    assert message in str(error.value)
+
+
+def test_multiclass_label_may_be_text_but_binary_label_must_be_numeric(tiny):
+    text = MINIMAL.replace("column: y, task: binary", "column: city, task: multiclass").replace(
+        "  city: vocab\n", "")
+    assert load_config(tiny(text)).label.task == "multiclass"
+    with pytest.raises(ConfigError, match="binary needs a numeric label"):
+        load_config(tiny(text.replace("task: multiclass", "task: binary"), name="d.yaml"))
+
+
+def test_data_errors_name_the_file(tiny, tmp_path):
+    (tmp_path / "data" / "other.csv").write_text("x,city\n1,rome\n")
+    with pytest.raises(ConfigError, match=r"rows\.csv: header .* differs from .*other\.csv"):
+        load_config(tiny(MINIMAL))
+
+
+def test_missing_config_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="config file does not exist"):
+        load_config(str(tmp_path / "absent.yaml"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(str(bad))
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True,
+                          cwd=os.path.dirname(TAXI) + "/..")
+
+
+def test_cli_config_error_exits_2_naming_file_and_key(tiny):
+    path = tiny(MINIMAL.replace("x: zscore", "x: logscale"))
+    result = _cli("run", "--config", path)
+    assert result.returncode == 2
+    assert f"{path}: features.x.treatment" in result.stderr
+    assert "tensorflow" not in result.stderr.lower()
+
+
+def test_cli_help_does_not_import_tensorflow():
+    code = ("import sys\nfrom pipeline import cli\n"
+            "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "heavy = sorted(m for m in ('tensorflow', 'tfx', 'apache_beam') if m in sys.modules)\n"
+            "print('HEAVY', heavy)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=os.path.dirname(os.path.dirname(TAXI)))
+    assert "usage: tfxp" in result.stdout
+    assert "HEAVY []" in result.stdout

@@ -1,0 +1,175 @@
+"""End-to-end LocalDagRunner runs on a sample of the real taxi data, shared by the tests of this module.
+
+One pipeline run happens in this process (tests/conftest.py gave TensorFlow two logical CPUs, so the Trainer
+mirrors over two replicas); the second run of the same pipeline goes through the `tfxp` CLI in a fresh
+process and must come from cache.
+"""
+import csv
+import glob
+import json
+import os
+import random
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from pipeline.config import load_config, resolve_data_path
+from pipeline.local_runner import run_local
+from pipeline.summary import latest_execution, open_store
+from serving.client import latest_model_dir, versions
+from trainer.task import SUMMARY_FILE
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TAXI_CSV = os.path.join(resolve_data_path("package://tfx/examples/chicago_taxi_pipeline/data/big_tipper_label",
+                                          REPO), "data.csv")
+SAMPLE_ROWS = 3000
+BEAM_NODES = ["CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform", "Trainer"]
+
+
+def sample_taxi_csv(path, rows, seed=0):
+    with open(TAXI_CSV, newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader)
+        data = list(reader)
+    random.Random(seed).shuffle(data)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(data[:rows])
+    return header, data[rows:rows + 300]  # held-out rows for scoring
+
+
+@pytest.fixture(scope="module")
+def taxi_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("taxi_e2e")
+    (root / "data").mkdir()
+    header, held_out = sample_taxi_csv(root / "data" / "sample.csv", SAMPLE_ROWS)
+    taxi = open(os.path.join(REPO, "configs", "taxi.yaml")).read()
+    text = (taxi.replace("package://tfx/examples/chicago_taxi_pipeline/data/big_tipper_label", "data")
+            .replace("train_steps: 400", "train_steps: 150")
+            .replace("batch_size_per_replica: 128", "batch_size_per_replica: 64")
+            .replace("../runs/taxi/", "out/"))
+    config_path = root / "taxi.yaml"
+    config_path.write_text(text)
+    config = load_config(str(config_path))
+    lines = []
+    summary = run_local(config, emit_line=lines.append)
+    return {"config": config, "config_path": str(config_path), "summary": summary, "lines": lines,
+            "header": header, "held_out": held_out, "root": root}
+
+
+def test_run_pushes_a_blessed_model_in_tf_serving_layout(taxi_run):
+    summary, config = taxi_run["summary"], taxi_run["config"]
+    assert summary.blessed is True
+    assert summary.pushed is True
+    assert versions(config.serving_dir), "nothing under the serving dir"
+    model_dir = latest_model_dir(config.serving_dir)
+    assert os.path.realpath(summary.pushed_model_dir) == os.path.realpath(model_dir)
+    assert os.path.isfile(os.path.join(model_dir, "saved_model.pb"))
+    assert summary.metrics["binary_accuracy"] > 0.75  # converged (the majority class is ~0.6)
+    assert summary.metrics["example_count"] > 500
+
+
+def test_progress_lines_name_every_component_with_seconds(taxi_run):
+    lines = taxi_run["lines"]
+    for node in BEAM_NODES + ["Evaluator", "Pusher"]:
+        assert f"[tfxp] {node}: started" in lines
+        assert any(line.startswith(f"[tfxp] {node}: finished in ") and line.endswith(" s") for line in lines)
+    assert set(BEAM_NODES) <= set(taxi_run["summary"].component_seconds)
+
+
+def test_training_mirrors_over_two_replicas_with_scaled_global_batch(taxi_run):
+    config = taxi_run["config"]
+    [summary_file] = glob.glob(os.path.join(config.pipeline_root, "Trainer", "model_run", "*", SUMMARY_FILE))
+    training = json.load(open(summary_file))
+    assert training["strategy"] == "MirroredStrategy"
+    assert training["num_replicas_in_sync"] == 2
+    assert training["global_batch_size"] == 2 * 64
+    assert training["metrics"]["val_binary_accuracy"] > 0.75
+    assert glob.glob(os.path.join(os.path.dirname(summary_file), "**", "events.out.tfevents.*"), recursive=True)
+
+
+SCORE_SCRIPT = textwrap.dedent("""
+    import json, sys
+    from serving.client import ServedModel
+    rows, labels = json.load(open(sys.argv[2]))
+    model = ServedModel.latest(sys.argv[1])
+    scores = model.predict_rows(rows).reshape(-1).tolist()
+    print(json.dumps({"scores": scores, "model_dir": model.model_dir}))
+""")
+
+
+def test_pushed_model_scores_raw_examples_in_a_fresh_process(taxi_run, tmp_path):
+    header, held_out = taxi_run["header"], taxi_run["held_out"]
+    label_index = header.index("big_tipper")
+    features = [f.name for f in taxi_run["config"].features]
+    rows = [{name: row[header.index(name)] for name in features} for row in held_out]
+    labels = [int(row[label_index]) for row in held_out]
+    request = tmp_path / "rows.json"
+    request.write_text(json.dumps([rows, labels]))
+    result = subprocess.run([sys.executable, "-c", SCORE_SCRIPT, taxi_run["config"].serving_dir, str(request)],
+                            capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    scores = json.loads(result.stdout.strip().splitlines()[-1])["scores"]
+    assert len(scores) == len(rows)
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    accuracy = sum((s > 0.5) == bool(y) for s, y in zip(scores, labels)) / len(labels)
+    assert accuracy > 0.75
+
+
+@pytest.fixture(scope="module")
+def cached_cli_run(taxi_run):
+    summary_json = taxi_run["root"] / "second_run.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "run", "--config", taxi_run["config_path"],
+         "--summary-json", str(summary_json)], capture_output=True, text=True, cwd=REPO)
+    return result, summary_json
+
+
+def test_second_run_through_the_cli_comes_from_cache(taxi_run, cached_cli_run):
+    result, summary_json = cached_cli_run
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.load(open(summary_json))
+    assert set(BEAM_NODES) <= set(summary["cached_components"])
+    from ml_metadata.proto import metadata_store_pb2
+
+    store = open_store(taxi_run["config"].metadata_path)
+    for node in BEAM_NODES:
+        execution = latest_execution(store, "taxi", node)
+        assert execution.last_known_state == metadata_store_pb2.Execution.CACHED, node
+        # Each of these ran for real exactly once, in the first run.
+        context = store.get_context_by_type_and_name("node", f"taxi.{node}")
+        states = [e.last_known_state for e in store.get_executions_by_context(context.id)]
+        assert states.count(metadata_store_pb2.Execution.COMPLETE) == 1, node
+
+
+def test_cli_summary_json_and_output(cached_cli_run):
+    result, summary_json = cached_cli_run
+    summary = json.load(open(summary_json))
+    for key in ("pushed", "pushed_model_dir", "metrics", "blessed", "component_seconds"):
+        assert key in summary
+    assert summary["blessed"] is True and summary["pushed"] is True
+    assert os.path.isfile(os.path.join(summary["pushed_model_dir"], "saved_model.pb"))
+    assert "binary_accuracy" in summary["metrics"]
+    assert "[tfxp] Transform: finished in" in result.stdout and "(from cache)" in result.stdout
+    assert "[tfxp] summary" in result.stdout and "binary_accuracy" in result.stdout
+
+
+def test_multiclass_config_for_another_csv_runs_with_no_code_change(tmp_path):
+    config = load_config(os.path.join(REPO, "configs", "wine.yaml")).with_overrides(
+        str(tmp_path / "root"), str(tmp_path / "serving"))
+    summary = run_local(config, emit_line=lambda line: None)
+    assert summary.blessed is True and summary.pushed is True
+    assert summary.metrics["sparse_categorical_accuracy"] >= 0.8
+    from serving.client import ServedModel
+
+    model = ServedModel.latest(config.serving_dir)
+    assert model.classes() and sorted(model.classes()) == ["barbera", "barolo", "grignolino"]
+    with open(os.path.join(REPO, "data", "wine", "wine.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))[:20]
+    probabilities = model.predict_rows(rows)
+    assert probabilities.shape == (20, 3)
+    predicted = [model.classes()[i] for i in probabilities.argmax(axis=1)]
+    assert sum(p == row["cultivar"] for p, row in zip(predicted, rows)) >= 16

@@ -1,0 +1,116 @@
+"""preprocessing_fn run for real through tft_beam.AnalyzeAndTransformDataset, checked against numpy."""
+import functools
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform.beam as tft_beam
+from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+
+from preprocessing.transform import preprocessing_fn
+
+NAN = float("nan")
+
+
+def feature(name, treatment, **options):
+    return {"name": name, "treatment": treatment, "fill": options.get("fill", "mean"),
+            "top_k": options.get("top_k", 1000), "oov_buckets": options.get("oov_buckets", 1)}
+
+
+def analyze_and_transform(rows, spec, custom_config, tmp_path):
+    """rows: dicts of column -> list of values ([] = missing cell), as CsvExampleGen's VarLen features."""
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
+    fn = functools.partial(preprocessing_fn, custom_config=custom_config)
+    with tft_beam.Context(temp_dir=str(tmp_path), force_tf_compat_v1=False):
+        (transformed, _), _ = ((rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
+            fn, output_record_batches=False))
+    return {key: np.array([row[key] for row in transformed]) for key in transformed[0]}
+
+
+@pytest.fixture(scope="module")
+def binary_result(tmp_path_factory):
+    x = [1.0, None, 3.0, 4.0, 10.0, 2.0]  # None = missing cell
+    lat = [41.9, 41.8, None, 42.0, 41.7, 41.85]
+    const = [7.0] * 6
+    city = ["paris", "rome", "paris", None, "paris", "oslo"]
+    hour = [5, 5, 23, 7, 5, None]  # integer categorical
+    passthrough = [0.5, None, 1.5, 2.5, 3.5, 4.5]
+    label = [1, 0, 1, 1, 0, 0]
+    columns = {"x": x, "lat": lat, "const_z": const, "const_mm": const, "city": city, "hour": hour,
+               "pt": passthrough, "y": label}
+    rows = [{name: ([] if values[i] is None else [values[i].encode() if isinstance(values[i], str)
+                                                  else values[i]])
+             for name, values in columns.items()} for i in range(6)]
+    spec = {"x": tf.io.VarLenFeature(tf.float32), "lat": tf.io.VarLenFeature(tf.float32),
+            "const_z": tf.io.VarLenFeature(tf.float32), "const_mm": tf.io.VarLenFeature(tf.float32),
+            "city": tf.io.VarLenFeature(tf.string), "hour": tf.io.VarLenFeature(tf.int64),
+            "pt": tf.io.VarLenFeature(tf.float32), "y": tf.io.VarLenFeature(tf.int64)}
+    config = {"label": {"column": "y", "task": "binary"}, "features": [
+        feature("x", "zscore"), feature("lat", "minmax"), feature("const_z", "zscore"),
+        feature("const_mm", "minmax"), feature("city", "vocab"), feature("hour", "vocab", top_k=2),
+        feature("pt", "passthrough", fill=-1)]}
+    return columns, analyze_and_transform(rows, spec, config, tmp_path_factory.mktemp("tft"))
+
+
+def test_zscore_uses_training_mean_for_missing_and_matches_numpy(binary_result):
+    columns, out = binary_result
+    x = np.array([v for v in columns["x"] if v is not None])
+    filled = np.array([x.mean() if v is None else v for v in columns["x"]])
+    expected = (filled - filled.mean()) / filled.std()
+    np.testing.assert_allclose(out["x_xf"], expected, rtol=1e-5)
+
+
+def test_minmax_matches_numpy(binary_result):
+    columns, out = binary_result
+    lat = np.array([v for v in columns["lat"] if v is not None])
+    filled = np.array([lat.mean() if v is None else v for v in columns["lat"]])
+    expected = (filled - filled.min()) / (filled.max() - filled.min())
+    # float32 latitudes (~42.0) carry ~4e-6 absolute error; divided by a 0.3 range that is ~1e-5.
+    np.testing.assert_allclose(out["lat_xf"], expected, atol=1e-4)
+
+
+def test_constant_features_come_out_finite(binary_result):
+    _, out = binary_result
+    assert np.all(np.isfinite(out["const_z_xf"])) and np.all(np.isfinite(out["const_mm_xf"]))
+    np.testing.assert_allclose(out["const_z_xf"], 0.0)
+    assert np.all((out["const_mm_xf"] >= 0) & (out["const_mm_xf"] <= 1))
+
+
+def test_vocab_ids_by_frequency_with_missing_as_its_own_token(binary_result):
+    columns, out = binary_result
+    ids = dict(zip(columns["city"], out["city_xf"]))
+    assert ids["paris"] == 0  # most frequent token first
+    assert len(set(out["city_xf"])) == 4  # paris, rome, oslo and '' (missing)
+    assert ids[None] in (1, 2, 3)
+
+
+def test_integer_vocab_with_top_k_sends_rare_values_to_oov(binary_result):
+    columns, out = binary_result
+    ids = dict(zip(columns["hour"], out["hour_xf"]))
+    assert ids[5] == 0
+    # top_k=2 keeps "5" and one other token; one OOV bucket gets id 2 for the rest.
+    assert sorted(set(out["hour_xf"])) == [0, 1, 2]
+    assert out["hour_xf"].dtype == np.int64
+
+
+def test_passthrough_fills_missing_with_the_configured_number(binary_result):
+    columns, out = binary_result
+    expected = [-1.0 if v is None else v for v in columns["pt"]]
+    np.testing.assert_allclose(out["pt_xf"], expected)
+
+
+def test_binary_label_is_int64_and_unchanged(binary_result):
+    columns, out = binary_result
+    assert out["y_xf"].dtype == np.int64
+    assert out["y_xf"].tolist() == columns["y"]
+
+
+def test_multiclass_text_label_becomes_class_ids(tmp_path):
+    labels = ["barolo", "barbera", "barolo", "grignolino", "barolo", "barbera"]
+    rows = [{"v": [float(i)], "label": [name.encode()]} for i, name in enumerate(labels)]
+    spec = {"v": tf.io.VarLenFeature(tf.float32), "label": tf.io.VarLenFeature(tf.string)}
+    config = {"label": {"column": "label", "task": "multiclass"}, "features": [feature("v", "zscore")]}
+    out = analyze_and_transform(rows, spec, config, tmp_path)
+    ids = dict(zip(labels, out["label_xf"]))
+    assert ids["barolo"] == 0 and ids["barbera"] == 1 and ids["grignolino"] == 2
+    np.testing.assert_allclose(out["v_xf"], (np.arange(6) - 2.5) / np.arange(6).std(), rtol=1e-5)

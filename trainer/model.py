@@ -1,0 +1,57 @@
+"""The tf_keras (Keras 2) model: transformed features in, a task-specific head out."""
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping, Sequence
+
+import tf_keras as keras
+import tensorflow as tf
+
+from preprocessing.transform import transformed_name
+
+
+STEPS_PER_EXECUTION = 50
+
+
+def hidden_units(width: int, depth: int) -> list:
+    """`depth` layers starting at `width` units, each next layer half as wide (at least 4)."""
+    return [max(4, width // (2 ** i)) for i in range(depth)]
+
+
+def build_model(features: Sequence[Mapping[str, Any]], vocab_sizes: Mapping[str, int], task: str,
+                num_classes: int, model_config: Mapping[str, Any]) -> keras.Model:
+    """vocab_sizes: feature name -> number of integer ids (vocabulary + OOV buckets) for vocab features."""
+    inputs: Dict[str, keras.Input] = {}
+    encoded = []
+    for feature in features:
+        name = transformed_name(feature["name"])
+        if feature["treatment"] == "vocab":
+            inputs[name] = keras.Input(shape=(), name=name, dtype=tf.int64)
+            encoded.append(keras.layers.CategoryEncoding(
+                num_tokens=vocab_sizes[feature["name"]], output_mode="one_hot", name=f"{name}_onehot")(
+                    inputs[name]))
+        else:
+            inputs[name] = keras.Input(shape=(), name=name, dtype=tf.float32)
+            encoded.append(keras.layers.Reshape((1,), name=f"{name}_col")(inputs[name]))
+    x = keras.layers.Concatenate(name="features")(encoded) if len(encoded) > 1 else encoded[0]
+    for i, units in enumerate(hidden_units(model_config["width"], model_config["depth"])):
+        x = keras.layers.Dense(units, activation="relu", name=f"hidden_{i}")(x)
+    optimizer = keras.optimizers.Adam(learning_rate=model_config["learning_rate"])
+    if task == "binary":
+        output = keras.layers.Dense(1, activation="sigmoid", name="predictions")(x)
+        loss = keras.losses.BinaryCrossentropy()
+        metrics = [keras.metrics.BinaryAccuracy(name="binary_accuracy"), keras.metrics.AUC(name="auc")]
+    elif task == "multiclass":
+        output = keras.layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+        loss = keras.losses.SparseCategoricalCrossentropy()
+        metrics = [keras.metrics.SparseCategoricalAccuracy(name="sparse_categorical_accuracy")]
+    elif task == "regression":
+        output = keras.layers.Dense(1, name="predictions")(x)
+        loss = keras.losses.MeanSquaredError()
+        metrics = [keras.metrics.MeanSquaredError(name="mean_squared_error"),
+                   keras.metrics.MeanAbsoluteError(name="mean_absolute_error")]
+    else:
+        raise ValueError(f"unknown task {task!r}")
+    model = keras.Model(inputs=inputs, outputs=output)
+    # Many small steps per tf.function call: per-step Python/strategy overhead dominates a small MLP.
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, steps_per_execution=STEPS_PER_EXECUTION)
+    return model
