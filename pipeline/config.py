@@ -22,6 +22,7 @@ TREATMENTS = ("zscore", "minmax", "vocab", "passthrough")
 NUMERIC_TREATMENTS = ("zscore", "minmax", "passthrough")
 DATA_FORMATS = ("csv",)
 RUNNING_MODES = ("in_memory", "multi_threading", "multi_processing")
+PICKLE_LIBRARIES = ("cloudpickle", "dill", "default")
 
 # Default metric per task: (TFMA/Keras metric name, higher_is_better).
 DEFAULT_METRIC = {
@@ -99,6 +100,7 @@ class EvaluationConfig:
 class BeamConfig:
     direct_running_mode: str = "in_memory"
     direct_num_workers: int = 1
+    pickle_library: str = "cloudpickle"
     extra_args: Tuple[str, ...] = ()
     # This package's setup.py: remote Beam workers install tfxp from it, and TFX then skips building
     # an ephemeral tfx sdist before every Beam component.
@@ -106,7 +108,8 @@ class BeamConfig:
 
     def pipeline_args(self) -> List[str]:
         args = [f"--direct_running_mode={self.direct_running_mode}",
-                f"--direct_num_workers={self.direct_num_workers}"]
+                f"--direct_num_workers={self.direct_num_workers}",
+                f"--pickle_library={self.pickle_library}"]
         if self.setup_file and not any(a.startswith("--setup_file") for a in self.extra_args):
             args.append(f"--setup_file={self.setup_file}")
         return args + list(self.extra_args)
@@ -418,6 +421,7 @@ def load_config(path: str) -> PipelineConfig:
         direct_running_mode=beam_section.choice("direct_running_mode", RUNNING_MODES,
                                                 BeamConfig.direct_running_mode),
         direct_num_workers=beam_section.get("direct_num_workers", int, BeamConfig.direct_num_workers),
+        pickle_library=beam_section.choice("pickle_library", PICKLE_LIBRARIES, BeamConfig.pickle_library),
         extra_args=tuple(extra_args),
         setup_file=default_setup_file())
     beam_section.finish()

@@ -99,12 +99,13 @@ def run_local(config: PipelineConfig, emit_line: Callable[[str], None] = print) 
     progress = ComponentProgress(emit_line)
     started = time.monotonic()
     with routed_logs(log_file, progress):
-        from tfx import v1 as tfx  # imported here so that its import-time warnings reach the log file
+        # Imported here so that their import-time warnings reach the log file.
+        from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
         from pipeline.pipeline import create_pipeline
 
         try:
-            tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
+            LocalDagRunner().run(create_pipeline(config))
         except Exception as e:  # a component failed: name it, keep the cause
             raise PipelineFailed(progress.current, e, log_file) from e
     summary = read_summary(config.metadata_path, config.name)

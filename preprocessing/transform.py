@@ -1,10 +1,14 @@
 """tf.Transform `preprocessing_fn` generated from the tfxp config.
 
-Every configured feature is densified with an explicit fill for missing cells, then:
+Every configured feature comes out dense, with an explicit value for missing cells:
   zscore      -> tft.scale_to_z_score   (constant column -> 0.0, never NaN)
   minmax      -> tft.scale_to_0_1       (constant column -> sigmoid(x), in (0, 1), never NaN)
   vocab       -> tft.compute_and_apply_vocabulary on the value as text ('' = missing is its own token)
   passthrough -> float32 value
+Numeric fill "mean" (the default) puts a missing cell at the training mean: for zscore/minmax the scaling is
+analyzed over the present values and a missing cell gets the scaled mean, so every analyzer runs in a single
+pass over the data (filling first, then scaling, would need a second pass: ~5 s more on the taxi data).
+A numeric fill value is filled in before scaling.
 The analyzers (means, variances, min/max, vocabularies) run over the full training split and are baked into
 the transform graph that the Trainer attaches to the serving model: no training/serving skew.
 
@@ -36,22 +40,28 @@ def _as_dense(x: Any, default_value: Any) -> tf.Tensor:
     return tf.reshape(x, [-1])
 
 
+def _as_float(x: Any) -> Any:
+    if isinstance(x, tf.SparseTensor):
+        return tf.SparseTensor(x.indices, tf.cast(x.values, tf.float32), x.dense_shape)
+    return tf.cast(x, tf.float32)
+
+
 def _present_values(x: Any) -> tf.Tensor:
     return x.values if isinstance(x, tf.SparseTensor) else tf.reshape(x, [-1])
 
 
+def _finite_or(value: tf.Tensor, default: float) -> tf.Tensor:
+    return tf.where(tf.math.is_finite(value), value, tf.constant(default, value.dtype))
+
+
 def fill_numeric(x: Any, fill: Any) -> tf.Tensor:
-    """float32 rank-1 tensor; missing cells get `fill` ("mean" of the present training values, or a number)."""
-    if isinstance(x, tf.SparseTensor):
-        x = tf.SparseTensor(x.indices, tf.cast(x.values, tf.float32), x.dense_shape)
-    else:
-        x = tf.cast(x, tf.float32)
-    if fill == "mean":
-        mean = tft.mean(_present_values(x))
-        # A column with no values at all in the training split has a NaN mean: fill with 0 then.
-        fill_value = tf.where(tf.math.is_finite(mean), mean, tf.zeros_like(mean))
-    else:
-        fill_value = tf.constant(float(fill), tf.float32)
+    """float32 rank-1 tensor; missing cells get `fill` ("mean" of the present training values, or a number).
+
+    A column with no values at all in the training split has no mean: it is filled with 0 then.
+    """
+    x = _as_float(x)
+    fill_value = (_finite_or(tft.mean(_present_values(x)), 0.0) if fill == "mean"
+                  else tf.constant(float(fill), tf.float32))
     return _as_dense(x, fill_value)
 
 
@@ -65,19 +75,40 @@ def as_text(x: Any) -> tf.Tensor:
     return _as_dense(x, "")
 
 
+def scale_to_z_score(x: Any, fill: Any) -> tf.Tensor:
+    """z-score; with fill "mean", mean and variance are those of the present values and a missing cell
+    becomes 0.0 (the mean), so all analyzers run in one pass over the data."""
+    x = _as_float(x)
+    if fill == "mean":
+        return _as_dense(tft.scale_to_z_score(x), 0.0)
+    return tft.scale_to_z_score(_as_dense(x, float(fill)))
+
+
+def scale_to_0_1(x: Any, fill: Any) -> tf.Tensor:
+    """min-max to [0, 1]; with fill "mean", min and max are those of the present values and a missing cell
+    becomes the scaled mean (all analyzers in one pass, like scale_to_z_score)."""
+    x = _as_float(x)
+    if fill != "mean":
+        return tft.scale_to_0_1(_as_dense(x, float(fill)))
+    values = _present_values(x)
+    mean, low, high = tft.mean(values), tft.min(values), tft.max(values)
+    # tft.scale_to_0_1 maps a constant column (min == max) through a sigmoid: so does its fill value.
+    scaled_mean = tf.where(low < high, (mean - low) / (high - low), tf.math.sigmoid(mean))
+    return _as_dense(tft.scale_to_0_1(x), _finite_or(scaled_mean, 0.5))
+
+
 def scale_feature(x: Any, feature: Mapping[str, Any]) -> tf.Tensor:
     treatment = feature["treatment"]
     if treatment == "vocab":
         return tft.compute_and_apply_vocabulary(
             as_text(x), top_k=feature["top_k"], num_oov_buckets=feature["oov_buckets"],
             vocab_filename=vocab_filename(feature["name"]))
-    dense = fill_numeric(x, feature["fill"])
     if treatment == "zscore":
-        return tft.scale_to_z_score(dense)
+        return scale_to_z_score(x, feature["fill"])
     if treatment == "minmax":
-        return tft.scale_to_0_1(dense)
+        return scale_to_0_1(x, feature["fill"])
     if treatment == "passthrough":
-        return dense
+        return fill_numeric(x, feature["fill"])
     raise ValueError(f"feature {feature['name']!r}: unknown treatment {treatment!r}")
 
 

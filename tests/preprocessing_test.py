@@ -31,49 +31,57 @@ def analyze_and_transform(rows, spec, custom_config, tmp_path):
 def binary_result(tmp_path_factory):
     x = [1.0, None, 3.0, 4.0, 10.0, 2.0]  # None = missing cell
     lat = [41.9, 41.8, None, 42.0, 41.7, 41.85]
-    const = [7.0] * 6
+    const = [7.0] * 5 + [None]
     city = ["paris", "rome", "paris", None, "paris", "oslo"]
     hour = [5, 5, 23, 7, 5, None]  # integer categorical
     passthrough = [0.5, None, 1.5, 2.5, 3.5, 4.5]
     label = [1, 0, 1, 1, 0, 0]
-    columns = {"x": x, "lat": lat, "const_z": const, "const_mm": const, "city": city, "hour": hour,
+    columns = {"x": x, "xz0": x, "lat": lat, "const_z": const, "const_mm": const, "city": city, "hour": hour,
                "pt": passthrough, "y": label}
     rows = [{name: ([] if values[i] is None else [values[i].encode() if isinstance(values[i], str)
                                                   else values[i]])
              for name, values in columns.items()} for i in range(6)]
-    spec = {"x": tf.io.VarLenFeature(tf.float32), "lat": tf.io.VarLenFeature(tf.float32),
+    spec = {"x": tf.io.VarLenFeature(tf.float32), "xz0": tf.io.VarLenFeature(tf.float32),
+            "lat": tf.io.VarLenFeature(tf.float32),
             "const_z": tf.io.VarLenFeature(tf.float32), "const_mm": tf.io.VarLenFeature(tf.float32),
             "city": tf.io.VarLenFeature(tf.string), "hour": tf.io.VarLenFeature(tf.int64),
             "pt": tf.io.VarLenFeature(tf.float32), "y": tf.io.VarLenFeature(tf.int64)}
     config = {"label": {"column": "y", "task": "binary"}, "features": [
-        feature("x", "zscore"), feature("lat", "minmax"), feature("const_z", "zscore"),
+        feature("x", "zscore"), feature("xz0", "zscore", fill=-5), feature("lat", "minmax"), feature("const_z", "zscore"),
         feature("const_mm", "minmax"), feature("city", "vocab"), feature("hour", "vocab", top_k=2),
         feature("pt", "passthrough", fill=-1)]}
     return columns, analyze_and_transform(rows, spec, config, tmp_path_factory.mktemp("tft"))
 
 
-def test_zscore_uses_training_mean_for_missing_and_matches_numpy(binary_result):
+def test_zscore_matches_numpy_and_puts_missing_at_the_training_mean(binary_result):
     columns, out = binary_result
     x = np.array([v for v in columns["x"] if v is not None])
-    filled = np.array([x.mean() if v is None else v for v in columns["x"]])
-    expected = (filled - filled.mean()) / filled.std()
-    np.testing.assert_allclose(out["x_xf"], expected, rtol=1e-5)
+    expected = [0.0 if v is None else (v - x.mean()) / x.std() for v in columns["x"]]
+    np.testing.assert_allclose(out["x_xf"], expected, rtol=1e-5, atol=1e-6)
 
 
-def test_minmax_matches_numpy(binary_result):
+def test_minmax_matches_numpy_and_puts_missing_at_the_scaled_mean(binary_result):
     columns, out = binary_result
     lat = np.array([v for v in columns["lat"] if v is not None])
-    filled = np.array([lat.mean() if v is None else v for v in columns["lat"]])
-    expected = (filled - filled.min()) / (filled.max() - filled.min())
+    expected = [(lat.mean() if v is None else v) for v in columns["lat"]]
+    expected = (np.array(expected) - lat.min()) / (lat.max() - lat.min())
     # float32 latitudes (~42.0) carry ~4e-6 absolute error; divided by a 0.3 range that is ~1e-5.
     np.testing.assert_allclose(out["lat_xf"], expected, atol=1e-4)
 
 
+def test_numeric_fill_value_is_filled_in_before_scaling(binary_result):
+    columns, out = binary_result
+    filled = np.array([-5.0 if v is None else v for v in columns["xz0"]])
+    np.testing.assert_allclose(out["xz0_xf"], (filled - filled.mean()) / filled.std(), rtol=1e-5)
+
+
 def test_constant_features_come_out_finite(binary_result):
     _, out = binary_result
+    # const_z / const_mm have a missing cell too: it must come out as the same finite value.
     assert np.all(np.isfinite(out["const_z_xf"])) and np.all(np.isfinite(out["const_mm_xf"]))
     np.testing.assert_allclose(out["const_z_xf"], 0.0)
-    assert np.all((out["const_mm_xf"] >= 0) & (out["const_mm_xf"] <= 1))
+    assert np.all((out["const_mm_xf"] > 0) & (out["const_mm_xf"] < 1))
+    np.testing.assert_allclose(out["const_mm_xf"], out["const_mm_xf"][0])
 
 
 def test_vocab_ids_by_frequency_with_missing_as_its_own_token(binary_result):
