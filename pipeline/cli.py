@@ -29,8 +29,18 @@ def _print_summary(summary) -> None:
     print(f"  blessed                      {summary.blessed}")
     for failure in summary.validation_failures:
         print(f"  not blessed because          {failure}")
+    q = summary.quantization
+    if q.get("size_ratio") is not None:
+        latency = ", ".join(f"batch {b}: {r:.2f}x" for b, r in q.get("latency_ratio", {}).items())
+        print(f"  quantized ({q.get('method')})          {q['size_ratio']:.2f}x smaller, "
+              f"{q['metric']} {q['float_metric']:.4f} -> {q['quantized_metric']:.4f}, "
+              f"max |d| {q['max_abs_prediction_diff']:.2g}, p50 latency vs float {latency}")
+    for reason in summary.push_blocked_reasons:
+        print(f"  not pushed because           {reason}")
     print(f"  pushed                       {summary.pushed}"
           f"{' -> ' + summary.pushed_model_dir if summary.pushed_model_dir else ''}")
+    if summary.pushed_float_model_dir:
+        print(f"  float fallback               {summary.pushed_float_model_dir}")
     print(f"  total seconds                {summary.component_seconds.get('total', 0):.1f}")
 
 

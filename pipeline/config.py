@@ -96,6 +96,21 @@ class EvaluationConfig:
     max_regression: float = 0.0
 
 
+QUANTIZATION_METHODS = ("int8", "float16", "dynamic_int8", "static_int8")
+GATE_KEYS = ("max_metric_drop", "max_abs_prediction_diff", "max_label_flip_rate", "min_size_ratio",
+             "max_latency_ratio")
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantizationConfig:
+    method: str = "int8"
+    push_float: bool = True
+    # components.quantizer.gates.Gates fields; None disables a gate.
+    gates: Tuple[Tuple[str, Optional[float]], ...] = (
+        ("max_metric_drop", 0.005), ("max_abs_prediction_diff", 0.05), ("max_label_flip_rate", 0.01),
+        ("min_size_ratio", 3.5), ("max_latency_ratio", 1.10))
+
+
 @dataclasses.dataclass(frozen=True)
 class BeamConfig:
     direct_running_mode: str = "in_memory"
@@ -129,6 +144,8 @@ class PipelineConfig:
     serving_dir: str
     metadata_path: str
     beam: BeamConfig
+    float_serving_dir: str = ""
+    quantization: QuantizationConfig = QuantizationConfig()
     enable_cache: bool = True
     # Hash of the preprocessing/ and trainer/ sources: part of Transform's and Trainer's exec properties so
     # that a code change invalidates their cached results (functions are referenced by dotted path).
@@ -144,6 +161,8 @@ class PipelineConfig:
                 changes["metadata_path"] = default_metadata_path(changes["pipeline_root"])
         if serving_dir:
             changes["serving_dir"] = os.path.abspath(serving_dir)
+            if self.float_serving_dir == default_float_serving_dir(self.serving_dir):
+                changes["float_serving_dir"] = default_float_serving_dir(changes["serving_dir"])
         return dataclasses.replace(self, **changes)
 
     def to_custom_config(self) -> Dict[str, Any]:
@@ -159,6 +178,11 @@ class PipelineConfig:
 
 def default_metadata_path(pipeline_root: str) -> str:
     return os.path.join(pipeline_root, "metadata.sqlite")
+
+
+def default_float_serving_dir(serving_dir: str) -> str:
+    """Beside the serving dir, not inside it: TF Serving would take a float version there for the newest."""
+    return serving_dir.rstrip("/") + "_float"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -346,6 +370,25 @@ def _load_evaluation(section: _Section, task: str) -> EvaluationConfig:
                             max_regression=max_regression)
 
 
+def _load_quantization(section: _Section) -> QuantizationConfig:
+    method = section.choice("method", QUANTIZATION_METHODS, QuantizationConfig.method)
+    push_float = section.get("push_float", bool, QuantizationConfig.push_float)
+    gates_section = section.section("gates")
+    gates = []
+    for key, default in QuantizationConfig.gates:
+        value = gates_section.get(key, None, default)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+            raise gates_section.error(key, f"must be a number >= 0, or null to disable the gate; got {value!r}")
+        gates.append((key, None if value is None else float(value)))
+    # `key: null` disables a gate: remember which keys were written even when null.
+    for key in list(gates_section.raw):
+        if key in gates_section.raw and gates_section.raw[key] is None:
+            gates = [(k, None if k == key else v) for k, v in gates]
+    gates_section.finish()
+    section.finish()
+    return QuantizationConfig(method=method, push_float=push_float, gates=tuple(gates))
+
+
 def load_config(path: str) -> PipelineConfig:
     """Loads and validates a config file; raises ConfigError naming the file and key."""
     path = os.path.abspath(path)
@@ -411,7 +454,12 @@ def load_config(path: str) -> PipelineConfig:
     serving_dir = _resolve_output(outputs.get("serving_dir", str, f"runs/{name}/serving"), base_dir)
     metadata_path = _resolve_output(outputs.get("metadata_path", str, default_metadata_path(pipeline_root)),
                                     base_dir)
+    float_serving_dir = _resolve_output(outputs.get("float_serving_dir", str,
+                                                    default_float_serving_dir(serving_dir)), base_dir)
     outputs.finish()
+    quantization = _load_quantization(root.section("quantization"))
+    if not quantization.push_float:
+        float_serving_dir = ""
 
     beam_section = root.section("beam")
     extra_args = beam_section.get("extra_args", list, [])
@@ -433,4 +481,5 @@ def load_config(path: str) -> PipelineConfig:
         data=DataConfig(path=data_dir, format=data_format, split=split),
         label=label, features=features, model=model, training=training, evaluation=evaluation,
         pipeline_root=pipeline_root, serving_dir=serving_dir, metadata_path=metadata_path,
-        beam=beam, enable_cache=enable_cache, code_fingerprint=code_fingerprint())
+        beam=beam, enable_cache=enable_cache, code_fingerprint=code_fingerprint(),
+        float_serving_dir=float_serving_dir, quantization=quantization)

@@ -1,7 +1,7 @@
 """The tfxp DAG, a pure function of the typed config (no I/O: runners decide where and how it runs).
 
 CsvExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator -> Transform -> Trainer
-  -> latest-blessed-model Resolver -> Evaluator -> Pusher
+  -> latest-blessed-model Resolver -> Evaluator -> QuantizingPusher (id "Pusher")
 """
 from __future__ import annotations
 
@@ -10,15 +10,16 @@ from typing import List
 import tensorflow_model_analysis as tfma
 # Modules rather than the `tfx.v1` facade: that also imports the Google Cloud extensions (aiplatform),
 # ~2.5 s of start-up that a local run does not use.
-from tfx.components import (CsvExampleGen, Evaluator, ExampleValidator, Pusher, SchemaGen, StatisticsGen,
-                            Trainer, Transform)
+from tfx.components import (CsvExampleGen, Evaluator, ExampleValidator, SchemaGen, StatisticsGen, Trainer,
+                            Transform)
 from tfx.dsl.components.common.resolver import Resolver
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
 from tfx.orchestration import metadata
 from tfx.orchestration import pipeline as tfx_pipeline
-from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2
+from tfx.proto import example_gen_pb2, trainer_pb2
 from tfx.types import Channel, standard_artifacts
 
+from components.quantizer.component import QuantizingPusher
 from pipeline.config import PipelineConfig
 from preprocessing.transform import transformed_name
 
@@ -107,11 +108,18 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
         eval_config=eval_config(config))
-    pusher = Pusher(
+    pusher = QuantizingPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
-        push_destination=pusher_pb2.PushDestination(
-            filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=config.serving_dir)))
+        transform_graph=transform.outputs["transform_graph"],
+        examples=example_gen.outputs["examples"],
+        serving_dir=config.serving_dir,
+        float_serving_dir=config.float_serving_dir,
+        method=config.quantization.method,
+        gates=dict(config.quantization.gates),
+        metric=config.evaluation.metric,
+        custom_config=custom_config,
+    ).with_id("Pusher")
 
     components: List = [example_gen, statistics_gen, schema_gen, example_validator, transform, trainer,
                         model_resolver, evaluator, pusher]

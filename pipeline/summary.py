@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from typing import Any, Dict, List, Optional
 
@@ -16,6 +17,10 @@ class RunSummary:
     pipeline_name: str
     pushed: bool = False
     pushed_model_dir: Optional[str] = None
+    pushed_quantized_model_dir: Optional[str] = None
+    pushed_float_model_dir: Optional[str] = None
+    push_blocked_reasons: List[str] = dataclasses.field(default_factory=list)
+    quantization: Dict[str, Any] = dataclasses.field(default_factory=dict)
     blessed: Optional[bool] = None
     metrics: Dict[str, float] = dataclasses.field(default_factory=dict)
     validation_failures: List[str] = dataclasses.field(default_factory=list)
@@ -109,4 +114,11 @@ def read_summary(metadata_path: str, pipeline_name: str) -> RunSummary:
             summary.pushed = bool(_custom(pushed, "pushed"))
             destination = _custom(pushed, "pushed_destination")
             summary.pushed_model_dir = os.path.abspath(destination) if summary.pushed and destination else None
+            if summary.pushed:
+                summary.pushed_quantized_model_dir = _custom(pushed, "pushed_quantized_model_dir")
+                summary.pushed_float_model_dir = _custom(pushed, "pushed_float_model_dir")
+            summary.push_blocked_reasons = json.loads(_custom(pushed, "push_blocked_reasons") or "[]")
+            results = _custom(pushed, "quantization_results")
+            summary.quantization = {"method": _custom(pushed, "quantization_method"),
+                                    **(json.loads(results) if results else {})}
     return summary

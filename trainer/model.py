@@ -18,8 +18,13 @@ def hidden_units(width: int, depth: int) -> list:
 
 
 def build_model(features: Sequence[Mapping[str, Any]], vocab_sizes: Mapping[str, int], task: str,
-                num_classes: int, model_config: Mapping[str, Any]) -> keras.Model:
-    """vocab_sizes: feature name -> number of integer ids (vocabulary + OOV buckets) for vocab features."""
+                num_classes: int, model_config: Mapping[str, Any], dense=None) -> keras.Model:
+    """vocab_sizes: feature name -> number of integer ids (vocabulary + OOV buckets) for vocab features.
+
+    dense(units, activation, name) makes the fully connected layers (default keras.layers.Dense); the
+    quantizer passes its own to build the same model with quantized weights.
+    """
+    dense = dense or (lambda units, activation, name: keras.layers.Dense(units, activation=activation, name=name))
     inputs: Dict[str, keras.Input] = {}
     encoded = []
     for feature in features:
@@ -34,18 +39,18 @@ def build_model(features: Sequence[Mapping[str, Any]], vocab_sizes: Mapping[str,
             encoded.append(keras.layers.Reshape((1,), name=f"{name}_col")(inputs[name]))
     x = keras.layers.Concatenate(name="features")(encoded) if len(encoded) > 1 else encoded[0]
     for i, units in enumerate(hidden_units(model_config["width"], model_config["depth"])):
-        x = keras.layers.Dense(units, activation="relu", name=f"hidden_{i}")(x)
+        x = dense(units, "relu", f"hidden_{i}")(x)
     optimizer = keras.optimizers.Adam(learning_rate=model_config["learning_rate"])
     if task == "binary":
-        output = keras.layers.Dense(1, activation="sigmoid", name="predictions")(x)
+        output = dense(1, "sigmoid", "predictions")(x)
         loss = keras.losses.BinaryCrossentropy()
         metrics = [keras.metrics.BinaryAccuracy(name="binary_accuracy"), keras.metrics.AUC(name="auc")]
     elif task == "multiclass":
-        output = keras.layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+        output = dense(num_classes, "softmax", "predictions")(x)
         loss = keras.losses.SparseCategoricalCrossentropy()
         metrics = [keras.metrics.SparseCategoricalAccuracy(name="sparse_categorical_accuracy")]
     elif task == "regression":
-        output = keras.layers.Dense(1, name="predictions")(x)
+        output = dense(1, None, "predictions")(x)
         loss = keras.losses.MeanSquaredError()
         metrics = [keras.metrics.MeanSquaredError(name="mean_squared_error"),
                    keras.metrics.MeanAbsoluteError(name="mean_absolute_error")]

@@ -45,6 +45,11 @@ def vocab_sizes(tf_transform_output: tft.TFTransformOutput, features) -> Dict[st
             for f in features if f["treatment"] == "vocab"}
 
 
+def num_classes(tf_transform_output: tft.TFTransformOutput, task: str) -> int:
+    """Units of the output layer: the label vocabulary size for multiclass, else 1."""
+    return tf_transform_output.vocabulary_size_by_name(LABEL_VOCAB) if task == "multiclass" else 1
+
+
 def _raw_spec(tf_transform_output: tft.TFTransformOutput, names) -> Dict[str, Any]:
     spec = tf_transform_output.raw_feature_spec()
     return {name: spec[name] for name in names}
@@ -78,10 +83,25 @@ def feature_info(tf_transform_output: tft.TFTransformOutput, custom_config: Mapp
     dtype_names = {tf.string: "string", tf.int64: "int64", tf.float32: "float"}
     label = custom_config["label"]
     info = {"features": {f["name"]: dtype_names[spec[f["name"]].dtype] for f in custom_config["features"]},
-            "label": label["column"], "task": label["task"], "output": "predictions"}
+            "label": label["column"], "label_dtype": dtype_names[spec[label["column"]].dtype],
+            "task": label["task"], "output": "predictions"}
     if label["task"] == "multiclass":
         info["classes"] = [c.decode() for c in tf_transform_output.vocabulary_by_name(LABEL_VOCAB)]
     return info
+
+
+def export_serving_model(model: keras.Model, tf_transform_output: tft.TFTransformOutput,
+                         custom_config: Mapping[str, Any], export_dir: str, keras_format: bool = True) -> None:
+    """SavedModel with the serving signatures, plus assets.extra/tfxp_features.json. In Keras format (the
+    Trainer's) it also loads with tf_keras.models.load_model, which the quantizer needs."""
+    signatures = add_signatures(model, tf_transform_output, custom_config)
+    if keras_format:
+        model.save(export_dir, save_format="tf", signatures=signatures, include_optimizer=False)
+    else:
+        tf.saved_model.save(model, export_dir, signatures=signatures)
+    tf.io.gfile.makedirs(os.path.join(export_dir, os.path.dirname(FEATURES_FILE)))
+    with tf.io.gfile.GFile(os.path.join(export_dir, FEATURES_FILE), "w") as f:
+        json.dump(feature_info(tf_transform_output, custom_config), f, indent=2)
 
 
 def train_and_export(fn_args) -> Dict[str, Any]:
@@ -98,10 +118,9 @@ def train_and_export(fn_args) -> Dict[str, Any]:
                               task, batch_size)
     eval_dataset = _input_fn(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, label_key,
                              task, batch_size)
-    num_classes = (tf_transform_output.vocabulary_size_by_name(LABEL_VOCAB) if task == "multiclass" else 1)
     with strategy.scope():
         model = build_model(config["features"], vocab_sizes(tf_transform_output, config["features"]), task,
-                            num_classes, config["model"])
+                            num_classes(tf_transform_output, task), config["model"])
 
     history = model.fit(
         train_dataset, epochs=1, steps_per_epoch=fn_args.train_steps,
@@ -116,17 +135,13 @@ def train_and_export(fn_args) -> Dict[str, Any]:
         "global_batch_size": batch_size,
         "train_steps": fn_args.train_steps,
         "eval_steps": fn_args.eval_steps,
-        "num_classes": num_classes,
+        "num_classes": num_classes(tf_transform_output, task),
         "metrics": {name: float(values[-1]) for name, values in history.history.items()},
     }
-    signatures = add_signatures(model, tf_transform_output, config)
     is_chief = strategy_lib.is_chief(strategy_lib.tf_config())
     # Non-chief workers of a multi-worker run must save too (collective ops), but to a throwaway dir.
     export_dir = fn_args.serving_model_dir if is_chief else tempfile.mkdtemp(prefix="tfxp_worker_model_")
-    tf.saved_model.save(model, export_dir, signatures=signatures)
-    tf.io.gfile.makedirs(os.path.join(export_dir, os.path.dirname(FEATURES_FILE)))
-    with tf.io.gfile.GFile(os.path.join(export_dir, FEATURES_FILE), "w") as f:
-        json.dump(feature_info(tf_transform_output, config), f, indent=2)
+    export_serving_model(model, tf_transform_output, config, export_dir)
     if is_chief:
         tf.io.gfile.makedirs(fn_args.model_run_dir)
         with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, SUMMARY_FILE), "w") as f:

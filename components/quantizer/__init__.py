@@ -1,0 +1,2 @@
+"""Quantizing pusher: component.py (spec + component), executor.py, and the plain functions it uses
+(quantize.py, gates.py, push.py)."""

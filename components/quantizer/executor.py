@@ -1,0 +1,139 @@
+"""QuantizingPusher executor: quantize (child process), gate (this process), push atomically."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+from typing import Any, Dict, List
+
+from tfx.dsl.components.base import base_executor
+from tfx.types import artifact_utils
+
+from components.quantizer import gates as gates_lib
+from components.quantizer import push as push_lib
+
+QUANTIZER_TIMEOUT_S = 900
+STDERR_TAIL = 1500
+
+
+def quantize_in_child(model_dir: str, transform_graph_dir: str, custom_config: Dict[str, Any], method: str,
+                      out_dir: str, calibration_pattern: str, work_dir: str) -> Dict[str, Any]:
+    """Runs components.quantizer.quantize in a child process. Returns its report, or raises
+    QuantizerDied naming the exit status or signal and the tail of its stderr."""
+    os.makedirs(work_dir, exist_ok=True)
+    config_path, report_path = (os.path.join(work_dir, n) for n in ("custom_config.json", "report.json"))
+    stderr_path = os.path.join(work_dir, "quantizer.stderr")
+    with open(config_path, "w") as f:
+        json.dump(custom_config, f)
+    command = [sys.executable, "-m", "components.quantizer.quantize", "--model", model_dir,
+               "--transform-graph", transform_graph_dir, "--config-json", config_path, "--method", method,
+               "--out", out_dir, "--calibration-pattern", calibration_pattern, "--report", report_path]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"))
+    with open(stderr_path, "w") as stderr:
+        try:
+            result = subprocess.run(command, stdout=stderr, stderr=subprocess.STDOUT, env=env,
+                                    timeout=QUANTIZER_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise QuantizerDied(f"quantizer ({method}) timed out after {QUANTIZER_TIMEOUT_S} s") from None
+    if result.returncode != 0:
+        with open(stderr_path, errors="replace") as f:
+            tail = f.read()[-STDERR_TAIL:].strip()
+        if result.returncode < 0:
+            how = f"was killed by signal {signal.Signals(-result.returncode).name}"
+        else:
+            how = f"exited with status {result.returncode}"
+        raise QuantizerDied(f"quantizer process ({method}) {how}; its output ends: {tail or '(nothing)'}")
+    with open(report_path) as f:
+        return json.load(f)
+
+
+class QuantizerDied(RuntimeError):
+    pass
+
+
+def _record(artifact, values: Dict[str, Any]) -> None:
+    for key, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            artifact.set_int_custom_property(key, int(value))
+        elif isinstance(value, int):
+            artifact.set_int_custom_property(key, value)
+        elif isinstance(value, float):
+            artifact.set_float_custom_property(key, value)
+        elif isinstance(value, str):
+            artifact.set_string_custom_property(key, value)
+        else:
+            artifact.set_string_custom_property(key, json.dumps(value, sort_keys=True))
+
+
+class Executor(base_executor.BaseExecutor):
+
+    def Do(self, input_dict, output_dict, exec_properties) -> None:
+        pushed = artifact_utils.get_single_instance(output_dict["pushed_model"])
+        model = artifact_utils.get_single_instance(input_dict["model"])
+        blessing = artifact_utils.get_single_instance(input_dict["model_blessing"])
+        transform_graph = artifact_utils.get_single_instance(input_dict["transform_graph"])
+        examples = input_dict["examples"]
+        serving_dir = exec_properties["serving_dir"]
+        float_serving_dir = exec_properties.get("float_serving_dir") or ""
+        method = exec_properties["method"]
+        custom_config = json.loads(exec_properties["custom_config"])
+        gates = gates_lib.Gates(**json.loads(exec_properties["gates"]))
+        model_dir = os.path.join(model.uri, "Format-Serving")
+
+        def block(reasons: List[str], **extra) -> None:
+            for reason in reasons:
+                logging.warning("QuantizingPusher: not pushing: %s", reason)
+            _record(pushed, {"pushed": 0, "push_blocked_reasons": reasons, "quantization_method": method,
+                             **extra})
+
+        if not blessing.get_int_custom_property("blessed"):
+            block(["the Evaluator did not bless the model"])
+            return
+        existing = push_lib.already_pushed(serving_dir, model.uri)
+        if existing:
+            logging.info("QuantizingPusher: model %s is already pushed as %s", model.uri, existing)
+            _record(pushed, {"pushed": 1, "pushed_destination": existing, "pushed_quantized_model_dir": existing,
+                             "already_pushed": 1, "quantization_method": method})
+            float_existing = float_serving_dir and push_lib.already_pushed(float_serving_dir, model.uri)
+            if float_existing:
+                _record(pushed, {"pushed_float_model_dir": float_existing})
+            return
+
+        quantized_dir = os.path.join(pushed.uri, "quantized")
+        try:
+            report = quantize_in_child(
+                model_dir, transform_graph.uri, custom_config, method, quantized_dir,
+                os.path.join(artifact_utils.get_split_uri(examples, "train"), "*"),
+                os.path.join(pushed.uri, "quantizer_work"))
+        except QuantizerDied as e:
+            block([str(e)])
+            return
+        results = gates_lib.compare(model_dir, quantized_dir,
+                                    os.path.join(artifact_utils.get_split_uri(examples, "eval"), "*"),
+                                    exec_properties["metric"])
+        results["quantizer"] = report
+        summary = {"quantization_method": method, "quantization_results": results,
+                   "size_ratio": results["size_ratio"], "metric_drop": results["metric_drop"],
+                   "max_abs_prediction_diff": results["max_abs_prediction_diff"],
+                   "label_flip_rate": results["label_flip_rate"],
+                   "latency_ratio_batch_1": results["latency_ratio"].get("1"),
+                   "latency_ratio_batch_256": results["latency_ratio"].get("256")}
+        failed = gates_lib.failures(results, gates)
+        if failed:
+            block(failed, **{k: v for k, v in summary.items() if k != "quantization_method"})
+            return
+        version = push_lib.next_version(serving_dir, *([float_serving_dir] if float_serving_dir else []))
+        record = {"source_model_uri": model.uri, "quantization_method": method, "version": version}
+        quantized_target = push_lib.push_atomically(quantized_dir, serving_dir, version,
+                                                    dict(record, kind="quantized"))
+        values = dict(summary, pushed=1, pushed_destination=quantized_target, pushed_version=str(version),
+                      pushed_quantized_model_dir=quantized_target)
+        if float_serving_dir:
+            values["pushed_float_model_dir"] = push_lib.push_atomically(model_dir, float_serving_dir, version,
+                                                                        dict(record, kind="float"))
+        _record(pushed, values)

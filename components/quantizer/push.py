@@ -1,0 +1,57 @@
+"""Atomic pushes into TF Serving layout: `<serving_dir>/<version>/` appears whole or not at all."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from typing import Any, Dict, Optional
+
+PUSH_RECORD = os.path.join("assets.extra", "tfxp_push.json")
+
+
+def versions(serving_dir: str):
+    if not os.path.isdir(serving_dir):
+        return []
+    return sorted(int(n) for n in os.listdir(serving_dir)
+                  if n.isdigit() and os.path.isdir(os.path.join(serving_dir, n)))
+
+
+def next_version(*serving_dirs: str) -> int:
+    """A timestamp version, above every version already in any of the directories."""
+    latest = max([v for d in serving_dirs for v in versions(d)], default=0)
+    return max(int(time.time()), latest + 1)
+
+
+def already_pushed(serving_dir: str, source_model_uri: str) -> Optional[str]:
+    """The latest version's directory when it was pushed from this same model artifact, else None."""
+    found = versions(serving_dir)
+    if not found:
+        return None
+    latest = os.path.join(serving_dir, str(found[-1]))
+    try:
+        with open(os.path.join(latest, PUSH_RECORD)) as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return latest if record.get("source_model_uri") == source_model_uri else None
+
+
+def push_atomically(model_dir: str, serving_dir: str, version: int, record: Dict[str, Any]) -> str:
+    """Copies model_dir to a hidden temporary directory inside serving_dir (same filesystem), writes the
+    push record, then renames it to `<serving_dir>/<version>`: a poller never sees a half-written version."""
+    os.makedirs(serving_dir, exist_ok=True)
+    final = os.path.join(serving_dir, str(version))
+    if os.path.exists(final):
+        raise FileExistsError(f"{final} already exists")
+    staging = os.path.join(serving_dir, f".tmp-{version}-{uuid.uuid4().hex}")
+    try:
+        shutil.copytree(model_dir, staging)
+        os.makedirs(os.path.join(staging, os.path.dirname(PUSH_RECORD)), exist_ok=True)
+        with open(os.path.join(staging, PUSH_RECORD), "w") as f:
+            json.dump(record, f, indent=2, sort_keys=True)
+        os.rename(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return final
