@@ -9,10 +9,14 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import csv  # noqa: E402
+import random  # noqa: E402
+
 import pytest  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOGICAL_CPUS = 2
+SAMPLE_ROWS = 3000
 
 
 def pytest_configure(config):
@@ -26,3 +30,43 @@ def pytest_configure(config):
 @pytest.fixture(scope="session")
 def repo_dir():
     return REPO
+
+
+def sample_taxi_csv(path, rows, seed=0):
+    from pipeline.config import resolve_data_path
+
+    taxi_csv = os.path.join(resolve_data_path(
+        "package://tfx/examples/chicago_taxi_pipeline/data/big_tipper_label", REPO), "data.csv")
+    with open(taxi_csv, newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader)
+        data = list(reader)
+    random.Random(seed).shuffle(data)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(data[:rows])
+    return header, data[rows:rows + 300]  # held-out rows for scoring
+
+
+@pytest.fixture(scope="session")
+def taxi_run(tmp_path_factory):
+    """One LocalDagRunner run of the default taxi config on a 3,000-row sample, shared by the test modules."""
+    from pipeline.config import load_config
+    from pipeline.local_runner import run_local
+
+    root = tmp_path_factory.mktemp("taxi_e2e")
+    (root / "data").mkdir()
+    header, held_out = sample_taxi_csv(root / "data" / "sample.csv", SAMPLE_ROWS)
+    taxi = open(os.path.join(REPO, "configs", "taxi.yaml")).read()
+    text = (taxi.replace("package://tfx/examples/chicago_taxi_pipeline/data/big_tipper_label", "data")
+            .replace("train_steps: 400", "train_steps: 150")
+            .replace("batch_size_per_replica: 128", "batch_size_per_replica: 64")
+            .replace("../runs/taxi/", "out/"))
+    config_path = root / "taxi.yaml"
+    config_path.write_text(text)
+    config = load_config(str(config_path))
+    lines = []
+    summary = run_local(config, emit_line=lines.append)
+    return {"config": config, "config_path": str(config_path), "summary": summary, "lines": lines,
+            "header": header, "held_out": held_out, "root": root}

@@ -8,56 +8,20 @@ import csv
 import glob
 import json
 import os
-import random
 import subprocess
 import sys
 import textwrap
 
 import pytest
 
-from pipeline.config import load_config, resolve_data_path
+from pipeline.config import load_config
 from pipeline.local_runner import run_local
 from pipeline.summary import latest_execution, open_store
 from serving.client import latest_model_dir, versions
 from trainer.task import SUMMARY_FILE
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TAXI_CSV = os.path.join(resolve_data_path("package://tfx/examples/chicago_taxi_pipeline/data/big_tipper_label",
-                                          REPO), "data.csv")
-SAMPLE_ROWS = 3000
 BEAM_NODES = ["CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform", "Trainer"]
-
-
-def sample_taxi_csv(path, rows, seed=0):
-    with open(TAXI_CSV, newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader)
-        data = list(reader)
-    random.Random(seed).shuffle(data)
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(data[:rows])
-    return header, data[rows:rows + 300]  # held-out rows for scoring
-
-
-@pytest.fixture(scope="module")
-def taxi_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("taxi_e2e")
-    (root / "data").mkdir()
-    header, held_out = sample_taxi_csv(root / "data" / "sample.csv", SAMPLE_ROWS)
-    taxi = open(os.path.join(REPO, "configs", "taxi.yaml")).read()
-    text = (taxi.replace("package://tfx/examples/chicago_taxi_pipeline/data/big_tipper_label", "data")
-            .replace("train_steps: 400", "train_steps: 150")
-            .replace("batch_size_per_replica: 128", "batch_size_per_replica: 64")
-            .replace("../runs/taxi/", "out/"))
-    config_path = root / "taxi.yaml"
-    config_path.write_text(text)
-    config = load_config(str(config_path))
-    lines = []
-    summary = run_local(config, emit_line=lines.append)
-    return {"config": config, "config_path": str(config_path), "summary": summary, "lines": lines,
-            "header": header, "held_out": held_out, "root": root}
 
 
 def test_run_pushes_a_blessed_model_in_tf_serving_layout(taxi_run):

@@ -1,0 +1,148 @@
+"""QuantizingPusher: int8 weights, gates that stop the push, a contained quantizer abort, atomic pushes.
+
+Uses the session's taxi pipeline run (tests/conftest.py). Re-runs reuse its pipeline root, so everything up to
+the Evaluator comes from cache and only the Pusher runs again.
+"""
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+
+import pytest
+import tensorflow as tf
+
+from components.quantizer import gates as gates_lib
+from components.quantizer import push as push_lib
+from components.quantizer.quantize import FAULT_ENV, per_channel_int8
+from pipeline.config import QuantizationConfig
+from pipeline.local_runner import run_local
+
+
+def checkpoint_dtypes(model_dir):
+    reader = tf.train.load_checkpoint(os.path.join(model_dir, "variables", "variables"))
+    return {name: reader.get_variable_to_dtype_map()[name]
+            for name, shape in tf.train.list_variables(os.path.join(model_dir, "variables", "variables"))
+            if len(shape) == 2}
+
+
+def tree_digest(path):
+    """Names and contents of every file under path: equal digests = byte-identical trees."""
+    digest = hashlib.sha256()
+    for directory, dirs, files in sorted(os.walk(path)):
+        dirs.sort()
+        for name in sorted(files):
+            full = os.path.join(directory, name)
+            digest.update(os.path.relpath(full, path).encode())
+            with open(full, "rb") as f:
+                digest.update(f.read())
+    return digest.hexdigest()
+
+
+def test_default_run_pushes_int8_model_and_float_fallback(taxi_run):
+    summary = taxi_run["summary"]
+    assert summary.pushed, summary.push_blocked_reasons
+    quantized, float_dir = summary.pushed_quantized_model_dir, summary.pushed_float_model_dir
+    assert os.path.dirname(quantized) == taxi_run["config"].serving_dir
+    assert os.path.dirname(float_dir) == taxi_run["config"].float_serving_dir
+    assert os.path.basename(quantized) == os.path.basename(float_dir)  # same version number
+    kernels = checkpoint_dtypes(quantized)
+    assert kernels and all(dtype == tf.int8 for dtype in kernels.values()), kernels
+    assert all(dtype == tf.float32 for dtype in checkpoint_dtypes(float_dir).values())
+    q = summary.quantization
+    assert q["method"] == "int8"
+    assert q["size_ratio"] >= 3.5
+    assert q["metric_drop"] <= 0.005
+    assert set(q["latency_ratio"]) == {"1", "256"}
+    # Only standard TF ops: the SavedModel loads in plain TensorFlow (the e2e test scores it in a fresh process).
+    assert tf.saved_model.load(quantized).signatures["serving_default"] is not None
+
+
+def test_per_channel_int8_round_trip_error_is_within_half_a_step():
+    import numpy as np
+
+    kernel = np.random.default_rng(0).normal(size=(50, 8)).astype("float32")
+    q, scale = per_channel_int8(kernel)
+    assert q.dtype == np.int8 and scale.shape == (8,)
+    assert np.all(np.abs(q.astype("float32") * scale - kernel) <= scale / 2 + 1e-7)
+
+
+@pytest.fixture(scope="module")
+def comparison(taxi_run):
+    summary = taxi_run["summary"]
+    from pipeline.summary import latest_execution, open_store, output_artifacts
+
+    store = open_store(taxi_run["config"].metadata_path)
+    example_gen = latest_execution(store, "taxi", "CsvExampleGen")
+    [examples] = output_artifacts(store, example_gen)["examples"]
+    return gates_lib.compare(summary.pushed_float_model_dir, summary.pushed_quantized_model_dir,
+                             os.path.join(examples.uri, "Split-eval", "*"), "binary_accuracy")
+
+
+@pytest.mark.parametrize("gate, value, message", [
+    ("max_metric_drop", -1.0, "binary_accuracy drops by"),
+    ("max_abs_prediction_diff", 0.0, "max |prediction difference|"),
+    ("max_label_flip_rate", -1.0, "label flip rate"),
+    ("min_size_ratio", 100.0, "is below min_size_ratio 100.0"),
+    ("max_latency_ratio", 0.01, "p50 latency at batch 1 is"),
+])
+def test_each_gate_fails_with_its_reason(comparison, gate, value, message):
+    no_gates = {name: None for name in gates_lib.Gates.__dataclass_fields__}
+    failed = gates_lib.failures(comparison, gates_lib.Gates(**dict(no_gates, **{gate: value})))
+    assert any(message in line for line in failed), failed
+    assert gates_lib.failures(comparison, gates_lib.Gates(**no_gates)) == []
+
+
+@pytest.fixture
+def previous_push(taxi_run, tmp_path):
+    """A serving dir holding one earlier version (pushed from another model) and its float fallback."""
+    summary = taxi_run["summary"]
+    serving, float_serving = tmp_path / "serving", tmp_path / "serving_float"
+    for source, target in ((summary.pushed_quantized_model_dir, serving),
+                           (summary.pushed_float_model_dir, float_serving)):
+        shutil.copytree(source, target / "1000")
+        record = target / "1000" / push_lib.PUSH_RECORD
+        record.write_text(json.dumps({"source_model_uri": "an-earlier-model", "version": 1000}))
+    return serving, float_serving
+
+
+def rerun_pusher(taxi_run, serving, float_serving, **quantization):
+    config = dataclasses.replace(taxi_run["config"], serving_dir=str(serving),
+                                 float_serving_dir=str(float_serving),
+                                 quantization=dataclasses.replace(QuantizationConfig(), **quantization))
+    return run_local(config, emit_line=lambda line: None)
+
+
+def test_failed_gate_pushes_nothing_and_leaves_previous_versions_byte_identical(taxi_run, previous_push):
+    serving, float_serving = previous_push
+    before = tree_digest(serving), tree_digest(float_serving)
+    gates = dict(QuantizationConfig().gates, max_abs_prediction_diff=0.0)
+    summary = rerun_pusher(taxi_run, serving, float_serving, gates=tuple(gates.items()))
+    assert summary.pushed is False
+    assert any("max |prediction difference|" in reason for reason in summary.push_blocked_reasons)
+    assert (tree_digest(serving), tree_digest(float_serving)) == before
+    assert sorted(os.listdir(serving)) == ["1000"]  # no temporary directory left behind either
+
+
+def test_quantizer_abort_is_a_failed_gate_and_the_previous_push_stays(taxi_run, previous_push, monkeypatch):
+    serving, float_serving = previous_push
+    before = tree_digest(serving), tree_digest(float_serving)
+    monkeypatch.setenv(FAULT_ENV, "abort")
+    summary = rerun_pusher(taxi_run, serving, float_serving, method="float16")
+    assert summary.pushed is False
+    [reason] = summary.push_blocked_reasons
+    assert "quantizer process (float16) was killed by signal SIGABRT" in reason
+    assert (tree_digest(serving), tree_digest(float_serving)) == before
+
+
+def test_passing_gates_push_a_new_version_atomically_beside_the_previous(taxi_run, previous_push):
+    serving, float_serving = previous_push
+    summary = rerun_pusher(taxi_run, serving, float_serving, method="float16",
+                           gates=tuple(dict(QuantizationConfig().gates, min_size_ratio=1.5).items()))
+    assert summary.pushed, summary.push_blocked_reasons
+    versions = push_lib.versions(str(serving))
+    assert versions[0] == 1000 and len(versions) == 2 and versions[1] > 1000
+    assert not [n for n in os.listdir(serving) if n.startswith(".tmp-")]
+    assert checkpoint_dtypes(summary.pushed_quantized_model_dir)
+    assert all(dtype == tf.float16 for dtype in checkpoint_dtypes(summary.pushed_quantized_model_dir).values())
+    assert 1.5 <= summary.quantization["size_ratio"] < 3.5
