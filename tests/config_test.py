@@ -133,3 +133,33 @@ def test_cli_help_does_not_import_tensorflow():
                             cwd=os.path.dirname(os.path.dirname(TAXI)))
     assert "usage: tfxp" in result.stdout
     assert "HEAVY []" in result.stdout
+
+
+def test_quantization_defaults_and_float_fallback_dir(tiny, tmp_path):
+    config = load_config(tiny(MINIMAL))
+    assert config.quantization.method == "int8"
+    gates = dict(config.quantization.gates)
+    assert gates["min_size_ratio"] == 3.5 and gates["max_metric_drop"] == 0.005
+    assert config.float_serving_dir == config.serving_dir + "_float"
+    moved = config.with_overrides(serving_dir=str(tmp_path / "srv"))
+    assert moved.float_serving_dir == str(tmp_path / "srv_float")
+
+
+def test_quantization_gate_null_disables_and_push_float_false_drops_the_fallback(tiny):
+    config = load_config(tiny(MINIMAL + "quantization:\n  method: float16\n  push_float: false\n"
+                                        "  gates: {min_size_ratio: null, max_latency_ratio: 1.5}\n"))
+    gates = dict(config.quantization.gates)
+    assert config.quantization.method == "float16"
+    assert gates["min_size_ratio"] is None and gates["max_latency_ratio"] == 1.5
+    assert config.float_serving_dir == ""
+
+
+@pytest.mark.parametrize("text, key, message", [
+    ("quantization: {method: int4}\n", "quantization.method", "must be one of"),
+    ("quantization: {gates: {min_size_ratio: -1}}\n", "quantization.gates.min_size_ratio", "must be a number"),
+    ("quantization: {gates: {max_speedup: 2}}\n", "quantization.gates.max_speedup", "unknown key"),
+])
+def test_quantization_config_errors(tiny, text, key, message):
+    with pytest.raises(ConfigError) as error:
+        load_config(tiny(MINIMAL + text))
+    assert error.value.key == key and message in str(error.value)

@@ -100,7 +100,7 @@ def p50_p99_latencies(fns: Dict[str, Any], serialized: Sequence[bytes], batch_si
     result: Dict[str, Dict[int, Dict[str, float]]] = {name: {} for name in fns}
     for batch in batch_sizes:
         examples = tf.constant([serialized[i % len(serialized)] for i in range(batch)])
-        calls = max(20, rounds // max(1, batch // 32))
+        calls = rounds
         times: Dict[str, List[float]] = {name: [] for name in fns}
         for i in range(warmup + calls):
             order = list(fns.items()) if i % 2 == 0 else list(reversed(list(fns.items())))
@@ -116,7 +116,7 @@ def p50_p99_latencies(fns: Dict[str, Any], serialized: Sequence[bytes], batch_si
 
 
 def compare(float_dir: str, quantized_dir: str, eval_pattern: str, metric: str, limit: int = 50000,
-            batch_sizes=LATENCY_BATCHES) -> Dict[str, Any]:
+            batch_sizes=LATENCY_BATCHES, rounds: int = 200) -> Dict[str, Any]:
     """Everything the gates look at, measured on the eval split."""
     import numpy as np
     import tensorflow as tf
@@ -133,7 +133,7 @@ def compare(float_dir: str, quantized_dir: str, eval_pattern: str, metric: str, 
     predictions = {name: fn(examples=batch)["predictions"].numpy() for name, fn in fns.items()}
     diff = np.abs(predictions["float"] - predictions["quantized"])
     float_decisions, quantized_decisions = (decisions(task, predictions[n]) for n in ("float", "quantized"))
-    latencies = p50_p99_latencies(fns, serialized, batch_sizes)
+    latencies = p50_p99_latencies(fns, serialized, batch_sizes, rounds=rounds)
     float_bytes, quantized_bytes = variables_bytes(float_dir), variables_bytes(quantized_dir)
     float_metric = metric_value(metric, labels, predictions["float"])
     quantized_metric = metric_value(metric, labels, predictions["quantized"])
