@@ -60,7 +60,7 @@ def taxi_run(tmp_path_factory):
     header, held_out = sample_taxi_csv(root / "data" / "sample.csv", SAMPLE_ROWS)
     taxi = open(os.path.join(REPO, "configs", "taxi.yaml")).read()
     text = (taxi.replace("package://tfx/examples/chicago_taxi_pipeline/data/big_tipper_label", "data")
-            .replace("train_steps: 400", "train_steps: 150")
+            .replace("train_steps: 300", "train_steps: 150")
             .replace("batch_size_per_replica: 128", "batch_size_per_replica: 64")
             .replace("../runs/taxi/", "out/"))
     config_path = root / "taxi.yaml"

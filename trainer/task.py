@@ -16,7 +16,6 @@ from typing import Any, Dict, List, Mapping
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
-from tfx_bsl.public import tfxio
 
 from serving.client import FEATURES_FILE  # read back to encode requests; TF Serving ignores assets.extra/
 from preprocessing.transform import LABEL_VOCAB, transformed_name, vocab_filename
@@ -29,6 +28,8 @@ SUMMARY_FILE = "training_summary.json"
 
 def _input_fn(file_pattern: List[str], data_accessor, tf_transform_output: tft.TFTransformOutput,
               label_key: str, task: str, batch_size: int) -> tf.data.Dataset:
+    from tfx_bsl.public import tfxio
+
     dataset = data_accessor.tf_dataset_factory(
         file_pattern,
         tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=label_key, num_epochs=1),
@@ -91,14 +92,14 @@ def feature_info(tf_transform_output: tft.TFTransformOutput, custom_config: Mapp
 
 
 def export_serving_model(model: keras.Model, tf_transform_output: tft.TFTransformOutput,
-                         custom_config: Mapping[str, Any], export_dir: str, keras_format: bool = True) -> None:
-    """SavedModel with the serving signatures, plus assets.extra/tfxp_features.json. In Keras format (the
-    Trainer's) it also loads with tf_keras.models.load_model, which the quantizer needs."""
+                         custom_config: Mapping[str, Any], export_dir: str) -> None:
+    """SavedModel with the serving signatures, plus assets.extra/tfxp_features.json. Its checkpoint names
+    the Dense weights `layer_with_weights-<i>/{kernel,bias}` (the quantizer reads them from there)."""
+    # A new, uncompiled model over the same layers: no optimizer slots or metric state in the checkpoint,
+    # only what serving needs.
+    model = keras.Model(model.inputs, model.outputs)
     signatures = add_signatures(model, tf_transform_output, custom_config)
-    if keras_format:
-        model.save(export_dir, save_format="tf", signatures=signatures, include_optimizer=False)
-    else:
-        tf.saved_model.save(model, export_dir, signatures=signatures)
+    tf.saved_model.save(model, export_dir, signatures=signatures)
     tf.io.gfile.makedirs(os.path.join(export_dir, os.path.dirname(FEATURES_FILE)))
     with tf.io.gfile.GFile(os.path.join(export_dir, FEATURES_FILE), "w") as f:
         json.dump(feature_info(tf_transform_output, custom_config), f, indent=2)

@@ -19,35 +19,48 @@ QUANTIZER_TIMEOUT_S = 900
 STDERR_TAIL = 1500
 
 
-def quantize_in_child(model_dir: str, transform_graph_dir: str, custom_config: Dict[str, Any], method: str,
-                      out_dir: str, calibration_pattern: str, work_dir: str) -> Dict[str, Any]:
-    """Runs components.quantizer.quantize in a child process. Returns its report, or raises
-    QuantizerDied naming the exit status or signal and the tail of its stderr."""
-    os.makedirs(work_dir, exist_ok=True)
-    config_path, report_path = (os.path.join(work_dir, n) for n in ("custom_config.json", "report.json"))
-    stderr_path = os.path.join(work_dir, "quantizer.stderr")
-    with open(config_path, "w") as f:
-        json.dump(custom_config, f)
-    command = [sys.executable, "-m", "components.quantizer.quantize", "--model", model_dir,
-               "--transform-graph", transform_graph_dir, "--config-json", config_path, "--method", method,
-               "--out", out_dir, "--calibration-pattern", calibration_pattern, "--report", report_path]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"))
-    with open(stderr_path, "w") as stderr:
+class QuantizerChild:
+    """components.quantizer.quantize running in a child process, so that a native abort in TensorFlow
+    cannot take the pipeline down. `wait()` returns its report or raises QuantizerDied naming the exit
+    status or signal and the tail of its output."""
+
+    def __init__(self, model_dir: str, transform_graph_dir: str, custom_config: Dict[str, Any], method: str,
+                 out_dir: str, calibration_pattern: str, work_dir: str):
+        os.makedirs(work_dir, exist_ok=True)
+        config_path, self.report_path = (os.path.join(work_dir, n) for n in ("custom_config.json",
+                                                                             "report.json"))
+        self.stderr_path, self.method = os.path.join(work_dir, "quantizer.stderr"), method
+        with open(config_path, "w") as f:
+            json.dump(custom_config, f)
+        command = [sys.executable, "-m", "components.quantizer.quantize", "--model", model_dir,
+                   "--transform-graph", transform_graph_dir, "--config-json", config_path, "--method", method,
+                   "--out", out_dir, "--calibration-pattern", calibration_pattern, "--report", self.report_path]
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"))
+        self._stderr = open(self.stderr_path, "w")
+        self._process = subprocess.Popen(command, stdout=self._stderr, stderr=subprocess.STDOUT, env=env)
+
+    def wait(self) -> Dict[str, Any]:
         try:
-            result = subprocess.run(command, stdout=stderr, stderr=subprocess.STDOUT, env=env,
-                                    timeout=QUANTIZER_TIMEOUT_S)
+            returncode = self._process.wait(timeout=QUANTIZER_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            raise QuantizerDied(f"quantizer ({method}) timed out after {QUANTIZER_TIMEOUT_S} s") from None
-    if result.returncode != 0:
-        with open(stderr_path, errors="replace") as f:
-            tail = f.read()[-STDERR_TAIL:].strip()
-        if result.returncode < 0:
-            how = f"was killed by signal {signal.Signals(-result.returncode).name}"
-        else:
-            how = f"exited with status {result.returncode}"
-        raise QuantizerDied(f"quantizer process ({method}) {how}; its output ends: {tail or '(nothing)'}")
-    with open(report_path) as f:
-        return json.load(f)
+            self._process.kill()
+            self._process.wait()
+            raise QuantizerDied(f"quantizer ({self.method}) timed out after {QUANTIZER_TIMEOUT_S} s") from None
+        finally:
+            self._stderr.close()
+        if returncode != 0:
+            with open(self.stderr_path, errors="replace") as f:
+                tail = f.read()[-STDERR_TAIL:].strip()
+            how = (f"was killed by signal {signal.Signals(-returncode).name}" if returncode < 0
+                   else f"exited with status {returncode}")
+            raise QuantizerDied(f"quantizer process ({self.method}) {how}; its output ends: "
+                                f"{tail or '(nothing)'}")
+        with open(self.report_path) as f:
+            return json.load(f)
+
+
+def quantize_in_child(*args, **kwargs) -> Dict[str, Any]:
+    return QuantizerChild(*args, **kwargs).wait()
 
 
 class QuantizerDied(RuntimeError):
@@ -105,17 +118,18 @@ class Executor(base_executor.BaseExecutor):
             return
 
         quantized_dir = os.path.join(pushed.uri, "quantized")
+        child = QuantizerChild(model_dir, transform_graph.uri, custom_config, method, quantized_dir,
+                               os.path.join(artifact_utils.get_split_uri(examples, "train"), "*"),
+                               os.path.join(pushed.uri, "quantizer_work"))
+        # The float side of the comparison, on the other core, while the child quantizes.
+        prepared = gates_lib.prepare(model_dir,
+                                     os.path.join(artifact_utils.get_split_uri(examples, "eval"), "*"))
         try:
-            report = quantize_in_child(
-                model_dir, transform_graph.uri, custom_config, method, quantized_dir,
-                os.path.join(artifact_utils.get_split_uri(examples, "train"), "*"),
-                os.path.join(pushed.uri, "quantizer_work"))
+            report = child.wait()
         except QuantizerDied as e:
             block([str(e)])
             return
-        results = gates_lib.compare(model_dir, quantized_dir,
-                                    os.path.join(artifact_utils.get_split_uri(examples, "eval"), "*"),
-                                    exec_properties["metric"])
+        results = gates_lib.compare_prepared(prepared, quantized_dir, exec_properties["metric"])
         results["quantizer"] = report
         summary = {"quantization_method": method, "quantization_results": results,
                    "size_ratio": results["size_ratio"], "metric_drop": results["metric_drop"],

@@ -91,7 +91,7 @@ def decisions(task: str, predictions):
 
 
 def p50_p99_latencies(fns: Dict[str, Any], serialized: Sequence[bytes], batch_sizes=LATENCY_BATCHES,
-                      rounds: int = 200, warmup: int = 20) -> Dict[str, Dict[int, Dict[str, float]]]:
+                      rounds: int = 100, warmup: int = 10) -> Dict[str, Dict[int, Dict[str, float]]]:
     """Milliseconds per call, p50 and p99, each batch size, calls of the models interleaved (ABAB...) so
     that machine noise hits them alike."""
     import numpy as np
@@ -115,26 +115,36 @@ def p50_p99_latencies(fns: Dict[str, Any], serialized: Sequence[bytes], batch_si
     return result
 
 
-def compare(float_dir: str, quantized_dir: str, eval_pattern: str, metric: str, limit: int = 50000,
-            batch_sizes=LATENCY_BATCHES, rounds: int = 200) -> Dict[str, Any]:
-    """Everything the gates look at, measured on the eval split."""
-    import numpy as np
+def prepare(float_dir: str, eval_pattern: str, limit: int = 50000) -> Dict[str, Any]:
+    """The float side of the comparison: eval examples, labels, the loaded float model and its predictions.
+    The pusher does this while the quantizer child process runs."""
     import tensorflow as tf
 
     from serving.client import read_feature_info
 
     serialized = read_examples(eval_pattern, limit)
     info = read_feature_info(float_dir)
-    task = info["task"]
-    labels = labels_of(serialized, info)
-    fns = {name: tf.saved_model.load(path).signatures["serving_default"]
-           for name, path in (("float", float_dir), ("quantized", quantized_dir))}
-    batch = tf.constant(serialized)
-    predictions = {name: fn(examples=batch)["predictions"].numpy() for name, fn in fns.items()}
+    fn = tf.saved_model.load(float_dir).signatures["serving_default"]
+    return {"float_dir": float_dir, "serialized": serialized, "info": info,
+            "labels": labels_of(serialized, info), "float_fn": fn,
+            "float_predictions": fn(examples=tf.constant(serialized))["predictions"].numpy()}
+
+
+def compare_prepared(prepared: Dict[str, Any], quantized_dir: str, metric: str, batch_sizes=LATENCY_BATCHES,
+                     rounds: int = 100) -> Dict[str, Any]:
+    """Everything the gates look at, measured on the eval split."""
+    import numpy as np
+    import tensorflow as tf
+
+    serialized, task, labels = prepared["serialized"], prepared["info"]["task"], prepared["labels"]
+    fns = {"float": prepared["float_fn"],
+           "quantized": tf.saved_model.load(quantized_dir).signatures["serving_default"]}
+    predictions = {"float": prepared["float_predictions"],
+                   "quantized": fns["quantized"](examples=tf.constant(serialized))["predictions"].numpy()}
     diff = np.abs(predictions["float"] - predictions["quantized"])
     float_decisions, quantized_decisions = (decisions(task, predictions[n]) for n in ("float", "quantized"))
     latencies = p50_p99_latencies(fns, serialized, batch_sizes, rounds=rounds)
-    float_bytes, quantized_bytes = variables_bytes(float_dir), variables_bytes(quantized_dir)
+    float_bytes, quantized_bytes = variables_bytes(prepared["float_dir"]), variables_bytes(quantized_dir)
     float_metric = metric_value(metric, labels, predictions["float"])
     quantized_metric = metric_value(metric, labels, predictions["quantized"])
     return {
@@ -155,6 +165,12 @@ def compare(float_dir: str, quantized_dir: str, eval_pattern: str, metric: str, 
         "latency_ratio": {str(b): latencies["quantized"][b]["p50_ms"] / latencies["float"][b]["p50_ms"]
                           for b in batch_sizes},
     }
+
+
+def compare(float_dir: str, quantized_dir: str, eval_pattern: str, metric: str, limit: int = 50000,
+            batch_sizes=LATENCY_BATCHES, rounds: int = 100) -> Dict[str, Any]:
+    return compare_prepared(prepare(float_dir, eval_pattern, limit), quantized_dir, metric, batch_sizes,
+                            rounds)
 
 
 def failures(results: Dict[str, Any], gates: Gates) -> List[str]:

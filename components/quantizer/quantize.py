@@ -160,21 +160,42 @@ def calibrate_input_scales(model, transformed_batches) -> Dict[str, float]:
             for name, values in zip(names, seen)}
 
 
-def quantized_model(float_model, tf_transform_output, custom_config: Dict[str, Any], method: str,
-                    input_scales: Optional[Dict[str, float]] = None):
-    """The tfxp model rebuilt with QuantizedDense layers holding the float model's quantized weights."""
+def _build(tf_transform_output, custom_config: Dict[str, Any], dense=None):
     from trainer.model import build_model
     from trainer.task import num_classes, vocab_sizes
 
+    features, task = custom_config["features"], custom_config["label"]["task"]
+    return build_model(features, vocab_sizes(tf_transform_output, features), task,
+                       num_classes(tf_transform_output, task), custom_config["model"], dense=dense)
+
+
+def float_model_from_checkpoint(model_dir: str, tf_transform_output, custom_config: Dict[str, Any]):
+    """The Trainer's model rebuilt from the config and its weights read from the SavedModel checkpoint
+    (much cheaper than reviving the Keras SavedModel). Keras names the weights of the i-th layer that has
+    weights `layer_with_weights-<i>/<kernel|bias>`."""
+    import tensorflow as tf
+
+    model = _build(tf_transform_output, custom_config)
+    reader = tf.train.load_checkpoint(os.path.join(model_dir, "variables", "variables"))
+    for i, layer in enumerate(layer for layer in model.layers if layer.weights):
+        keys = [f"layer_with_weights-{i}/{w}/.ATTRIBUTES/VARIABLE_VALUE" for w in ("kernel", "bias")]
+        missing = [k for k in keys if not reader.has_tensor(k)]
+        if missing:
+            raise ValueError(f"{model_dir}: checkpoint has no {missing[0]}: not a model of this tfxp version")
+        layer.set_weights([reader.get_tensor(k) for k in keys])
+    return model
+
+
+def quantized_model(float_model, tf_transform_output, custom_config: Dict[str, Any], method: str,
+                    input_scales: Optional[Dict[str, float]] = None):
+    """The tfxp model rebuilt with QuantizedDense layers holding the float model's quantized weights."""
     _, QuantizedDense = _layers()
     scales = input_scales or {}
 
     def dense(units, activation, name):
         return QuantizedDense(units, activation, method, input_scale=scales.get(name), name=name)
 
-    features, task = custom_config["features"], custom_config["label"]["task"]
-    quantized = build_model(features, vocab_sizes(tf_transform_output, features), task,
-                            num_classes(tf_transform_output, task), custom_config["model"], dense=dense)
+    quantized = _build(tf_transform_output, custom_config, dense=dense)
     for name in dense_layer_names(float_model):
         kernel, bias = float_model.get_layer(name).get_weights()
         quantized.get_layer(name).set_from_float(kernel, bias)
@@ -223,15 +244,13 @@ def quantize_model(float_model_dir: str, transform_graph_dir: str, custom_config
     if method not in METHODS:
         raise ValueError(f"unknown quantization method {method!r} (one of {', '.join(METHODS)})")
     import tensorflow_transform as tft
-    import tf_keras as keras
 
     from preprocessing.transform import transformed_name
     from trainer.autograph_rules import skip_tf_keras
-    from trainer.task import export_serving_model
 
     skip_tf_keras()
-    model = keras.models.load_model(float_model_dir, compile=False)
     tf_transform_output = tft.TFTransformOutput(transform_graph_dir)
+    model = float_model_from_checkpoint(float_model_dir, tf_transform_output, custom_config)
     input_scales = None
     if method == "static_int8":
         if not calibration_files:
