@@ -100,6 +100,11 @@ def export_serving_model(model: keras.Model, tf_transform_output: tft.TFTransfor
     model = keras.Model(model.inputs, model.outputs)
     signatures = add_signatures(model, tf_transform_output, custom_config)
     tf.saved_model.save(model, export_dir, signatures=signatures)
+    write_feature_info(export_dir, tf_transform_output, custom_config)
+
+
+def write_feature_info(export_dir: str, tf_transform_output: tft.TFTransformOutput,
+                       custom_config: Mapping[str, Any]) -> None:
     tf.io.gfile.makedirs(os.path.join(export_dir, os.path.dirname(FEATURES_FILE)))
     with tf.io.gfile.GFile(os.path.join(export_dir, FEATURES_FILE), "w") as f:
         json.dump(feature_info(tf_transform_output, custom_config), f, indent=2)

@@ -208,8 +208,7 @@ def export_lean(model, tf_transform_output, custom_config: Dict[str, Any], out_d
     checkpoint carries ~20 KB of Keras object graph, more than this small model's int8 weights."""
     import tensorflow as tf
 
-    from serving.client import FEATURES_FILE
-    from trainer.task import add_signatures, feature_info
+    from trainer.task import add_signatures, write_feature_info
 
     LoadTimeWeight, _ = _layers()
     root = tf.Module()
@@ -220,9 +219,7 @@ def export_lean(model, tf_transform_output, custom_config: Dict[str, Any], out_d
     root.tft_layer = model.tft_layer
     root.signatures_fns = list(signatures.values())
     tf.saved_model.save(root, out_dir, signatures=signatures)
-    tf.io.gfile.makedirs(os.path.join(out_dir, os.path.dirname(FEATURES_FILE)))
-    with tf.io.gfile.GFile(os.path.join(out_dir, FEATURES_FILE), "w") as f:
-        json.dump(feature_info(tf_transform_output, custom_config), f, indent=2)
+    write_feature_info(out_dir, tf_transform_output, custom_config)
 
 
 def _transformed_batches(tf_transform_output, example_files: List[str], label: str, batch_size: int,
