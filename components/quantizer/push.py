@@ -8,14 +8,9 @@ import time
 import uuid
 from typing import Any, Dict, Optional
 
+from serving.client import versions
+
 PUSH_RECORD = os.path.join("assets.extra", "tfxp_push.json")
-
-
-def versions(serving_dir: str):
-    if not os.path.isdir(serving_dir):
-        return []
-    return sorted(int(n) for n in os.listdir(serving_dir)
-                  if n.isdigit() and os.path.isdir(os.path.join(serving_dir, n)))
 
 
 def next_version(*serving_dirs: str) -> int:
