@@ -23,14 +23,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCHES = (1, 32, 256)
 
 
-def latest_artifact_uri(metadata_path: str, pipeline_name: str, node: str, key: str) -> str:
-    from pipeline.summary import latest_execution, open_store, output_artifacts
-
-    store = open_store(metadata_path)
-    [artifact] = output_artifacts(store, latest_execution(store, pipeline_name, node))[key]
-    return artifact.uri
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=os.path.join(REPO, "bench", "results", "quantize.json"))
@@ -43,6 +35,7 @@ def main(argv=None) -> int:
     from components.quantizer.executor import quantize_in_child
     from components.quantizer.quantize import METHODS
     from pipeline.config import load_config
+    from pipeline.summary import latest_output_uri
 
     work = tempfile.mkdtemp(prefix="tfxp_bench_quantize_")
     config = load_config(os.path.join(REPO, "configs", "taxi.yaml"))
@@ -52,9 +45,9 @@ def main(argv=None) -> int:
                         "--pipeline-root", root, "--serving-dir", os.path.join(work, "serving")],
                        check=True, stdout=subprocess.DEVNULL)
     metadata = os.path.join(root, "metadata.sqlite")
-    model_dir = os.path.join(latest_artifact_uri(metadata, config.name, "Trainer", "model"), "Format-Serving")
-    transform_graph = latest_artifact_uri(metadata, config.name, "Transform", "transform_graph")
-    examples = latest_artifact_uri(metadata, config.name, "CsvExampleGen", "examples")
+    model_dir = os.path.join(latest_output_uri(metadata, config.name, "Trainer", "model"), "Format-Serving")
+    transform_graph = latest_output_uri(metadata, config.name, "Transform", "transform_graph")
+    examples = latest_output_uri(metadata, config.name, "CsvExampleGen", "examples")
     report: Dict[str, Any] = {"model": model_dir, "metric": config.evaluation.metric, "batches": BATCHES,
                               "methods": {}}
     for method in METHODS:

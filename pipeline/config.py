@@ -30,12 +30,14 @@ DEFAULT_METRIC = {
     "multiclass": "sparse_categorical_accuracy",
     "regression": "mean_squared_error",
 }
+# metric name -> (task, higher_is_better, Keras metric class): TFMA computes that class in the Evaluator,
+# and the quantizing pusher computes the same one for its metric gate.
 METRICS = {
-    "binary_accuracy": ("binary", True),
-    "auc": ("binary", True),
-    "sparse_categorical_accuracy": ("multiclass", True),
-    "mean_squared_error": ("regression", False),
-    "mean_absolute_error": ("regression", False),
+    "binary_accuracy": ("binary", True, "BinaryAccuracy"),
+    "auc": ("binary", True, "AUC"),
+    "sparse_categorical_accuracy": ("multiclass", True, "SparseCategoricalAccuracy"),
+    "mean_squared_error": ("regression", False, "MeanSquaredError"),
+    "mean_absolute_error": ("regression", False, "MeanAbsoluteError"),
 }
 # How many data rows are read at config time to check column types.
 TYPE_SNIFF_ROWS = 2000
@@ -359,7 +361,7 @@ def _load_features(root: _Section, header: List[str], numeric: Dict[str, bool],
 
 
 def _load_evaluation(section: _Section, task: str) -> EvaluationConfig:
-    metric = section.choice("metric", [m for m, (t, _) in METRICS.items() if t == task], DEFAULT_METRIC[task])
+    metric = section.choice("metric", [m for m, (t, _, _) in METRICS.items() if t == task], DEFAULT_METRIC[task])
     higher_is_better = METRICS[metric][1]
     threshold = section.get("threshold", float, None)
     max_regression = section.get("max_regression", float, 0.0)
@@ -376,14 +378,12 @@ def _load_quantization(section: _Section) -> QuantizationConfig:
     gates_section = section.section("gates")
     gates = []
     for key, default in QuantizationConfig.gates:
-        value = gates_section.get(key, None, default)
+        gates_section.used.add(key)
+        # An absent key keeps the default; `key: null` disables the gate.
+        value = gates_section.raw[key] if key in gates_section.raw else default
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
             raise gates_section.error(key, f"must be a number >= 0, or null to disable the gate; got {value!r}")
         gates.append((key, None if value is None else float(value)))
-    # `key: null` disables a gate: remember which keys were written even when null.
-    for key in list(gates_section.raw):
-        if key in gates_section.raw and gates_section.raw[key] is None:
-            gates = [(k, None if k == key else v) for k, v in gates]
     gates_section.finish()
     section.finish()
     return QuantizationConfig(method=method, push_float=push_float, gates=tuple(gates))

@@ -20,20 +20,12 @@ from tfx.proto import example_gen_pb2, trainer_pb2
 from tfx.types import Channel, standard_artifacts
 
 from components.quantizer.component import QuantizingPusher
-from pipeline.config import PipelineConfig
+from pipeline.config import METRICS, PipelineConfig
 from preprocessing.transform import transformed_name
 
 PREPROCESSING_FN = "preprocessing.transform.preprocessing_fn"
 RUN_FN = "trainer.task.run_fn"
 
-# Keras metric classes TFMA computes, by the metric name used in configs.
-_METRIC_CLASS = {
-    "binary_accuracy": "BinaryAccuracy",
-    "auc": "AUC",
-    "sparse_categorical_accuracy": "SparseCategoricalAccuracy",
-    "mean_squared_error": "MeanSquaredError",
-    "mean_absolute_error": "MeanAbsoluteError",
-}
 _TASK_METRICS = {
     "binary": ["binary_accuracy", "auc"],
     "multiclass": ["sparse_categorical_accuracy"],
@@ -57,7 +49,7 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
         threshold.value_threshold.CopyFrom(tfma.GenericValueThreshold(**{bound: {"value": ev.threshold}}))
     metrics = [tfma.MetricConfig(class_name="ExampleCount")]
     for name in dict.fromkeys(_TASK_METRICS[config.label.task] + [ev.metric]):
-        metrics.append(tfma.MetricConfig(class_name=_METRIC_CLASS[name],
+        metrics.append(tfma.MetricConfig(class_name=METRICS[name][2],
                                          threshold=threshold if name == ev.metric else None))
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(signature_name="serving_default",

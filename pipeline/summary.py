@@ -59,6 +59,16 @@ def output_artifacts(store, execution) -> Dict[str, List[metadata_store_pb2.Arti
     return {k: [artifacts[i] for i in v] for k, v in by_key.items()}
 
 
+def latest_output_uri(metadata_path: str, pipeline_name: str, node_id: str, key: str) -> str:
+    """URI of the single `key` output of a node's latest execution (e.g. the Trainer's model)."""
+    store = open_store(metadata_path)
+    execution = latest_execution(store, pipeline_name, node_id)
+    if execution is None:
+        raise LookupError(f"{metadata_path}: no execution of {pipeline_name}.{node_id}")
+    [artifact] = output_artifacts(store, execution)[key]
+    return artifact.uri
+
+
 def _custom(artifact, name: str) -> Any:
     if name not in artifact.custom_properties:
         return None

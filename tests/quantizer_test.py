@@ -17,6 +17,7 @@ from components.quantizer import push as push_lib
 from components.quantizer.quantize import FAULT_ENV, per_channel_int8
 from pipeline.config import QuantizationConfig
 from pipeline.local_runner import run_local
+from pipeline.summary import latest_output_uri
 
 
 def checkpoint_dtypes(model_dir):
@@ -70,13 +71,9 @@ def test_per_channel_int8_round_trip_error_is_within_half_a_step():
 @pytest.fixture(scope="module")
 def comparison(taxi_run):
     summary = taxi_run["summary"]
-    from pipeline.summary import latest_execution, open_store, output_artifacts
-
-    store = open_store(taxi_run["config"].metadata_path)
-    example_gen = latest_execution(store, "taxi", "CsvExampleGen")
-    [examples] = output_artifacts(store, example_gen)["examples"]
+    examples = latest_output_uri(taxi_run["config"].metadata_path, "taxi", "CsvExampleGen", "examples")
     return gates_lib.compare(summary.pushed_float_model_dir, summary.pushed_quantized_model_dir,
-                             os.path.join(examples.uri, "Split-eval", "*"), "binary_accuracy")
+                             os.path.join(examples, "Split-eval", "*"), "binary_accuracy")
 
 
 @pytest.mark.parametrize("gate, value, message", [

@@ -7,6 +7,8 @@ import os
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
+from pipeline.config import METRICS
+
 LATENCY_BATCHES = (1, 256)
 
 
@@ -56,24 +58,19 @@ def labels_of(serialized: Sequence[bytes], info: Dict[str, Any]):
     return np.array([index.get(v.decode() if isinstance(v, bytes) else str(v), -1) for v in values])
 
 
+def higher_is_better(metric: str) -> bool:
+    return METRICS[metric][1]
+
+
 def metric_value(metric: str, labels, predictions) -> float:
     """The Evaluator's gating metric (same Keras metric classes TFMA computes)."""
     import numpy as np
     import tf_keras as keras
 
-    predictions = np.asarray(predictions)
-    if metric == "binary_accuracy":
-        m = keras.metrics.BinaryAccuracy()
-    elif metric == "auc":
-        m = keras.metrics.AUC()
-    elif metric == "sparse_categorical_accuracy":
-        m = keras.metrics.SparseCategoricalAccuracy()
-    elif metric == "mean_squared_error":
-        m = keras.metrics.MeanSquaredError()
-    elif metric == "mean_absolute_error":
-        m = keras.metrics.MeanAbsoluteError()
-    else:
+    if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}")
+    predictions = np.asarray(predictions)
+    m = getattr(keras.metrics, METRICS[metric][2])()
     m.update_state(np.asarray(labels).reshape(len(labels), -1) if metric != "sparse_categorical_accuracy"
                    else np.asarray(labels), predictions)
     return float(m.result().numpy())
@@ -152,9 +149,7 @@ def compare_prepared(prepared: Dict[str, Any], quantized_dir: str, metric: str, 
         "metric": metric,
         "float_metric": float_metric,
         "quantized_metric": quantized_metric,
-        "metric_drop": float_metric - quantized_metric if metric not in ("mean_squared_error",
-                                                                         "mean_absolute_error")
-        else quantized_metric - float_metric,
+        "metric_drop": (float_metric - quantized_metric) * (1 if higher_is_better(metric) else -1),
         "max_abs_prediction_diff": float(diff.max()),
         "label_flip_rate": (float(np.mean(float_decisions != quantized_decisions))
                             if float_decisions is not None else None),
