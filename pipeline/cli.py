@@ -7,7 +7,10 @@ import os
 import sys
 from typing import List, Optional
 
-from pipeline.config import ConfigError, load_config
+from pipeline.config import ConfigError, default_schema_file, load_config
+
+# Exit statuses (README, "Command line").
+EXIT_COMPONENT_FAILED, EXIT_CONFIG, EXIT_BAD_DATA, EXIT_BUSY = 1, 2, 3, 4
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -19,6 +22,16 @@ def _parser() -> argparse.ArgumentParser:
                                              "unless outputs.metadata_path is set)")
     run.add_argument("--serving-dir", help="override outputs.serving_dir")
     run.add_argument("--summary-json", help="also write the run summary to this JSON file")
+    run.add_argument("--wait", action="store_true",
+                     help="if another run holds the pipeline root, wait for it instead of exiting")
+    schema = commands.add_parser("schema", help="the frozen schema the data gate validates against")
+    schema_commands = schema.add_subparsers(dest="schema_command", required=True)
+    freeze = schema_commands.add_parser(
+        "freeze", help="infer a schema with domains from the config's data and write it for review")
+    freeze.add_argument("--config", required=True, help="YAML config file")
+    freeze.add_argument("--output", help="schema file to write (default: validation.schema of the config, "
+                                         "else <config>.schema.pbtxt beside it)")
+    freeze.add_argument("--force", action="store_true", help="overwrite an existing schema file")
     return parser
 
 
@@ -52,26 +65,79 @@ def _write_json(path: Optional[str], payload) -> None:
         json.dump(payload, f, indent=2, sort_keys=True)
 
 
+def _tf_environment() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF's C++ start-up chatter; failures still raise
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+
 def _run(args) -> int:
     try:
         config = load_config(args.config).with_overrides(args.pipeline_root, args.serving_dir)
     except ConfigError as e:
         print(f"tfxp: config error: {e}", file=sys.stderr)
-        return 2
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF's C++ start-up chatter; failures still raise
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    from pipeline.local_runner import PipelineFailed, run_local  # imports TFX and TensorFlow
+        return EXIT_CONFIG
+    _tf_environment()
+    from pipeline.local_runner import PipelineFailed, run_local  # TFX and TensorFlow load when it runs
+    from pipeline.preflight import InputError
+    from pipeline.run_lock import PipelineRootBusy
+
+    def failed(status: int, message: str, **extra) -> int:
+        print(f"tfxp: {message}", file=sys.stderr)
+        _write_json(args.summary_json, {"pipeline_name": config.name, "pushed": False, "error": message,
+                                        **extra})
+        return status
 
     print(f"[tfxp] pipeline {config.name}: data {config.data.path}", flush=True)
     try:
-        summary = run_local(config, emit_line=lambda line: print(line, flush=True))
+        summary = run_local(config, emit_line=lambda line: print(line, flush=True), wait=args.wait)
+    except PipelineRootBusy as e:
+        return failed(EXIT_BUSY, str(e))
+    except InputError as e:
+        return failed(EXIT_BAD_DATA, f"bad input data, nothing was run: {e}", failed_component=None,
+                      bad_input={"file": e.path, "line": e.line, "column": e.column})
     except PipelineFailed as e:
-        print(f"tfxp: {e}", file=sys.stderr)
-        _write_json(args.summary_json, {"pipeline_name": config.name, "pushed": False, "error": str(e),
-                                        "failed_component": e.component})
-        return 1
+        anomalies = e.anomalies
+        if anomalies:
+            lines = "\n".join(f"  {a.line()}" for a in anomalies)
+            return failed(EXIT_BAD_DATA, f"data validation stopped the run before Transform; nothing was "
+                                         f"trained or pushed ({e.log_file}):\n{lines}",
+                          failed_component=e.component, anomalies=[a.__dict__ for a in anomalies])
+        return failed(EXIT_COMPONENT_FAILED, str(e), failed_component=e.component)
     _print_summary(summary)
     _write_json(args.summary_json, summary.to_json())
+    return 0
+
+
+def _schema_freeze(args) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as e:
+        print(f"tfxp: config error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    output = os.path.abspath(args.output or config.validation.schema_file or default_schema_file(config.source))
+    if os.path.exists(output) and not args.force:
+        print(f"tfxp: {output} exists (a reviewed schema?); pass --force to overwrite it", file=sys.stderr)
+        return EXIT_CONFIG
+    _tf_environment()
+    import logging
+    import warnings
+
+    warnings.simplefilter("ignore")  # start-up warnings of Google client libraries and Beam
+    logging.disable(logging.WARNING)
+    from components.data_gate.freeze import freeze
+    from pipeline.preflight import InputError, check_csv_inputs
+
+    try:
+        check_csv_inputs(config)
+    except InputError as e:
+        print(f"tfxp: bad input data: {e}", file=sys.stderr)
+        return EXIT_BAD_DATA
+    for note in freeze(config, output):
+        print(f"[tfxp] note: {note}")
+    print(f"[tfxp] wrote {output}: review it and commit it.")
+    if config.validation.schema_file != output:
+        print(f"[tfxp] to use it, add to {config.source}:\n  validation:\n    schema: "
+              f"{os.path.relpath(output, os.path.dirname(config.source))}", flush=True)
     return 0
 
 
@@ -79,6 +145,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
         return _run(args)
+    if args.command == "schema" and args.schema_command == "freeze":
+        return _schema_freeze(args)
     raise AssertionError(args.command)
 
 

@@ -114,6 +114,23 @@ class QuantizationConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ValidationConfig:
+    """Data validation: the frozen schema, per-feature drift/skew thresholds, and how `tfxp schema freeze`
+    turns observed statistics into a reviewed schema."""
+    # Frozen schema (text proto) imported by ImportSchemaGen; None: SchemaGen infers it on every run.
+    schema_file: Optional[str] = None
+    # sha256 of the schema file: ImportSchemaGen's cache key has only the path, so edits must change this.
+    schema_fingerprint: str = ""
+    # feature -> threshold: L-infinity distance (vocab features) or Jensen-Shannon divergence (numeric).
+    drift: Tuple[Tuple[str, float], ...] = ()  # this run's training data vs the last data that passed the gate
+    skew: Tuple[Tuple[str, float], ...] = ()  # training split vs eval split
+    # `tfxp schema freeze` settings:
+    range_margin: float = 0.1  # numeric domains widened by this fraction of the observed range on each side
+    max_new_category_fraction: float = 0.01  # share of values outside a frozen vocabulary that is tolerated
+    max_missing_increase: float = 0.05  # missing-cell fraction may exceed the frozen one by this much
+
+
+@dataclasses.dataclass(frozen=True)
 class BeamConfig:
     direct_running_mode: str = "in_memory"
     direct_num_workers: int = 1
@@ -148,6 +165,7 @@ class PipelineConfig:
     beam: BeamConfig
     float_serving_dir: str = ""
     quantization: QuantizationConfig = QuantizationConfig()
+    validation: ValidationConfig = ValidationConfig()
     enable_cache: bool = True
     # Hash of the preprocessing/ and trainer/ sources: part of Transform's and Trainer's exec properties so
     # that a code change invalidates their cached results (functions are referenced by dotted path).
@@ -372,6 +390,61 @@ def _load_evaluation(section: _Section, task: str) -> EvaluationConfig:
                             max_regression=max_regression)
 
 
+def file_fingerprint(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()[:16]
+
+
+def _thresholds(section: _Section, name: str, feature_names) -> Tuple[Tuple[str, float], ...]:
+    raw = section.get(name, Mapping, {})
+    out = []
+    for feature, value in raw.items():
+        key = f"{name}.{feature}"
+        if feature not in feature_names:
+            raise section.error(key, f"{feature!r} is not a configured feature or the label "
+                                     f"(known: {', '.join(feature_names)})")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+            raise section.error(key, f"must be a threshold in (0, 1], got {value!r}")
+        out.append((feature, float(value)))
+    return tuple(out)
+
+
+def _fraction(section: _Section, name: str, default: float) -> float:
+    value = section.get(name, float, default)
+    if not 0 <= value <= 1:
+        raise section.error(name, f"must be a fraction in [0, 1], got {value}")
+    return value
+
+
+def _load_validation(section: _Section, base_dir: str, feature_names) -> ValidationConfig:
+    schema_file = section.get("schema", str, None)
+    fingerprint = ""
+    if schema_file is not None:
+        schema_file = _resolve_output(schema_file, base_dir)
+        if "://" not in schema_file:
+            if not os.path.isfile(schema_file):
+                raise section.error("schema", f"{schema_file} does not exist; write it with "
+                                              f"`tfxp schema freeze --config {section.path}`")
+            fingerprint = file_fingerprint(schema_file)
+    validation = ValidationConfig(
+        schema_file=schema_file, schema_fingerprint=fingerprint,
+        drift=_thresholds(section, "drift", feature_names), skew=_thresholds(section, "skew", feature_names),
+        range_margin=section.get("range_margin", float, ValidationConfig.range_margin),
+        max_new_category_fraction=_fraction(section, "max_new_category_fraction",
+                                            ValidationConfig.max_new_category_fraction),
+        max_missing_increase=_fraction(section, "max_missing_increase", ValidationConfig.max_missing_increase))
+    if validation.range_margin < 0:
+        raise section.error("range_margin", f"must be >= 0, got {validation.range_margin}")
+    section.finish()
+    return validation
+
+
+def default_schema_file(config_path: str) -> str:
+    """Where `tfxp schema freeze` writes when the config names no schema: `<config stem>.schema.pbtxt`."""
+    stem = os.path.splitext(config_path)[0]
+    return f"{stem}.schema.pbtxt"
+
+
 def _load_quantization(section: _Section) -> QuantizationConfig:
     method = section.choice("method", QUANTIZATION_METHODS, QuantizationConfig.method)
     push_float = section.get("push_float", bool, QuantizationConfig.push_float)
@@ -458,6 +531,8 @@ def load_config(path: str) -> PipelineConfig:
                                                     default_float_serving_dir(serving_dir)), base_dir)
     outputs.finish()
     quantization = _load_quantization(root.section("quantization"))
+    validation = _load_validation(root.section("validation"), base_dir,
+                                  [f.name for f in features] + [label.column])
     if not quantization.push_float:
         float_serving_dir = ""
 
@@ -482,4 +557,4 @@ def load_config(path: str) -> PipelineConfig:
         label=label, features=features, model=model, training=training, evaluation=evaluation,
         pipeline_root=pipeline_root, serving_dir=serving_dir, metadata_path=metadata_path,
         beam=beam, enable_cache=enable_cache, code_fingerprint=code_fingerprint(),
-        float_serving_dir=float_serving_dir, quantization=quantization)
+        float_serving_dir=float_serving_dir, quantization=quantization, validation=validation)

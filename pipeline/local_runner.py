@@ -12,6 +12,8 @@ import time
 from typing import Callable, Dict, Iterator, List, Optional
 
 from pipeline.config import PipelineConfig
+from pipeline.preflight import check_csv_inputs
+from pipeline.run_lock import lock_paths, run_lock
 from pipeline.summary import RunSummary, read_summary
 
 # LocalDagRunner (tfx/orchestration/local/local_dag_runner.py) and the portable launcher log these, for
@@ -55,6 +57,16 @@ class PipelineFailed(RuntimeError):
         where = f"component {component} failed" if component else "pipeline failed"
         super().__init__(f"{where}: {type(cause).__name__}: {cause} (full log: {log_file})")
 
+    @property
+    def anomalies(self) -> List:
+        """The data gate's anomalies when that is what stopped the run, else []."""
+        cause: Optional[BaseException] = self.cause
+        while cause is not None:
+            if hasattr(cause, "anomalies"):
+                return list(cause.anomalies)
+            cause = cause.__cause__ or cause.__context__
+        return []
+
 
 def _log_file(config: PipelineConfig) -> str:
     log_dir = os.path.join(config.pipeline_root, "logs")
@@ -91,8 +103,21 @@ def routed_logs(log_file: str, progress: logging.Handler) -> Iterator[None]:
         file_handler.close()
 
 
-def run_local(config: PipelineConfig, emit_line: Callable[[str], None] = print) -> RunSummary:
-    """Runs the pipeline to completion; raises PipelineFailed naming the failing component."""
+def run_local(config: PipelineConfig, emit_line: Callable[[str], None] = print, wait: bool = False,
+              preflight: bool = True) -> RunSummary:
+    """Runs the pipeline to completion, holding the pipeline root's run lock.
+
+    Raises PipelineRootBusy (another run holds the root and wait is False), InputError (the local CSV
+    files are malformed: checked before any component runs) or PipelineFailed naming the failing component.
+    """
+    if preflight:
+        check_csv_inputs(config)
+    with run_lock(lock_paths(config.pipeline_root, config.metadata_path), config.source, wait=wait,
+                  on_wait=lambda message: emit_line(f"[tfxp] {message}")):
+        return _run_locked(config, emit_line)
+
+
+def _run_locked(config: PipelineConfig, emit_line: Callable[[str], None]) -> RunSummary:
     os.makedirs(config.pipeline_root, exist_ok=True)
     os.makedirs(os.path.dirname(config.metadata_path) or ".", exist_ok=True)
     log_file = _log_file(config)

@@ -1,7 +1,8 @@
 """The tfxp DAG, a pure function of the typed config (no I/O: runners decide where and how it runs).
 
-CsvExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator -> Transform -> Trainer
-  -> latest-blessed-model Resolver -> Evaluator -> QuantizingPusher (id "Pusher")
+CsvExampleGen -> StatisticsGen -> SchemaGen (inferred) or FrozenSchemaGen (the reviewed schema file)
+  -> ExampleValidator -> DataGate (blocks on anomalies; drift baseline: the last accepted statistics)
+  -> Transform -> Trainer -> latest-blessed-model Resolver -> Evaluator -> QuantizingPusher (id "Pusher")
 """
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ import tensorflow_model_analysis as tfma
 from tfx.components import (CsvExampleGen, Evaluator, ExampleValidator, SchemaGen, StatisticsGen, Trainer,
                             Transform)
 from tfx.dsl.components.common.resolver import Resolver
+from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import LatestArtifactStrategy
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
 from tfx.orchestration import metadata
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.proto import example_gen_pb2, trainer_pb2
 from tfx.types import Channel, standard_artifacts
 
+from components.data_gate.component import AcceptedStatistics, DataGate, FrozenSchemaGen
 from components.quantizer.component import QuantizingPusher
 from pipeline.config import METRICS, PipelineConfig
 from preprocessing.transform import transformed_name
@@ -66,12 +69,25 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
             example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=buckets)
             for name, buckets in config.data.split])))
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
-    # Features stay VarLen (sparse) so that missing cells are legal; preprocessing fills them explicitly.
-    schema_gen = SchemaGen(statistics=statistics_gen.outputs["statistics"],
-                                          infer_feature_shape=False)
+    validation = config.validation
+    if validation.schema_file:
+        schema_gen = FrozenSchemaGen(schema_file=validation.schema_file,
+                                     schema_fingerprint=validation.schema_fingerprint)
+    else:
+        # Features stay VarLen (sparse) so that missing cells are legal; preprocessing fills them explicitly.
+        schema_gen = SchemaGen(statistics=statistics_gen.outputs["statistics"], infer_feature_shape=False)
     example_validator = ExampleValidator(statistics=statistics_gen.outputs["statistics"],
                                          schema=schema_gen.outputs["schema"])
     custom_config = config.to_custom_config()
+    statistics_resolver = Resolver(
+        strategy_class=LatestArtifactStrategy,
+        statistics=Channel(type=AcceptedStatistics),
+    ).with_id("latest_accepted_statistics_resolver")
+    data_gate = DataGate(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"],
+        anomalies=example_validator.outputs["anomalies"],
+        baseline_statistics=statistics_resolver.outputs["statistics"],
+        custom_config=custom_config, drift=validation.drift, skew=validation.skew)
     transform = Transform(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN, custom_config=custom_config,
@@ -81,6 +97,9 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         # The analyzer cache pays off only when later runs analyze some of the same input spans again;
         # writing it cost ~2 s per run here.
         disable_analyzer_cache=True)
+    # Transform reads the schema from (Frozen)SchemaGen, so that its cache key does not change when only the
+    # gate re-ran; this edge makes it wait for the gate, which fails the run on anomalies.
+    transform.add_upstream_node(data_gate)
     trainer = Trainer(
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
@@ -113,8 +132,8 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         custom_config=custom_config,
     ).with_id("Pusher")
 
-    components: List = [example_gen, statistics_gen, schema_gen, example_validator, transform, trainer,
-                        model_resolver, evaluator, pusher]
+    components: List = [example_gen, statistics_gen, schema_gen, example_validator, statistics_resolver,
+                        data_gate, transform, trainer, model_resolver, evaluator, pusher]
     return tfx_pipeline.Pipeline(
         pipeline_name=config.name,
         pipeline_root=config.pipeline_root,

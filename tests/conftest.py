@@ -11,6 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import csv  # noqa: E402
 import random  # noqa: E402
+import shutil  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -65,8 +66,25 @@ def taxi_run(tmp_path_factory):
             .replace("../runs/taxi/", "out/"))
     config_path = root / "taxi.yaml"
     config_path.write_text(text)
+    shutil.copy(os.path.join(REPO, "configs", "taxi.schema.pbtxt"), root / "taxi.schema.pbtxt")
     config = load_config(str(config_path))
     lines = []
     summary = run_local(config, emit_line=lines.append)
     return {"config": config, "config_path": str(config_path), "summary": summary, "lines": lines,
             "header": header, "held_out": held_out, "root": root}
+
+
+
+def tree_digest(path):
+    """Names and contents of every file under path: equal digests = byte-identical trees."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for directory, dirs, files in sorted(os.walk(path)):
+        dirs.sort()
+        for name in sorted(files):
+            full = os.path.join(directory, name)
+            digest.update(os.path.relpath(full, path).encode())
+            with open(full, "rb") as f:
+                digest.update(f.read())
+    return digest.hexdigest()

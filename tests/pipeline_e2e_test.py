@@ -21,7 +21,7 @@ from serving.client import latest_model_dir, versions
 from trainer.task import SUMMARY_FILE
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BEAM_NODES = ["CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform", "Trainer"]
+BEAM_NODES = ["CsvExampleGen", "StatisticsGen", "FrozenSchemaGen", "ExampleValidator", "Transform", "Trainer"]
 
 
 def test_run_pushes_a_blessed_model_in_tf_serving_layout(taxi_run):
@@ -38,7 +38,7 @@ def test_run_pushes_a_blessed_model_in_tf_serving_layout(taxi_run):
 
 def test_progress_lines_name_every_component_with_seconds(taxi_run):
     lines = taxi_run["lines"]
-    for node in BEAM_NODES + ["Evaluator", "Pusher"]:
+    for node in BEAM_NODES + ["DataGate", "Evaluator", "Pusher"]:
         assert f"[tfxp] {node}: started" in lines
         assert any(line.startswith(f"[tfxp] {node}: finished in ") and line.endswith(" s") for line in lines)
     assert set(BEAM_NODES) <= set(taxi_run["summary"].component_seconds)

@@ -4,13 +4,14 @@ Uses the session's taxi pipeline run (tests/conftest.py). Re-runs reuse its pipe
 the Evaluator comes from cache and only the Pusher runs again.
 """
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
 
 import pytest
 import tensorflow as tf
+
+from conftest import tree_digest
 
 from components.quantizer import gates as gates_lib
 from components.quantizer import push as push_lib
@@ -25,19 +26,6 @@ def checkpoint_dtypes(model_dir):
     return {name: reader.get_variable_to_dtype_map()[name]
             for name, shape in tf.train.list_variables(os.path.join(model_dir, "variables", "variables"))
             if len(shape) == 2}
-
-
-def tree_digest(path):
-    """Names and contents of every file under path: equal digests = byte-identical trees."""
-    digest = hashlib.sha256()
-    for directory, dirs, files in sorted(os.walk(path)):
-        dirs.sort()
-        for name in sorted(files):
-            full = os.path.join(directory, name)
-            digest.update(os.path.relpath(full, path).encode())
-            with open(full, "rb") as f:
-                digest.update(f.read())
-    return digest.hexdigest()
 
 
 def test_default_run_pushes_int8_model_and_float_fallback(taxi_run):

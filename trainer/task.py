@@ -9,6 +9,7 @@ and `training_summary.json` to the model run dir, and exports a SavedModel with 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from typing import Any, Dict, List, Mapping
@@ -110,6 +111,18 @@ def write_feature_info(export_dir: str, tf_transform_output: tft.TFTransformOutp
         json.dump(feature_info(tf_transform_output, custom_config), f, indent=2)
 
 
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite: the model is not exported, so nothing downstream can use it."""
+
+
+def check_converged(history: Dict[str, List[float]]) -> None:
+    for name in ("loss", "val_loss"):
+        values = history.get(name) or []
+        if values and not all(math.isfinite(v) for v in values):
+            raise TrainingDiverged(f"training diverged: {name} is {values[-1]} (lower model.learning_rate, "
+                                   f"now in the config, or check the data for extreme values)")
+
+
 def train_and_export(fn_args) -> Dict[str, Any]:
     """Trains and exports; returns the training summary (also written to the model run dir)."""
     skip_tf_keras()
@@ -131,8 +144,10 @@ def train_and_export(fn_args) -> Dict[str, Any]:
     history = model.fit(
         train_dataset, epochs=1, steps_per_epoch=fn_args.train_steps,
         validation_data=eval_dataset, validation_steps=fn_args.eval_steps,
-        callbacks=[keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq=50)],
+        callbacks=[keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq=50),
+                   keras.callbacks.TerminateOnNaN()],
         verbose=2)
+    check_converged(history.history)
 
     summary = {
         "strategy": type(strategy).__name__,

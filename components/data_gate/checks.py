@@ -1,0 +1,211 @@
+"""The data gate's checks, as plain functions over TFDV protos (unit-testable without TFX or Beam).
+
+An `Anomaly` names the split, the feature, the kind and a short description. Sources:
+  * ExampleValidator's anomalies (TFDV `validate_statistics` of every split against the schema);
+  * missing cells: CSV ExampleGen writes an empty cell as a feature with no values, which TFDV's `presence`
+    does not count as missing, so the frozen schema carries a `tfxp:max_missing_fraction=X` tag per feature
+    and the gate compares it with the statistics' value counts;
+  * the config: numeric treatments need numeric columns, a binary label holds only 0 and 1, no label is
+    missing (these also hold for an inferred schema);
+  * drift (this run's train split vs the last accepted one) and skew (train vs eval split): TFDV comparators
+    (L-infinity distance for vocab features, Jensen-Shannon divergence for numeric ones) with per-feature
+    thresholds from the config.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
+
+MISSING_TAG = "tfxp:max_missing_fraction="
+NUMERIC_TREATMENTS = ("zscore", "minmax", "passthrough")
+
+
+@dataclasses.dataclass(frozen=True)
+class Anomaly:
+    split: str
+    feature: str
+    kind: str
+    description: str
+
+    def line(self) -> str:
+        return f"split {self.split}, feature {self.feature}: {self.kind}: {self.description}"
+
+
+class DataValidationError(RuntimeError):
+    """The gate found anomalies: nothing downstream (Transform, Trainer, Pusher) may run."""
+
+    def __init__(self, anomalies: Sequence[Anomaly]):
+        self.anomalies = list(anomalies)
+        lines = "\n".join(f"  {a.line()}" for a in self.anomalies)
+        super().__init__(f"data validation found {len(self.anomalies)} anomal"
+                         f"{'y' if len(self.anomalies) == 1 else 'ies'}; nothing was trained or pushed:\n"
+                         f"{lines}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Statistics helpers
+
+
+def feature_stats(dataset: statistics_pb2.DatasetFeatureStatistics) -> Dict[str, Any]:
+    return {".".join(f.path.step) or f.name: f for f in dataset.features}
+
+
+def _common(stats) -> statistics_pb2.CommonStatistics:
+    which = stats.WhichOneof("stats")
+    return getattr(stats, which).common_stats if which in ("num_stats", "string_stats") else None
+
+
+def present_fraction(stats, num_examples: int) -> float:
+    """Share of examples with at least one value (CSV cells hold at most one)."""
+    common = _common(stats)
+    if common is None or num_examples == 0:
+        return 0.0
+    return min(common.tot_num_values, common.num_non_missing) / num_examples
+
+
+def non_numeric_examples(stats, limit: int = 3) -> List[str]:
+    values = [b.label for b in stats.string_stats.rank_histogram.buckets] or \
+             [v.value for v in stats.string_stats.top_values]
+    out = []
+    for value in values:
+        try:
+            float(value)
+        except ValueError:
+            out.append(value)
+            if len(out) == limit:
+                break
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Checks
+
+
+def from_tfdv(anomalies: anomalies_pb2.Anomalies, split: str, only_kinds: Optional[Iterable[str]] = None
+              ) -> List[Anomaly]:
+    """TFDV Anomalies -> one Anomaly per reason (a feature can have several)."""
+    out = []
+    kinds = set(only_kinds) if only_kinds is not None else None
+    if anomalies.data_missing and kinds is None:
+        out.append(Anomaly(split, "<dataset>", "NO_DATA", "the split has no examples"))
+    infos = sorted(anomalies.anomaly_info.items())
+    if anomalies.HasField("dataset_anomaly_info"):
+        infos.append(("<dataset>", anomalies.dataset_anomaly_info))
+    for feature, info in infos:
+        reasons = list(info.reason) or [anomalies_pb2.AnomalyInfo.Reason(
+            type=anomalies_pb2.AnomalyInfo.UNKNOWN_TYPE, description=info.description)]
+        for reason in reasons:
+            kind = anomalies_pb2.AnomalyInfo.Type.Name(reason.type)
+            if kinds is not None and kind not in kinds:
+                continue
+            out.append(Anomaly(split, feature, kind, reason.description or reason.short_description))
+    return out
+
+
+def max_missing_fraction(feature: schema_pb2.Feature) -> Optional[float]:
+    for tag in feature.annotation.tag:
+        if tag.startswith(MISSING_TAG):
+            return float(tag[len(MISSING_TAG):])
+    return None
+
+
+def missing_value_checks(dataset: statistics_pb2.DatasetFeatureStatistics, schema: schema_pb2.Schema,
+                         split: str) -> List[Anomaly]:
+    stats_by_name = feature_stats(dataset)
+    out = []
+    for feature in schema.feature:
+        limit = max_missing_fraction(feature)
+        if limit is None or feature.name not in stats_by_name:
+            continue  # a column missing altogether is ExampleValidator's SCHEMA_MISSING_COLUMN
+        missing = 1.0 - present_fraction(stats_by_name[feature.name], dataset.num_examples)
+        if missing > limit + 1e-9:
+            out.append(Anomaly(split, feature.name, "MISSING_VALUES_HIGH",
+                               f"{missing:.1%} of the cells are empty; the frozen schema allows at most "
+                               f"{limit:.1%}"))
+    return out
+
+
+def config_checks(dataset: statistics_pb2.DatasetFeatureStatistics, custom_config: Mapping[str, Any],
+                  split: str) -> List[Anomaly]:
+    """What the config needs of the data, frozen schema or not."""
+    stats_by_name = feature_stats(dataset)
+    out = []
+    for feature in custom_config["features"]:
+        stats = stats_by_name.get(feature["name"])
+        if stats is None:
+            out.append(Anomaly(split, feature["name"], "MISSING_COLUMN", "the configured column is absent"))
+        elif feature["treatment"] in NUMERIC_TREATMENTS and stats.type == statistics_pb2.FeatureNameStatistics.STRING:
+            examples = ", ".join(repr(v) for v in non_numeric_examples(stats))
+            out.append(Anomaly(split, feature["name"], "TEXT_IN_NUMERIC_COLUMN",
+                               f"{feature['treatment']} needs numbers, but the column holds text "
+                               f"(for example {examples})"))
+    label, task = custom_config["label"]["column"], custom_config["label"]["task"]
+    stats = stats_by_name.get(label)
+    if stats is None:
+        return out + [Anomaly(split, label, "MISSING_COLUMN", "the label column is absent")]
+    missing = dataset.num_examples - round(present_fraction(stats, dataset.num_examples) * dataset.num_examples)
+    if missing > 0:
+        out.append(Anomaly(split, label, "LABEL_MISSING", f"{missing} of {dataset.num_examples} examples have "
+                                                          f"no label"))
+    if task in ("binary", "regression") and stats.type == statistics_pb2.FeatureNameStatistics.STRING:
+        examples = ", ".join(repr(v) for v in non_numeric_examples(stats))
+        out.append(Anomaly(split, label, "LABEL_OUTSIDE_CLASSES",
+                           f"a {task} label must be numeric, found text (for example {examples})"))
+    elif task == "binary" and stats.HasField("num_stats") and (stats.num_stats.min < 0 or stats.num_stats.max > 1):
+        out.append(Anomaly(split, label, "LABEL_OUTSIDE_CLASSES",
+                           f"a binary label must be 0 or 1, found values from {stats.num_stats.min:g} to "
+                           f"{stats.num_stats.max:g}"))
+    return out
+
+
+def with_comparators(schema: schema_pb2.Schema, thresholds: Sequence[Tuple[str, float]], kind: str,
+                     statistics: statistics_pb2.DatasetFeatureStatistics) -> schema_pb2.Schema:
+    """A copy of `schema` whose features carry only the given drift or skew comparators.
+
+    Features with string statistics (vocabularies) use the L-infinity distance between value frequencies;
+    numeric features the Jensen-Shannon divergence between histograms.
+    """
+    schema = schema_pb2.Schema.FromString(schema.SerializeToString())
+    stats_by_name = feature_stats(statistics)
+    wanted = dict(thresholds)
+    field = "drift_comparator" if kind == "drift" else "skew_comparator"
+    for feature in schema.feature:
+        feature.ClearField("drift_comparator")
+        feature.ClearField("skew_comparator")
+        if feature.name not in wanted or feature.name not in stats_by_name:
+            continue
+        comparator = getattr(feature, field)
+        if stats_by_name[feature.name].HasField("string_stats"):
+            comparator.infinity_norm.threshold = wanted[feature.name]
+        else:
+            comparator.jensen_shannon_divergence.threshold = wanted[feature.name]
+    return schema
+
+
+COMPARATOR_KINDS = ("COMPARATOR_L_INFTY_HIGH", "COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH",
+                    "COMPARATOR_NORMALIZED_ABSOLUTE_DIFFERENCE_HIGH")
+
+
+def comparator_checks(validate, schema: schema_pb2.Schema, train: statistics_pb2.DatasetFeatureStatisticsList,
+                      baseline_train: Optional[statistics_pb2.DatasetFeatureStatisticsList],
+                      eval_: Optional[statistics_pb2.DatasetFeatureStatisticsList],
+                      drift: Sequence[Tuple[str, float]], skew: Sequence[Tuple[str, float]]) -> List[Anomaly]:
+    """Drift (train vs the last accepted train split) and skew (train vs eval) through TFDV.
+
+    `validate` is `tfdv.validate_statistics` (injected so that this module imports no TFDV).
+    """
+    out = []
+    if drift and baseline_train is not None:
+        result = validate(train, with_comparators(schema, drift, "drift", train.datasets[0]),
+                          previous_statistics=baseline_train)
+        out += [dataclasses.replace(a, kind=f"DRIFT ({a.kind})")
+                for a in from_tfdv(result, "train vs last accepted data", COMPARATOR_KINDS)]
+    if skew and eval_ is not None:
+        result = validate(train, with_comparators(schema, skew, "skew", train.datasets[0]),
+                          serving_statistics=eval_)
+        out += [dataclasses.replace(a, kind=f"SKEW ({a.kind})")
+                for a in from_tfdv(result, "train vs eval", COMPARATOR_KINDS)]
+    return out
+

@@ -1,0 +1,104 @@
+"""A full pass over local CSV input before any component runs: errors that name the file, line and column.
+
+CsvExampleGen would fail on these too, but later and in words that name neither file nor row. Checked:
+every file is UTF-8 text with the same header line as the first, every row has as many fields as the
+header, numeric features and numeric labels parse as numbers, a binary label is 0 or 1, no label is empty,
+and there is at least one data row. Statistical problems (ranges, new categories, missing-value bursts,
+NaN/inf, drift) are the data gate's, inside the pipeline. Remote data (gs://...) is left to the pipeline.
+"""
+from __future__ import annotations
+
+import csv
+import re
+from typing import List, Optional
+
+from pipeline.config import NUMERIC_TREATMENTS, PipelineConfig, csv_files
+
+# A header cell that holds any of these is data, not a column name: the file is probably not a CSV table.
+_NOT_A_NAME = re.compile(r'[{}\[\]"<>]|^\s*$')
+
+
+class InputError(ValueError):
+    """Bad input data, named by file and, where it applies, line and column."""
+
+    def __init__(self, path: str, message: str, line: Optional[int] = None, column: Optional[str] = None):
+        self.path, self.line, self.column = path, line, column
+        where = path + (f", line {line}" if line else "") + (f", column {column!r}" if column else "")
+        super().__init__(f"{where}: {message}")
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def check_csv_inputs(config: PipelineConfig) -> int:
+    """Raises InputError on the first problem; returns the number of data rows."""
+    if "://" in config.data.path:
+        return -1
+    files = csv_files(config.data.path)
+    if not files:
+        raise InputError(config.data.path, "no data files in the directory")
+    label, task = config.label.column, config.label.task
+    numeric = [f.name for f in config.features if f.treatment in NUMERIC_TREATMENTS]
+    if task in ("binary", "regression"):
+        numeric.append(label)
+    expected: Optional[List[str]] = None
+    rows = 0
+    for path in files:
+        try:
+            rows += _check_file(path, expected, numeric, label, task)
+        except UnicodeDecodeError as e:
+            raise InputError(path, f"not a text CSV file: byte 0x{e.object[e.start]:02x} is not UTF-8 "
+                                   f"(is it Parquet, gzip or TFRecord?)") from None
+        except csv.Error as e:
+            raise InputError(path, f"not a readable CSV file: {e}") from None
+        if expected is None:
+            with open(path, newline="", encoding="utf-8") as f:
+                expected = next(csv.reader(f))
+    if rows == 0:
+        raise InputError(config.data.path, "the data files hold a header but no data rows")
+    return rows
+
+
+def _check_file(path: str, expected: Optional[List[str]], numeric: List[str], label: str, task: str) -> int:
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if not header:
+            raise InputError(path, "empty file: expected a CSV header line")
+        if any(_NOT_A_NAME.search(name) for name in header):
+            raise InputError(path, f"the first line is not a CSV header of column names: {','.join(header)[:120]!r}",
+                             line=1)
+        if expected is not None and header != expected:
+            missing = [c for c in expected if c not in header]
+            extra = [c for c in header if c not in expected]
+            detail = (f"missing column(s) {', '.join(missing)}" if missing else "") + \
+                     (f"{'; ' if missing else ''}unexpected column(s) {', '.join(extra)}" if extra else "") or \
+                     "same columns in another order"
+            raise InputError(path, f"header differs from the first data file's: {detail}", line=1)
+        index = {name: i for i, name in enumerate(header)}
+        numeric_at = [(name, index[name]) for name in numeric if name in index]
+        label_at = index.get(label)
+        rows = 0
+        for row in reader:
+            if not row:
+                continue  # blank line
+            rows += 1
+            if len(row) != len(header):
+                raise InputError(path, f"{len(row)} fields, but the header has {len(header)}",
+                                 line=reader.line_num)
+            for name, i in numeric_at:
+                if row[i] and not _is_number(row[i]):
+                    raise InputError(path, f"{row[i]!r} is not a number", line=reader.line_num, column=name)
+            if label_at is not None:
+                value = row[label_at]
+                if not value:
+                    raise InputError(path, "the label is empty", line=reader.line_num, column=label)
+                if task == "binary" and float(value) not in (0.0, 1.0):
+                    raise InputError(path, f"{value!r} is not a binary class (0 or 1)", line=reader.line_num,
+                                     column=label)
+        return rows
