@@ -110,7 +110,7 @@ def _run(args) -> int:
 
 def _schema_freeze(args) -> int:
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, schema_must_exist=False)
     except ConfigError as e:
         print(f"tfxp: config error: {e}", file=sys.stderr)
         return EXIT_CONFIG
@@ -122,9 +122,6 @@ def _schema_freeze(args) -> int:
     import logging
     import warnings
 
-    warnings.simplefilter("ignore")  # start-up warnings of Google client libraries and Beam
-    logging.disable(logging.WARNING)
-    from components.data_gate.freeze import freeze
     from pipeline.preflight import InputError, check_csv_inputs
 
     try:
@@ -132,7 +129,17 @@ def _schema_freeze(args) -> int:
     except InputError as e:
         print(f"tfxp: bad input data: {e}", file=sys.stderr)
         return EXIT_BAD_DATA
-    for note in freeze(config, output):
+    # Quiet: start-up warnings of Google client libraries, Beam and TFDV; restored afterwards.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logging.disable(logging.WARNING)
+        try:
+            from components.data_gate.freeze import freeze
+
+            notes = freeze(config, output)
+        finally:
+            logging.disable(logging.NOTSET)
+    for note in notes:
         print(f"[tfxp] note: {note}")
     print(f"[tfxp] wrote {output}: review it and commit it.")
     if config.validation.schema_file != output:

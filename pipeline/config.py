@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import importlib.util
 import os
+import re
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import yaml
@@ -314,27 +315,37 @@ def csv_files(data_dir: str) -> List[str]:
                   if not name.startswith(".") and os.path.isfile(os.path.join(data_dir, name)))
 
 
-def sniff_csv_columns(data_dir: str) -> Tuple[str, List[str], Dict[str, bool]]:
-    """Header and, per column, whether the first non-empty values all parse as numbers.
+# A header cell that holds any of these is data, not a column name: the file is probably not a CSV table.
+_NOT_A_NAME = re.compile(r'[{}\[\]"<>]|^\s*$')
 
-    Returns (first file, header, numeric-by-column). Every file must share the first file's header.
+
+def read_header(reader, path: str) -> List[str]:
+    """The header line of a csv.reader over `path`; ValueError naming the file if it has none."""
+    try:
+        header = next(reader, None)
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not a text CSV file: byte 0x{e.object[e.start]:02x} is not UTF-8 "
+                         f"(is it Parquet, gzip or TFRecord?)") from None
+    if not header:
+        raise ValueError(f"{path}: empty file: expected a CSV header line")
+    if any(_NOT_A_NAME.search(name) for name in header):
+        raise ValueError(f"{path}, line 1: not a CSV header of column names: {','.join(header)[:120]!r}")
+    return header
+
+
+def sniff_csv_columns(data_dir: str) -> Tuple[str, List[str], Dict[str, bool]]:
+    """The first data file's header and, per column, whether its first non-empty values all parse as numbers.
+
+    Returns (first file, header, numeric-by-column). The other files are checked by pipeline/preflight.py.
     """
     files = csv_files(data_dir)
     if not files:
         raise FileNotFoundError(f"{data_dir}: no data files")
-    header: Optional[List[str]] = None
-    numeric: Dict[str, bool] = {}
-    for file in files:
-        with open(file, newline="") as f:
-            reader = csv.reader(f)
-            file_header = next(reader, None)
-            if not file_header:
-                raise ValueError(f"{file}: empty file, expected a CSV header line")
-            if header is None:
-                header = file_header
-                numeric = {name: True for name in header}
-            elif file_header != header:
-                raise ValueError(f"{file}: header {file_header} differs from {files[0]}: {header}")
+    with open(files[0], newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        header = read_header(reader, files[0])
+        numeric = {name: True for name in header}
+        try:
             for _, row in zip(range(TYPE_SNIFF_ROWS), reader):
                 for name, cell in zip(header, row):
                     if cell and numeric[name]:
@@ -342,7 +353,8 @@ def sniff_csv_columns(data_dir: str) -> Tuple[str, List[str], Dict[str, bool]]:
                             float(cell)
                         except ValueError:
                             numeric[name] = False
-    assert header is not None
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{files[0]}: not a text CSV file: {e}") from None
     return files[0], header, numeric
 
 
@@ -416,12 +428,13 @@ def _fraction(section: _Section, name: str, default: float) -> float:
     return value
 
 
-def _load_validation(section: _Section, base_dir: str, feature_names) -> ValidationConfig:
+def _load_validation(section: _Section, base_dir: str, feature_names, schema_must_exist: bool
+                     ) -> ValidationConfig:
     schema_file = section.get("schema", str, None)
     fingerprint = ""
     if schema_file is not None:
         schema_file = _resolve_output(schema_file, base_dir)
-        if "://" not in schema_file:
+        if "://" not in schema_file and (schema_must_exist or os.path.isfile(schema_file)):
             if not os.path.isfile(schema_file):
                 raise section.error("schema", f"{schema_file} does not exist; write it with "
                                               f"`tfxp schema freeze --config {section.path}`")
@@ -462,8 +475,10 @@ def _load_quantization(section: _Section) -> QuantizationConfig:
     return QuantizationConfig(method=method, push_float=push_float, gates=tuple(gates))
 
 
-def load_config(path: str) -> PipelineConfig:
-    """Loads and validates a config file; raises ConfigError naming the file and key."""
+def load_config(path: str, schema_must_exist: bool = True) -> PipelineConfig:
+    """Loads and validates a config file; raises ConfigError naming the file and key.
+
+    schema_must_exist=False is for `tfxp schema freeze`, which writes the schema file the config names."""
     path = os.path.abspath(path)
     try:
         with open(path) as f:
@@ -532,7 +547,7 @@ def load_config(path: str) -> PipelineConfig:
     outputs.finish()
     quantization = _load_quantization(root.section("quantization"))
     validation = _load_validation(root.section("validation"), base_dir,
-                                  [f.name for f in features] + [label.column])
+                                  [f.name for f in features] + [label.column], schema_must_exist)
     if not quantization.push_float:
         float_serving_dir = ""
 

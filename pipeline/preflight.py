@@ -9,13 +9,9 @@ NaN/inf, drift) are the data gate's, inside the pipeline. Remote data (gs://...)
 from __future__ import annotations
 
 import csv
-import re
 from typing import List, Optional
 
-from pipeline.config import NUMERIC_TREATMENTS, PipelineConfig, csv_files
-
-# A header cell that holds any of these is data, not a column name: the file is probably not a CSV table.
-_NOT_A_NAME = re.compile(r'[{}\[\]"<>]|^\s*$')
+from pipeline.config import NUMERIC_TREATMENTS, PipelineConfig, csv_files, read_header
 
 
 class InputError(ValueError):
@@ -52,8 +48,7 @@ def check_csv_inputs(config: PipelineConfig) -> int:
         try:
             rows += _check_file(path, expected, numeric, label, task)
         except UnicodeDecodeError as e:
-            raise InputError(path, f"not a text CSV file: byte 0x{e.object[e.start]:02x} is not UTF-8 "
-                                   f"(is it Parquet, gzip or TFRecord?)") from None
+            raise InputError(path, f"not a text CSV file: {e}") from None
         except csv.Error as e:
             raise InputError(path, f"not a readable CSV file: {e}") from None
         if expected is None:
@@ -67,12 +62,10 @@ def check_csv_inputs(config: PipelineConfig) -> int:
 def _check_file(path: str, expected: Optional[List[str]], numeric: List[str], label: str, task: str) -> int:
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
-        header = next(reader, None)
-        if not header:
-            raise InputError(path, "empty file: expected a CSV header line")
-        if any(_NOT_A_NAME.search(name) for name in header):
-            raise InputError(path, f"the first line is not a CSV header of column names: {','.join(header)[:120]!r}",
-                             line=1)
+        try:
+            header = read_header(reader, path)
+        except ValueError as e:  # names the file already
+            raise InputError(path, str(e)[len(path):].lstrip(":, ")) from None
         if expected is not None and header != expected:
             missing = [c for c in expected if c not in header]
             extra = [c for c in header if c not in expected]

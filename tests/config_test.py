@@ -97,9 +97,17 @@ def test_multiclass_label_may_be_text_but_binary_label_must_be_numeric(tiny):
 
 
 def test_data_errors_name_the_file(tiny, tmp_path):
-    (tmp_path / "data" / "other.csv").write_text("x,city\n1,rome\n")
-    with pytest.raises(ConfigError, match=r"rows\.csv: header .* differs from .*other\.csv"):
-        load_config(tiny(MINIMAL))
+    """The config check reads the first file; the pre-flight pass checks every file against it."""
+    from pipeline.preflight import InputError, check_csv_inputs
+
+    (tmp_path / "data" / "z_other.csv").write_text("x,city\n1,rome\n")
+    config = load_config(tiny(MINIMAL))
+    with pytest.raises(InputError, match=r"z_other\.csv, line 1: header differs from the first data file's: "
+                                         r"missing column\(s\) y"):
+        check_csv_inputs(config)
+    (tmp_path / "data" / "a_first.csv").write_text("x,city\n1,rome\n")
+    with pytest.raises(ConfigError, match=r"label 'y' is not a column of .*a_first\.csv"):
+        load_config(tiny(MINIMAL, name="e.yaml"))
 
 
 def test_missing_config_file_and_bad_yaml(tmp_path):

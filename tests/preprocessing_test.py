@@ -122,3 +122,18 @@ def test_multiclass_text_label_becomes_class_ids(tmp_path):
     ids = dict(zip(labels, out["label_xf"]))
     assert ids["barolo"] == 0 and ids["barbera"] == 1 and ids["grignolino"] == 2
     np.testing.assert_allclose(out["v_xf"], (np.arange(6) - 2.5) / np.arange(6).std(), rtol=1e-5)
+
+
+def test_nan_and_inf_never_reach_the_scalers_they_count_as_missing(tmp_path):
+    values = [1.0, NAN, 3.0, float("inf"), 5.0, -float("inf"), 7.0]
+    rows = [{"z": [v], "m": [v], "y": [i % 2]} for i, v in enumerate(values)]
+    spec = {"z": tf.io.VarLenFeature(tf.float32), "m": tf.io.VarLenFeature(tf.float32),
+            "y": tf.io.VarLenFeature(tf.int64)}
+    config = {"label": {"column": "y", "task": "binary"},
+              "features": [feature("z", "zscore"), feature("m", "minmax")]}
+    out = analyze_and_transform(rows, spec, config, tmp_path)
+    finite = np.array([1.0, 3.0, 5.0, 7.0])  # the analyzers see only these
+    expected_z = [0.0 if not np.isfinite(v) else (v - finite.mean()) / finite.std() for v in values]
+    np.testing.assert_allclose(out["z_xf"], expected_z, rtol=1e-5, atol=1e-6)
+    expected_m = [(finite.mean() if not np.isfinite(v) else v) for v in values]
+    np.testing.assert_allclose(out["m_xf"], (np.array(expected_m) - 1.0) / 6.0, atol=1e-6)

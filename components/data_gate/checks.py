@@ -79,6 +79,14 @@ def non_numeric_examples(stats, limit: int = 3) -> List[str]:
     return out
 
 
+def text_examples(stats) -> str:
+    examples = non_numeric_examples(stats)
+    if examples:
+        return "for example " + ", ".join(repr(v) for v in examples)
+    return ("the values this split's statistics keep all parse as numbers: the text is in a rarer value or "
+            "in another split")
+
+
 # --------------------------------------------------------------------------------------------------
 # Checks
 
@@ -137,10 +145,9 @@ def config_checks(dataset: statistics_pb2.DatasetFeatureStatistics, custom_confi
         if stats is None:
             out.append(Anomaly(split, feature["name"], "MISSING_COLUMN", "the configured column is absent"))
         elif feature["treatment"] in NUMERIC_TREATMENTS and stats.type == statistics_pb2.FeatureNameStatistics.STRING:
-            examples = ", ".join(repr(v) for v in non_numeric_examples(stats))
             out.append(Anomaly(split, feature["name"], "TEXT_IN_NUMERIC_COLUMN",
-                               f"{feature['treatment']} needs numbers, but the column holds text "
-                               f"(for example {examples})"))
+                               f"{feature['treatment']} needs numbers, but the column was read as text "
+                               f"({text_examples(stats)})"))
     label, task = custom_config["label"]["column"], custom_config["label"]["task"]
     stats = stats_by_name.get(label)
     if stats is None:
@@ -150,9 +157,9 @@ def config_checks(dataset: statistics_pb2.DatasetFeatureStatistics, custom_confi
         out.append(Anomaly(split, label, "LABEL_MISSING", f"{missing} of {dataset.num_examples} examples have "
                                                           f"no label"))
     if task in ("binary", "regression") and stats.type == statistics_pb2.FeatureNameStatistics.STRING:
-        examples = ", ".join(repr(v) for v in non_numeric_examples(stats))
         out.append(Anomaly(split, label, "LABEL_OUTSIDE_CLASSES",
-                           f"a {task} label must be numeric, found text (for example {examples})"))
+                           f"a {task} label must be numeric, but the column was read as text "
+                           f"({text_examples(stats)})"))
     elif task == "binary" and stats.HasField("num_stats") and (stats.num_stats.min < 0 or stats.num_stats.max > 1):
         out.append(Anomaly(split, label, "LABEL_OUTSIDE_CLASSES",
                            f"a binary label must be 0 or 1, found values from {stats.num_stats.min:g} to "

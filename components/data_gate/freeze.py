@@ -137,12 +137,7 @@ def schema_text(schema: schema_pb2.Schema, config: PipelineConfig) -> str:
 
 def freeze(config: PipelineConfig, output_path: str) -> List[str]:
     """Computes statistics of the config's data and writes the frozen schema; returns notes."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        statistics = compute_statistics(config)
-    schema, notes = frozen_schema(statistics, config)
+    schema, notes = frozen_schema(compute_statistics(config), config)
     os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
     tmp = f"{output_path}.tmp"
     with open(tmp, "w") as f:

@@ -1,0 +1,108 @@
+"""SIGKILL a `tfxp run` during Transform, then during Trainer; the third run finishes.
+
+Finished components come from cache (checked in ML Metadata), the killed one runs again, the model is pushed
+exactly once, and no artifact of a killed execution is ever an input of a later one.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import REPO, sample_taxi_csv
+from ml_metadata.proto import metadata_store_pb2
+
+from pipeline.config import load_config
+from pipeline.summary import open_store
+from serving.client import versions
+
+Execution, Artifact = metadata_store_pb2.Execution, metadata_store_pb2.Artifact
+
+
+def start_run(config_path, summary_json):
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "run", "--config", config_path, "--summary-json", summary_json],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def kill_when(process, line_prefix, delay_s):
+    """SIGKILLs the run's whole process group `delay_s` after it prints `line_prefix`; returns its output."""
+    output = []
+    for line in process.stdout:
+        output.append(line)
+        if line.startswith(line_prefix):
+            time.sleep(delay_s)
+            os.killpg(process.pid, signal.SIGKILL)
+            break
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL, "".join(output)[-3000:]
+    return "".join(output)
+
+
+def node_executions(store, node):
+    context = store.get_context_by_type_and_name("node", f"crash.{node}")
+    return sorted(store.get_executions_by_context(context.id), key=lambda e: e.id)
+
+
+@pytest.fixture(scope="module")
+def crashed_and_resumed(tmp_path_factory):
+    root = tmp_path_factory.mktemp("crash")
+    (root / "data").mkdir()
+    sample_taxi_csv(root / "data" / "sample.csv", 2000, seed=3)
+    text = open(os.path.join(REPO, "configs", "taxi.yaml")).read()
+    text = (text.replace("name: taxi", "name: crash")
+            .replace("package://tfx/examples/chicago_taxi_pipeline/data/big_tipper_label", "data")
+            .replace("schema: taxi.schema.pbtxt", f"schema: {os.path.join(REPO, 'configs', 'taxi.schema.pbtxt')}")
+            .replace("train_steps: 300", "train_steps: 100").replace("../runs/taxi/", "out/"))
+    # The smaller vocabularies of a 2,000-row sample make a smaller model, whose int8 checkpoint carries
+    # relatively more fixed overhead: its size ratio is ~3.5x rather than the full data's 3.6x.
+    text += "\nquantization:\n  gates: {min_size_ratio: 3.0}\n"
+    config_path = str(root / "crash.yaml")
+    open(config_path, "w").write(text)
+    summary_json = str(root / "summary.json")
+    outputs = [kill_when(start_run(config_path, summary_json), "[tfxp] Transform: started", 3.0),
+               kill_when(start_run(config_path, summary_json), "[tfxp] Trainer: started", 2.0)]
+    final = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--config", config_path,
+                            "--summary-json", summary_json], cwd=REPO, capture_output=True, text=True)
+    assert final.returncode == 0, final.stdout[-2000:] + final.stderr[-3000:]
+    return load_config(config_path), outputs, final.stdout, json.load(open(summary_json))
+
+
+def test_resumed_run_reuses_finished_components_and_pushes_once(crashed_and_resumed):
+    config, outputs, stdout, summary = crashed_and_resumed
+    assert "[tfxp] Transform: finished" not in outputs[0]
+    assert "[tfxp] Trainer: finished" not in outputs[1]
+    assert {"CsvExampleGen", "StatisticsGen", "FrozenSchemaGen", "ExampleValidator", "Transform"} <= set(
+        summary["cached_components"])
+    assert "Trainer" not in summary["cached_components"]  # killed in the second run: ran again
+    assert summary["pushed"] is True
+    assert len(versions(config.serving_dir)) == 1
+
+
+def test_metadata_records_the_killed_executions_and_the_reruns(crashed_and_resumed):
+    config = crashed_and_resumed[0]
+    store = open_store(config.metadata_path)
+    states = {node: [e.last_known_state for e in node_executions(store, node)]
+              for node in ("CsvExampleGen", "Transform", "Trainer")}
+    assert states["CsvExampleGen"] == [Execution.COMPLETE, Execution.CACHED, Execution.CACHED]
+    # Killed mid-run: left RUNNING, never completed; then a real run; then a cache hit.
+    assert states["Transform"] == [Execution.RUNNING, Execution.COMPLETE, Execution.CACHED], states
+    assert states["Trainer"] == [Execution.RUNNING, Execution.COMPLETE], states
+
+
+def test_no_artifact_of_a_killed_execution_is_used_later(crashed_and_resumed):
+    config = crashed_and_resumed[0]
+    store = open_store(config.metadata_path)
+    executions = store.get_executions()
+    killed = {e.id for e in executions if e.last_known_state == Execution.RUNNING}
+    finished = {e.id for e in executions if e.last_known_state in (Execution.COMPLETE, Execution.CACHED)}
+    events = store.get_events_by_execution_ids([e.id for e in executions])
+    killed_outputs = {ev.artifact_id for ev in events
+                      if ev.execution_id in killed and ev.type in (metadata_store_pb2.Event.OUTPUT,
+                                                                   metadata_store_pb2.Event.PENDING_OUTPUT)}
+    used = {ev.artifact_id for ev in events if ev.execution_id in finished and ev.type == metadata_store_pb2.Event.INPUT}
+    assert killed and used
+    assert not killed_outputs & used
+    assert all(a.state == Artifact.LIVE for a in store.get_artifacts_by_id(list(used)))
