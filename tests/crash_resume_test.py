@@ -56,9 +56,6 @@ def crashed_and_resumed(tmp_path_factory):
             .replace("package://tfx/examples/chicago_taxi_pipeline/data/big_tipper_label", "data")
             .replace("schema: taxi.schema.pbtxt", f"schema: {os.path.join(REPO, 'configs', 'taxi.schema.pbtxt')}")
             .replace("train_steps: 300", "train_steps: 100").replace("../runs/taxi/", "out/"))
-    # The smaller vocabularies of a 2,000-row sample make a smaller model, whose int8 checkpoint carries
-    # relatively more fixed overhead: its size ratio is ~3.5x rather than the full data's 3.6x.
-    text += "\nquantization:\n  gates: {min_size_ratio: 3.0}\n"
     config_path = str(root / "crash.yaml")
     open(config_path, "w").write(text)
     summary_json = str(root / "summary.json")

@@ -56,6 +56,32 @@ def test_per_channel_int8_round_trip_error_is_within_half_a_step():
     assert np.all(np.abs(q.astype("float32") * scale - kernel) <= scale / 2 + 1e-7)
 
 
+def test_first_layer_rows_fed_by_numeric_features_get_their_own_int8_scale():
+    """A z-scored outlier multiplies its row's rounding error: that row is rounded on its own grid, not on
+    the output channel's (set by the larger one-hot weights)."""
+    import numpy as np
+
+    from components.quantizer.quantize import _layers, numeric_input_rows
+
+    features = [{"name": "a", "treatment": "zscore"}, {"name": "v", "treatment": "vocab"},
+                {"name": "b", "treatment": "minmax"}]
+    assert numeric_input_rows(features, {"v": 5}) == [0, 6]
+    kernel = np.random.default_rng(1).normal(size=(7, 4)).astype("float32")
+    kernel[[0, 6]] *= 0.01  # numeric rows with small weights
+    _, QuantizedDense = _layers()
+    layer = QuantizedDense(4, None, "int8", row_scaled=[0, 6])
+    layer.build((None, 7))
+    layer.set_from_float(kernel, np.zeros(4, "float32"))
+    restored = layer.kernel_float.read().numpy()
+    row_error = np.abs(restored[[0, 6]] - kernel[[0, 6]]).max(axis=1)
+    assert np.all(row_error <= np.abs(kernel[[0, 6]]).max(axis=1) / 254 + 1e-7)
+    q, scale = per_channel_int8(kernel)  # channel grid only: 10x coarser on those rows here
+    assert np.abs(q[[0, 6]] * scale - kernel[[0, 6]]).max() > 10 * row_error.max()
+    one_hot_q, one_hot_scale = per_channel_int8(kernel[1:6])
+    np.testing.assert_allclose(restored[1:6], one_hot_q * one_hot_scale, rtol=1e-6)
+    assert layer.kernel_stored.dtype == tf.int8 and layer.rows_stored.dtype == tf.int8
+
+
 @pytest.fixture(scope="module")
 def comparison(taxi_run):
     summary = taxi_run["summary"]

@@ -7,6 +7,11 @@ smaller dtype; the serving signatures are rebuilt around it with the same tf.Tra
   int8          int8 kernels, symmetric per output channel. The float32 kernel is computed ONCE when the
                 SavedModel loads (a resource initialized by `__saved_model_init_op`, like TFT's tables), so
                 inference runs the same float MatMuls as the float model: 4x smaller weights, same speed.
+                In the first layer the rows fed by numeric features are int8 with one scale per row instead:
+                a z-scored outlier (a 1,710-mile taxi trip is z ~ 280) multiplies its row's rounding error,
+                and per-channel rounding is relative to the largest weight of the whole output channel,
+                mostly one-hot weights. With per-channel scales there, that one eval example moved by 0.12
+                in probability (p99.9 of all: 0.003); with per-row scales by 0.011, at the same size.
   float16       float16 kernels, cast to float32 once at load, like int8: 2x smaller.
   dynamic_int8  int8 kernels and int8 activations quantized per example at run time (scale = max|x| / 127 of
                 the row); int32 MatMul.
@@ -29,7 +34,7 @@ import json
 import os
 import sys
 import uuid
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 METHODS = ("int8", "float16", "dynamic_int8", "static_int8")
 LOAD_TIME_METHODS = ("int8", "float16")
@@ -62,9 +67,8 @@ def _layers():
         resource that `__saved_model_init_op` (TF Serving) or tf.saved_model.load fills in.
         """
 
-        def __init__(self, stored: tf.Variable, scale: Optional[tf.Variable]):
-            self._stored, self._scale = stored, scale
-            self._shape = stored.shape
+        def __init__(self, shape, compute):
+            self._compute, self._shape = compute, tf.TensorShape(shape)
             self._shared_name = f"tfxp_dequantized_{uuid.uuid4().hex}"
             super().__init__()
             self._initialize()
@@ -73,10 +77,7 @@ def _layers():
             return tf.raw_ops.VarHandleOp(dtype=tf.float32, shape=self._shape, shared_name=self._shared_name)
 
         def _initialize(self):
-            value = tf.cast(self._stored, tf.float32)
-            if self._scale is not None:
-                value = value * self._scale
-            tf.raw_ops.AssignVariableOp(resource=self.resource_handle, value=value)
+            tf.raw_ops.AssignVariableOp(resource=self.resource_handle, value=self._compute())
 
         def read(self):
             value = tf.raw_ops.ReadVariableOp(resource=self.resource_handle, dtype=tf.float32)
@@ -85,25 +86,50 @@ def _layers():
 
     class QuantizedDense(keras.layers.Layer):
         def __init__(self, units: int, activation: Any, method: str, input_scale: Optional[float] = None,
-                     **kwargs):
+                     row_scaled: Sequence[int] = (), **kwargs):
             super().__init__(**kwargs)
             self.units, self.method, self.input_scale = units, method, input_scale
+            # Kernel rows quantized with one scale per row (int8 method only): see the module docstring.
+            self.row_scaled = sorted(row_scaled) if method == "int8" else []
             self.activation = keras.activations.get(activation)
 
         def build(self, input_shape):
             in_dim = int(input_shape[-1])
+            special = set(self.row_scaled)
+            self.int_rows = [i for i in range(in_dim) if i not in special]
             stored_dtype = tf.float16 if self.method == "float16" else tf.int8
-            self.kernel_stored = self.add_weight("kernel_quantized", shape=(in_dim, self.units),
+            self.kernel_stored = self.add_weight("kernel_quantized", shape=(len(self.int_rows), self.units),
                                                  dtype=stored_dtype, initializer="zeros", trainable=False)
             self.kernel_scale = (None if self.method == "float16" else self.add_weight(
                 "kernel_scale", shape=(self.units,), dtype=tf.float32, initializer="ones", trainable=False))
+            self.rows_stored = self.rows_scale = None
+            if self.row_scaled:
+                self.rows_stored = self.add_weight("kernel_rows_quantized", shape=(len(self.row_scaled), self.units),
+                                                   dtype=tf.int8, initializer="zeros", trainable=False)
+                self.rows_scale = self.add_weight("kernel_rows_scale", shape=(len(self.row_scaled),),
+                                                  dtype=tf.float32, initializer="ones", trainable=False)
             self.bias = self.add_weight("bias", shape=(self.units,), dtype=tf.float32, initializer="zeros",
                                         trainable=False)
             if self.method in LOAD_TIME_METHODS:
-                self.kernel_float = LoadTimeWeight(self.kernel_stored, self.kernel_scale)
+                self.kernel_float = LoadTimeWeight((in_dim, self.units), self._dequantized_kernel)
             self.built = True
 
+        def _dequantized_kernel(self):
+            value = tf.cast(self.kernel_stored, tf.float32)
+            if self.kernel_scale is not None:
+                value = value * self.kernel_scale
+            if self.rows_stored is None:
+                return value
+            rows = tf.cast(self.rows_stored, tf.float32) * self.rows_scale[:, tf.newaxis]
+            return tf.dynamic_stitch([tf.constant(self.int_rows, tf.int32), tf.constant(self.row_scaled, tf.int32)],
+                                     [value, rows])
+
         def set_from_float(self, kernel, bias) -> None:
+            if self.rows_stored is not None:
+                q, scale = per_channel_int8(kernel[self.row_scaled].T)  # channels = rows here
+                self.rows_stored.assign(q.T)
+                self.rows_scale.assign(scale)
+                kernel = kernel[self.int_rows]
             if self.method == "float16":
                 self.kernel_stored.assign(kernel.astype("float16"))
             else:
@@ -186,14 +212,32 @@ def float_model_from_checkpoint(model_dir: str, tf_transform_output, custom_conf
     return model
 
 
+def numeric_input_rows(features, vocab_sizes: Dict[str, int]) -> List[int]:
+    """Rows of the first Dense kernel fed by numeric features (trainer/model.py concatenates the features
+    in config order: one column per numeric feature, vocab-size one-hot columns per vocab feature)."""
+    rows, offset = [], 0
+    for feature in features:
+        if feature["treatment"] == "vocab":
+            offset += vocab_sizes[feature["name"]]
+        else:
+            rows.append(offset)
+            offset += 1
+    return rows
+
+
 def quantized_model(float_model, tf_transform_output, custom_config: Dict[str, Any], method: str,
                     input_scales: Optional[Dict[str, float]] = None):
     """The tfxp model rebuilt with QuantizedDense layers holding the float model's quantized weights."""
+    from trainer.task import vocab_sizes
+
     _, QuantizedDense = _layers()
     scales = input_scales or {}
+    first_layer = dense_layer_names(float_model)[0]
+    rows = numeric_input_rows(custom_config["features"], vocab_sizes(tf_transform_output, custom_config["features"]))
 
     def dense(units, activation, name):
-        return QuantizedDense(units, activation, method, input_scale=scales.get(name), name=name)
+        return QuantizedDense(units, activation, method, input_scale=scales.get(name), name=name,
+                              row_scaled=rows if name == first_layer else ())
 
     quantized = _build(tf_transform_output, custom_config, dense=dense)
     for name in dense_layer_names(float_model):
@@ -259,7 +303,8 @@ def quantize_model(float_model_dir: str, transform_graph_dir: str, custom_config
     quantized = quantized_model(model, tf_transform_output, custom_config, method, input_scales)
     export_lean(quantized, tf_transform_output, custom_config, out_dir)
     return {"method": method, "input_scales": input_scales,
-            "layers": [{"name": layer.name, "stored_dtype": layer.kernel_stored.dtype.name}
+            "layers": [{"name": layer.name, "stored_dtype": layer.kernel_stored.dtype.name,
+                        "row_scaled_rows": len(layer.row_scaled)}
                        for layer in quantized.layers if hasattr(layer, "kernel_stored")]}
 
 
