@@ -2,7 +2,7 @@
 
 Trains the default taxi pipeline into a temporary root (or uses --pipeline-root of an earlier run), then for
 each method quantizes the Trainer's model (child process, as the pusher does) and measures, in this one
-process and on the eval split: size ratio (variables on disk), metric delta, max |prediction difference|,
+process and on the eval split: size ratio (weight bytes; files on disk too), metric delta, max |prediction difference|,
 label flip rate, and p50/p99 latency at batch 1, 32 and 256 with the float and quantized models called
 alternately. Writes JSON.
 
