@@ -57,6 +57,20 @@ class DataConfig:
     path: str  # resolved directory holding the data files
     format: str = "csv"
     split: Tuple[Tuple[str, int], ...] = (("train", 2), ("eval", 1))
+    # Spans (pipeline/spans.py): files under `path` matching this pattern with {SPAN} or {YYYY}-{MM}-{DD};
+    # each run ingests the latest span and trains on the latest `rolling_window` spans. None: every file
+    # directly in `path`, one dataset.
+    pattern: Optional[str] = None
+    rolling_window: int = 1
+
+    def files(self) -> List[str]:
+        """The files a run ingests: the latest span's, or every file in the directory."""
+        if self.pattern is None:
+            return csv_files(self.path)
+        from pipeline.spans import list_spans
+
+        spans = list_spans(self.path, self.pattern)
+        return spans[max(spans)] if spans else []
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +101,8 @@ class TrainingConfig:
     train_steps: int = 500
     eval_steps: int = 50
     batch_size_per_replica: int = 128
+    # Start from the latest blessed model's weights when its layer shapes match (default: on with spans).
+    warm_start: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,6 +148,42 @@ class ValidationConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class DataflowConfig:
+    """Beam on Dataflow for every Beam-based component of a compiled (Vertex/Kubeflow) pipeline."""
+    machine_type: str = "n1-standard-4"
+    max_num_workers: int = 4
+    disk_size_gb: Optional[int] = None
+    temp_location: Optional[str] = None  # default <cloud.pipeline_root>/tmp
+    # How workers get tfxp: "image" runs them in cloud.image (--sdk_container_image); "setup_file" installs
+    # this package from its setup.py in the image (/tfxp/setup.py) on Beam's default worker image.
+    worker_code: str = "image"
+    extra_args: Tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class VertexTrainingConfig:
+    """The Trainer as a Vertex AI custom training job (TF_CONFIG then names the workers)."""
+    machine_type: str = "n1-standard-8"
+    accelerator_type: Optional[str] = None  # e.g. NVIDIA_TESLA_T4
+    accelerator_count: int = 0
+    replica_count: int = 1  # > 1: MultiWorkerMirroredStrategy
+
+
+@dataclasses.dataclass(frozen=True)
+class CloudConfig:
+    project: str
+    region: str
+    pipeline_root: str  # gs://...
+    image: str  # the pipeline image (Dockerfile): every component runs in it
+    data_path: str  # gs://... with the same layout as data.path (and data.pattern)
+    serving_dir: str  # gs://...
+    service_account: Optional[str] = None
+    dataflow: DataflowConfig = DataflowConfig()
+    training: Optional[VertexTrainingConfig] = None
+    image_workdir: str = "/tfxp"  # where the Dockerfile puts this repository
+
+
+@dataclasses.dataclass(frozen=True)
 class BeamConfig:
     direct_running_mode: str = "in_memory"
     direct_num_workers: int = 1
@@ -140,8 +192,12 @@ class BeamConfig:
     # This package's setup.py: remote Beam workers install tfxp from it, and TFX then skips building
     # an ephemeral tfx sdist before every Beam component.
     setup_file: Optional[str] = None
+    # Set by for_cloud(): the complete DataflowRunner arguments, used instead of the DirectRunner ones.
+    dataflow_args: Tuple[str, ...] = ()
 
     def pipeline_args(self) -> List[str]:
+        if self.dataflow_args:
+            return list(self.dataflow_args)
         args = [f"--direct_running_mode={self.direct_running_mode}",
                 f"--direct_num_workers={self.direct_num_workers}",
                 f"--pickle_library={self.pickle_library}"]
@@ -167,6 +223,9 @@ class PipelineConfig:
     float_serving_dir: str = ""
     quantization: QuantizationConfig = QuantizationConfig()
     validation: ValidationConfig = ValidationConfig()
+    cloud: Optional[CloudConfig] = None
+    # "local" (LocalDagRunner), or "vertex" / "kubeflow" for a config made by for_cloud().
+    target: str = "local"
     enable_cache: bool = True
     # Hash of the preprocessing/ and trainer/ sources: part of Transform's and Trainer's exec properties so
     # that a code change invalidates their cached results (functions are referenced by dotted path).
@@ -186,6 +245,31 @@ class PipelineConfig:
                 changes["float_serving_dir"] = default_float_serving_dir(changes["serving_dir"])
         return dataclasses.replace(self, **changes)
 
+    def for_cloud(self, target: str) -> "PipelineConfig":
+        """The same pipeline for Vertex AI Pipelines / Kubeflow: cloud paths, Beam on Dataflow, no local
+        metadata store (the orchestrator's), the frozen schema read from the pipeline image."""
+        if target not in CLOUD_TARGETS:
+            raise ValueError(f"target must be one of {', '.join(CLOUD_TARGETS)}, got {target!r}")
+        cloud = self.cloud
+        if cloud is None:
+            raise ConfigError(self.source, "cloud", "is required to compile for Vertex AI or Kubeflow")
+        if self.data.rolling_window > 1:
+            raise ConfigError(self.source, "data.rolling_window",
+                              f"{self.data.rolling_window} spans cannot be compiled for {target}: TFX 1.16's "
+                              "KubeflowV2DagRunner compiles only resolvers of the single latest artifact. Use "
+                              "rolling_window: 1 there (each run trains on the newest span, warm-started from "
+                              "the latest blessed model)")
+        validation = self.validation
+        if validation.schema_file and "://" not in validation.schema_file:
+            validation = dataclasses.replace(validation, schema_file=_path_in_image(
+                validation.schema_file, cloud.image_workdir, self.source))
+        return dataclasses.replace(
+            self, target=target, data=dataclasses.replace(self.data, path=cloud.data_path),
+            pipeline_root=cloud.pipeline_root, metadata_path="", serving_dir=cloud.serving_dir,
+            float_serving_dir=default_float_serving_dir(cloud.serving_dir) if self.float_serving_dir else "",
+            validation=validation,
+            beam=dataclasses.replace(self.beam, setup_file=None, dataflow_args=tuple(dataflow_args(cloud))))
+
     def to_custom_config(self) -> Dict[str, Any]:
         """The JSON-serializable part that Transform and Trainer receive as `custom_config`."""
         return {
@@ -195,6 +279,42 @@ class PipelineConfig:
             "training": dataclasses.asdict(self.training),
             "code_fingerprint": self.code_fingerprint,
         }
+
+
+CLOUD_TARGETS = ("vertex", "kubeflow")
+
+
+def repo_root() -> Optional[str]:
+    """The checkout holding this package (what the Dockerfile copies into the image)."""
+    root = package_dir("pipeline")
+    return os.path.dirname(root) if root else None
+
+
+def _path_in_image(path: str, image_workdir: str, source: str) -> str:
+    root = repo_root()
+    relative = os.path.relpath(path, root) if root else ".."
+    if relative.startswith(".."):
+        raise ConfigError(source, "validation.schema", f"{path} is outside this repository, so it is not in the "
+                                                       f"pipeline image: put it in the repository or on GCS")
+    return f"{image_workdir.rstrip('/')}/{relative}"
+
+
+def dataflow_args(cloud: CloudConfig) -> List[str]:
+    """DataflowRunner options for every Beam-based component."""
+    dataflow = cloud.dataflow
+    args = ["--runner=DataflowRunner", f"--project={cloud.project}", f"--region={cloud.region}",
+            f"--temp_location={dataflow.temp_location or cloud.pipeline_root.rstrip('/') + '/tmp'}",
+            f"--machine_type={dataflow.machine_type}", f"--max_num_workers={dataflow.max_num_workers}",
+            "--experiments=use_runner_v2"]
+    if dataflow.disk_size_gb:
+        args.append(f"--disk_size_gb={dataflow.disk_size_gb}")
+    if dataflow.worker_code == "image":
+        args += [f"--sdk_container_image={cloud.image}", "--sdk_location=container"]
+    else:
+        args.append(f"--setup_file={cloud.image_workdir.rstrip('/')}/setup.py")
+    if cloud.service_account:
+        args.append(f"--service_account_email={cloud.service_account}")
+    return args + list(dataflow.extra_args)
 
 
 def default_metadata_path(pipeline_root: str) -> str:
@@ -333,14 +453,15 @@ def read_header(reader, path: str) -> List[str]:
     return header
 
 
-def sniff_csv_columns(data_dir: str) -> Tuple[str, List[str], Dict[str, bool]]:
+def sniff_csv_columns(data: DataConfig) -> Tuple[str, List[str], Dict[str, bool]]:
     """The first data file's header and, per column, whether its first non-empty values all parse as numbers.
 
     Returns (first file, header, numeric-by-column). The other files are checked by pipeline/preflight.py.
     """
-    files = csv_files(data_dir)
+    files = data.files()
     if not files:
-        raise FileNotFoundError(f"{data_dir}: no data files")
+        raise FileNotFoundError(f"{data.path}: no data files" +
+                                (f" match the pattern {data.pattern!r}" if data.pattern else ""))
     with open(files[0], newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
         header = read_header(reader, files[0])
@@ -458,6 +579,53 @@ def default_schema_file(config_path: str) -> str:
     return f"{stem}.schema.pbtxt"
 
 
+def _remote(section: _Section, name: str) -> str:
+    value = section.get(name, str)
+    if "://" not in value:
+        raise section.error(name, f"must be a cloud storage URI (gs://bucket/...), got {value!r}")
+    return value
+
+
+def _load_cloud(section: _Section) -> Optional[CloudConfig]:
+    if not section.raw:
+        section.finish()
+        return None
+    dataflow_section = section.section("dataflow")
+    extra = dataflow_section.get("extra_args", list, [])
+    if not all(isinstance(a, str) for a in extra):
+        raise dataflow_section.error("extra_args", "must be a list of strings")
+    disk = dataflow_section.get("disk_size_gb", int, None)
+    dataflow = DataflowConfig(
+        machine_type=dataflow_section.get("machine_type", str, DataflowConfig.machine_type),
+        max_num_workers=dataflow_section.positive_int("max_num_workers", DataflowConfig.max_num_workers),
+        disk_size_gb=disk, temp_location=dataflow_section.get("temp_location", str, None),
+        worker_code=dataflow_section.choice("worker_code", ("image", "setup_file"), DataflowConfig.worker_code),
+        extra_args=tuple(extra))
+    dataflow_section.finish()
+    training = None
+    if "training" in section.raw:
+        training_section = section.section("training")
+        accelerator = training_section.get("accelerator_type", str, None)
+        count = training_section.get("accelerator_count", int, 1 if accelerator else 0)
+        if accelerator and count <= 0:
+            raise training_section.error("accelerator_count", "must be > 0 with an accelerator_type")
+        training = VertexTrainingConfig(
+            machine_type=training_section.get("machine_type", str, VertexTrainingConfig.machine_type),
+            accelerator_type=accelerator, accelerator_count=count if accelerator else 0,
+            replica_count=training_section.positive_int("replica_count", VertexTrainingConfig.replica_count))
+        training_section.finish()
+    else:
+        section.used.add("training")
+    cloud = CloudConfig(
+        project=section.get("project", str), region=section.get("region", str),
+        pipeline_root=_remote(section, "pipeline_root"), image=section.get("image", str),
+        data_path=_remote(section, "data_path"), serving_dir=_remote(section, "serving_dir"),
+        service_account=section.get("service_account", str, None), dataflow=dataflow, training=training,
+        image_workdir=section.get("image_workdir", str, CloudConfig.image_workdir))
+    section.finish()
+    return cloud
+
+
 def _load_quantization(section: _Section) -> QuantizationConfig:
     method = section.choice("method", QUANTIZATION_METHODS, QuantizationConfig.method)
     push_float = section.get("push_float", bool, QuantizationConfig.push_float)
@@ -504,9 +672,21 @@ def load_config(path: str, schema_must_exist: bool = True) -> PipelineConfig:
     split_section.finish()
     if {k for k, _ in split} != {"train", "eval"}:
         raise data.error("split", f"must name exactly the splits train and eval, got {[k for k, _ in split]}")
+    pattern = data.get("pattern", str, None)
+    if pattern is not None:
+        from pipeline.spans import check_pattern
+
+        problem = check_pattern(pattern)
+        if problem:
+            raise data.error("pattern", problem)
+    rolling_window = data.positive_int("rolling_window", DataConfig.rolling_window)
+    if pattern is None and "rolling_window" in data.raw:
+        raise data.error("rolling_window", "needs data.pattern: a window of spans")
     data.finish()
+    data_config = DataConfig(path=data_dir, format=data_format, split=split, pattern=pattern,
+                             rolling_window=rolling_window)
     try:
-        data_file, header, numeric = sniff_csv_columns(data_dir)
+        data_file, header, numeric = sniff_csv_columns(data_config)
     except (OSError, ValueError, csv.Error) as e:
         raise data.error("path", str(e)) from None
 
@@ -533,7 +713,8 @@ def load_config(path: str, schema_must_exist: bool = True) -> PipelineConfig:
         train_steps=training_section.positive_int("train_steps", TrainingConfig.train_steps),
         eval_steps=training_section.positive_int("eval_steps", TrainingConfig.eval_steps),
         batch_size_per_replica=training_section.positive_int("batch_size_per_replica",
-                                                             TrainingConfig.batch_size_per_replica))
+                                                             TrainingConfig.batch_size_per_replica),
+        warm_start=training_section.get("warm_start", bool, pattern is not None))
     training_section.finish()
     evaluation = _load_evaluation(root.section("evaluation"), label.task)
 
@@ -563,13 +744,14 @@ def load_config(path: str, schema_must_exist: bool = True) -> PipelineConfig:
         extra_args=tuple(extra_args),
         setup_file=default_setup_file())
     beam_section.finish()
+    cloud = _load_cloud(root.section("cloud"))
     enable_cache = root.get("enable_cache", bool, True)
     root.finish()
 
     return PipelineConfig(
         name=name, source=path,
-        data=DataConfig(path=data_dir, format=data_format, split=split),
+        data=data_config,
         label=label, features=features, model=model, training=training, evaluation=evaluation,
         pipeline_root=pipeline_root, serving_dir=serving_dir, metadata_path=metadata_path,
         beam=beam, enable_cache=enable_cache, code_fingerprint=code_fingerprint(),
-        float_serving_dir=float_serving_dir, quantization=quantization, validation=validation)
+        float_serving_dir=float_serving_dir, quantization=quantization, validation=validation, cloud=cloud)

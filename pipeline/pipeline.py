@@ -16,9 +16,10 @@ from tfx.components import (CsvExampleGen, Evaluator, ExampleValidator, SchemaGe
 from tfx.dsl.components.common.resolver import Resolver
 from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import LatestArtifactStrategy
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
+from tfx.dsl.input_resolution.strategies.span_range_strategy import SpanRangeStrategy
 from tfx.orchestration import metadata
 from tfx.orchestration import pipeline as tfx_pipeline
-from tfx.proto import example_gen_pb2, trainer_pb2
+from tfx.proto import example_gen_pb2, range_config_pb2, trainer_pb2
 from tfx.types import Channel, standard_artifacts
 
 from components.data_gate.component import AcceptedStatistics, DataGate, FrozenSchemaGen
@@ -63,11 +64,17 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
 
 
 def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
-    example_gen = CsvExampleGen(
-        input_base=config.data.path,
-        output_config=example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
-            example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=buckets)
-            for name, buckets in config.data.split])))
+    output_config = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
+        example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=buckets) for name, buckets in config.data.split]))
+    spans = config.data.pattern is not None
+    if spans:
+        # Each run ingests the latest span (ExampleGen's default range); Transform and Trainer get a window.
+        example_gen = CsvExampleGen(
+            input_base=config.data.path, output_config=output_config,
+            input_config=example_gen_pb2.Input(splits=[
+                example_gen_pb2.Input.Split(name="single_split", pattern=config.data.pattern)]))
+    else:
+        example_gen = CsvExampleGen(input_base=config.data.path, output_config=output_config)
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     validation = config.validation
     if validation.schema_file:
@@ -88,31 +95,56 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         anomalies=example_validator.outputs["anomalies"],
         baseline_statistics=statistics_resolver.outputs["statistics"],
         custom_config=custom_config, drift=validation.drift, skew=validation.skew)
+    nodes: List = []
+    training_examples = example_gen.outputs["examples"]
+    if spans:
+        # The previous run's analyzer cache: analyzers of spans seen before are not computed again.
+        analyzer_cache = Resolver(
+            strategy_class=LatestArtifactStrategy,
+            cache=Channel(type=standard_artifacts.TransformCache)).with_id("latest_transform_cache_resolver")
+        nodes.append(analyzer_cache)
+        transform_cache = {"analyzer_cache": analyzer_cache.outputs["cache"], "disable_analyzer_cache": False}
+        if config.data.rolling_window > 1:
+            # The latest `rolling_window` spans ExampleGen has ingested in any run, this run's included: a
+            # channel by producer id reads ExampleGen's history (its output channel would hold only this
+            # run's span), and the explicit edge makes the resolver wait for this run's ExampleGen.
+            span_window = Resolver(
+                strategy_class=SpanRangeStrategy,
+                config={"range_config": range_config_pb2.RangeConfig(
+                    rolling_range=range_config_pb2.RollingRange(num_spans=config.data.rolling_window))},
+                examples=Channel(type=standard_artifacts.Examples, producer_component_id=example_gen.id,
+                                 output_key="examples")).with_id("span_window_resolver")
+            span_window.add_upstream_node(example_gen)
+            nodes.append(span_window)
+            training_examples = span_window.outputs["examples"]
+    else:
+        # The analyzer cache pays off only when later runs analyze some of the same input spans again;
+        # writing it cost ~2 s per run here.
+        transform_cache = {"disable_analyzer_cache": True}
     transform = Transform(
-        examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
+        examples=training_examples, schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN, custom_config=custom_config,
         # StatisticsGen already profiles the raw data; post-transform statistics would cost a second
         # full TFDV pass inside Transform.
-        disable_statistics=True,
-        # The analyzer cache pays off only when later runs analyze some of the same input spans again;
-        # writing it cost ~2 s per run here.
-        disable_analyzer_cache=True)
+        disable_statistics=True, **transform_cache)
     # Transform reads the schema from (Frozen)SchemaGen, so that its cache key does not change when only the
     # gate re-ran; this edge makes it wait for the gate, which fails the run on anomalies.
     transform.add_upstream_node(data_gate)
-    trainer = Trainer(
-        run_fn=RUN_FN,
-        examples=transform.outputs["transformed_examples"],
-        transform_graph=transform.outputs["transform_graph"],
-        schema=schema_gen.outputs["schema"],
-        train_args=trainer_pb2.TrainArgs(num_steps=config.training.train_steps),
-        eval_args=trainer_pb2.EvalArgs(num_steps=config.training.eval_steps),
-        custom_config=custom_config)
     model_resolver = Resolver(
         strategy_class=LatestBlessedModelStrategy,
         model=Channel(type=standard_artifacts.Model),
         model_blessing=Channel(type=standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model_resolver")
+    trainer = _trainer(config, custom_config)(
+        run_fn=RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        # Warm start: run_fn loads these weights when the layer shapes match (trainer/task.py).
+        base_model=model_resolver.outputs["model"] if config.training.warm_start else None,
+        train_args=trainer_pb2.TrainArgs(num_steps=config.training.train_steps),
+        eval_args=trainer_pb2.EvalArgs(num_steps=config.training.eval_steps),
+        custom_config=dict(custom_config, **_vertex_training_args(config)))
     evaluator = Evaluator(
         examples=example_gen.outputs["examples"],
         example_splits=["eval"],
@@ -133,12 +165,47 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
     ).with_id("Pusher")
 
     components: List = [example_gen, statistics_gen, schema_gen, example_validator, statistics_resolver,
-                        data_gate, transform, trainer, model_resolver, evaluator, pusher]
+                        data_gate, *nodes, transform, model_resolver, trainer, evaluator, pusher]
     return tfx_pipeline.Pipeline(
         pipeline_name=config.name,
         pipeline_root=config.pipeline_root,
         components=components,
         enable_cache=config.enable_cache,
-        metadata_connection_config=metadata.sqlite_metadata_connection_config(
-            config.metadata_path),
+        # Vertex AI / Kubeflow bring their own metadata store.
+        metadata_connection_config=(metadata.sqlite_metadata_connection_config(config.metadata_path)
+                                    if config.target == "local" else None),
         beam_pipeline_args=config.beam.pipeline_args())
+
+
+def _on_vertex_training(config: PipelineConfig) -> bool:
+    return config.target != "local" and config.cloud is not None and config.cloud.training is not None
+
+
+def _trainer(config: PipelineConfig, custom_config):
+    """The stock Trainer, or, when the config asks for Vertex AI Training in a compiled pipeline, TFX's
+    Google Cloud Trainer (same run_fn, run as a Vertex AI custom job)."""
+    if not _on_vertex_training(config):
+        return Trainer
+    from tfx.extensions.google_cloud_ai_platform.trainer.component import Trainer as VertexTrainer
+
+    return VertexTrainer
+
+
+def _vertex_training_args(config: PipelineConfig):
+    if not _on_vertex_training(config):
+        return {}
+    from tfx.extensions.google_cloud_ai_platform import constants
+    from tfx.extensions.google_cloud_ai_platform.trainer import executor as vertex_trainer
+
+    cloud, training = config.cloud, config.cloud.training
+    machine = {"machine_type": training.machine_type}
+    if training.accelerator_type:
+        machine.update(accelerator_type=training.accelerator_type, accelerator_count=training.accelerator_count)
+    pools = [{"machine_spec": machine, "replica_count": 1, "container_spec": {"image_uri": cloud.image}}]
+    if training.replica_count > 1:  # the chief, then the workers: Vertex sets TF_CONFIG for all of them
+        pools.append(dict(pools[0], replica_count=training.replica_count - 1))
+    args = {"project": cloud.project, "worker_pool_specs": pools}
+    if cloud.service_account:
+        args["service_account"] = cloud.service_account
+    return {constants.ENABLE_VERTEX_KEY: True, constants.VERTEX_REGION_KEY: cloud.region,
+            vertex_trainer.TRAINING_ARGS_KEY: args}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 from typing import List, Optional
 
-from pipeline.config import NUMERIC_TREATMENTS, PipelineConfig, csv_files, read_header
+from pipeline.config import NUMERIC_TREATMENTS, PipelineConfig, read_header
 
 
 class InputError(ValueError):
@@ -32,13 +32,16 @@ def _is_number(cell: str) -> bool:
 
 
 def check_csv_inputs(config: PipelineConfig) -> int:
-    """Raises InputError on the first problem; returns the number of data rows."""
+    """Raises InputError on the first problem; returns the number of data rows. With spans, the files of
+    the latest span (the one this run ingests) are checked."""
     if "://" in config.data.path:
         return -1
-    files = csv_files(config.data.path)
+    files = config.data.files()
     if not files:
-        raise InputError(config.data.path, "no data files in the directory")
+        raise InputError(config.data.path, "no data files" + (f" match {config.data.pattern!r}"
+                                                              if config.data.pattern else " in the directory"))
     label, task = config.label.column, config.label.task
+    required = [f.name for f in config.features] + [label]
     numeric = [f.name for f in config.features if f.treatment in NUMERIC_TREATMENTS]
     if task in ("binary", "regression"):
         numeric.append(label)
@@ -46,7 +49,7 @@ def check_csv_inputs(config: PipelineConfig) -> int:
     rows = 0
     for path in files:
         try:
-            rows += _check_file(path, expected, numeric, label, task)
+            rows += _check_file(path, expected, required, numeric, label, task)
         except UnicodeDecodeError as e:
             raise InputError(path, f"not a text CSV file: {e}") from None
         except csv.Error as e:
@@ -59,13 +62,17 @@ def check_csv_inputs(config: PipelineConfig) -> int:
     return rows
 
 
-def _check_file(path: str, expected: Optional[List[str]], numeric: List[str], label: str, task: str) -> int:
+def _check_file(path: str, expected: Optional[List[str]], required: List[str], numeric: List[str], label: str,
+                task: str) -> int:
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
         try:
             header = read_header(reader, path)
         except ValueError as e:  # names the file already
             raise InputError(path, str(e)[len(path):].lstrip(":, ")) from None
+        absent = [c for c in required if c not in header]
+        if absent:
+            raise InputError(path, f"missing column(s) {', '.join(absent)} that the config uses", line=1)
         if expected is not None and header != expected:
             missing = [c for c in expected if c not in header]
             extra = [c for c in header if c not in expected]

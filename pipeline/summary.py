@@ -23,6 +23,8 @@ class RunSummary:
     quantization: Dict[str, Any] = dataclasses.field(default_factory=dict)
     blessed: Optional[bool] = None
     metrics: Dict[str, float] = dataclasses.field(default_factory=dict)
+    # The latest blessed model's metrics on the same eval data (empty on a first run).
+    baseline_metrics: Dict[str, float] = dataclasses.field(default_factory=dict)
     validation_failures: List[str] = dataclasses.field(default_factory=list)
     component_seconds: Dict[str, float] = dataclasses.field(default_factory=dict)
     cached_components: List[str] = dataclasses.field(default_factory=list)
@@ -76,17 +78,18 @@ def _custom(artifact, name: str) -> Any:
     return getattr(value, value.WhichOneof("value"))
 
 
-def evaluation_metrics(evaluation_uri: str) -> Dict[str, float]:
-    """Overall-slice metrics of the candidate model, from the Evaluator's output."""
+def evaluation_metrics(evaluation_uri: str, model: str = "candidate") -> Dict[str, float]:
+    """Overall-slice metrics of the candidate (or "baseline") model, from the Evaluator's output."""
     import tensorflow_model_analysis as tfma  # heavy: only when a run has finished
 
+    names = ("", "candidate") if model == "candidate" else (model,)
     metrics: Dict[str, float] = {}
     for per_slice in tfma.load_metrics(evaluation_uri):
         if per_slice.slice_key.single_slice_keys:
             continue
         for kv in per_slice.metric_keys_and_values:
             key = kv.key
-            if key.is_diff or key.model_name not in ("", "candidate"):
+            if key.is_diff or key.model_name not in names:
                 continue
             if kv.value.HasField("double_value"):
                 metrics[key.name] = kv.value.double_value.value
@@ -115,6 +118,7 @@ def read_summary(metadata_path: str, pipeline_name: str) -> RunSummary:
         outputs = output_artifacts(store, evaluator)
         for evaluation in outputs.get("evaluation", []):
             summary.metrics = evaluation_metrics(evaluation.uri)
+            summary.baseline_metrics = evaluation_metrics(evaluation.uri, "baseline")
             summary.validation_failures = validation_failures(evaluation.uri)
         for blessing in outputs.get("blessing", []):
             summary.blessed = bool(_custom(blessing, "blessed"))

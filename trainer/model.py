@@ -1,7 +1,7 @@
 """The tf_keras (Keras 2) model: transformed features in, a task-specific head out."""
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import tf_keras as keras
 import tensorflow as tf
@@ -60,3 +60,35 @@ def build_model(features: Sequence[Mapping[str, Any]], vocab_sizes: Mapping[str,
     # Many small steps per tf.function call: per-step Python/strategy overhead dominates a small MLP.
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics, steps_per_execution=STEPS_PER_EXECUTION)
     return model
+
+
+def _checkpoint_key(index: int, weight: str) -> str:
+    # Keras names the weights of the i-th layer that has weights `layer_with_weights-<i>/<name>`.
+    return f"layer_with_weights-{index}/{weight}/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def weights_from_saved_model(model: keras.Model, model_dir: str) -> Optional[List[List[Any]]]:
+    """Per layer with weights, its kernel and bias read from an exported tfxp model's checkpoint, checked
+    against `model`'s shapes. Raises ValueError naming the first layer that does not match."""
+    reader = tf.train.load_checkpoint(f"{model_dir}/variables/variables")
+    layers = [layer for layer in model.layers if layer.weights]
+    if reader.has_tensor(_checkpoint_key(len(layers), "kernel")):
+        raise ValueError(f"{model_dir} has more layers with weights than this model ({len(layers)})")
+    values = []
+    for i, layer in enumerate(layers):
+        keys = [_checkpoint_key(i, w) for w in ("kernel", "bias")]
+        missing = [k for k in keys if not reader.has_tensor(k)]
+        if missing:
+            raise ValueError(f"{model_dir}: checkpoint has no {missing[0]}: not a model of this tfxp version")
+        arrays = [reader.get_tensor(k) for k in keys]
+        expected = [tuple(w.shape) for w in layer.weights]
+        if [a.shape for a in arrays] != expected:
+            raise ValueError(f"layer {layer.name}: weights {[a.shape for a in arrays]} there, {expected} here")
+        values.append(arrays)
+    return values
+
+
+def load_weights_from_saved_model(model: keras.Model, model_dir: str) -> None:
+    for layer, arrays in zip([layer for layer in model.layers if layer.weights],
+                             weights_from_saved_model(model, model_dir)):
+        layer.set_weights(arrays)

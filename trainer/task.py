@@ -9,10 +9,11 @@ and `training_summary.json` to the model run dir, and exports a SavedModel with 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import tempfile
-from typing import Any, Dict, List, Mapping
+from typing import Any, Dict, List, Mapping, Optional
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -22,7 +23,7 @@ from serving.client import FEATURES_FILE  # read back to encode requests; TF Ser
 from preprocessing.transform import LABEL_VOCAB, transformed_name, vocab_filename
 from trainer import strategy as strategy_lib
 from trainer.autograph_rules import skip_tf_keras
-from trainer.model import build_model
+from trainer.model import build_model, load_weights_from_saved_model
 
 SUMMARY_FILE = "training_summary.json"
 
@@ -123,6 +124,20 @@ def check_converged(history: Dict[str, List[float]]) -> None:
                                    f"now in the config, or check the data for extreme values)")
 
 
+def warm_start_from(model: keras.Model, base_model_dir: Optional[str]) -> Dict[str, Any]:
+    """Loads the latest blessed model's weights into `model` when every layer's shape matches (a grown
+    vocabulary changes the first layer's): returns what happened, for training_summary.json."""
+    if not base_model_dir:
+        return {"from": None, "reason": "no blessed model yet"}
+    try:
+        load_weights_from_saved_model(model, base_model_dir)
+    except (ValueError, tf.errors.OpError) as e:
+        logging.warning("Trainer: training from scratch, not warm-started from %s: %s", base_model_dir, e)
+        return {"from": None, "reason": f"shapes differ: {e}"}
+    logging.info("Trainer: warm-started from %s", base_model_dir)
+    return {"from": base_model_dir, "reason": None}
+
+
 def train_and_export(fn_args) -> Dict[str, Any]:
     """Trains and exports; returns the training summary (also written to the model run dir)."""
     skip_tf_keras()
@@ -140,6 +155,8 @@ def train_and_export(fn_args) -> Dict[str, Any]:
     with strategy.scope():
         model = build_model(config["features"], vocab_sizes(tf_transform_output, config["features"]), task,
                             num_classes(tf_transform_output, task), config["model"])
+    warm_start = (warm_start_from(model, fn_args.base_model) if config["training"].get("warm_start")
+                  else {"from": None, "reason": "training.warm_start is off"})
 
     history = model.fit(
         train_dataset, epochs=1, steps_per_epoch=fn_args.train_steps,
@@ -157,6 +174,7 @@ def train_and_export(fn_args) -> Dict[str, Any]:
         "train_steps": fn_args.train_steps,
         "eval_steps": fn_args.eval_steps,
         "num_classes": num_classes(tf_transform_output, task),
+        "warm_start": warm_start,
         "metrics": {name: float(values[-1]) for name, values in history.history.items()},
     }
     is_chief = strategy_lib.is_chief(strategy_lib.tf_config())

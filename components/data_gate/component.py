@@ -7,15 +7,17 @@ from typing import Any, Dict, Sequence, Tuple
 
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
 from tfx.dsl.components.base import base_component, executor_spec
-from tfx.types import Channel, standard_artifacts
+from tfx.types import Artifact, Channel, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 from tfx.types.standard_component_specs import ImportSchemaGenSpec
 
 from components.data_gate.executor import Executor
 
 
-class AcceptedStatistics(standard_artifacts.ExampleStatistics):
-    """Statistics of data that passed the gate: the drift baseline of the next run."""
+class AcceptedStatistics(Artifact):
+    """Statistics of data that passed the gate (`Split-<name>/FeatureStats.pb`, split names in the custom
+    property `split_names`): the drift baseline of the next run. No typed properties, so that Kubeflow V2
+    compiles it as a generic artifact."""
     TYPE_NAME = "tfxp.AcceptedStatistics"
 
 

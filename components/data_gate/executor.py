@@ -91,4 +91,4 @@ class Executor(base_executor.BaseExecutor):
             source = _split_file(statistics, split, STATS_FILE)
             if fileio.exists(source):
                 io_utils.copy_file(source, _split_file(accepted, split, STATS_FILE), overwrite=True)
-        accepted.split_names = statistics.split_names
+        accepted.set_string_custom_property("split_names", statistics.split_names)

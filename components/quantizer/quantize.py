@@ -197,18 +197,11 @@ def _build(tf_transform_output, custom_config: Dict[str, Any], dense=None):
 
 def float_model_from_checkpoint(model_dir: str, tf_transform_output, custom_config: Dict[str, Any]):
     """The Trainer's model rebuilt from the config and its weights read from the SavedModel checkpoint
-    (much cheaper than reviving the Keras SavedModel). Keras names the weights of the i-th layer that has
-    weights `layer_with_weights-<i>/<kernel|bias>`."""
-    import tensorflow as tf
+    (much cheaper than reviving the Keras SavedModel)."""
+    from trainer.model import load_weights_from_saved_model
 
     model = _build(tf_transform_output, custom_config)
-    reader = tf.train.load_checkpoint(os.path.join(model_dir, "variables", "variables"))
-    for i, layer in enumerate(layer for layer in model.layers if layer.weights):
-        keys = [f"layer_with_weights-{i}/{w}/.ATTRIBUTES/VARIABLE_VALUE" for w in ("kernel", "bias")]
-        missing = [k for k in keys if not reader.has_tensor(k)]
-        if missing:
-            raise ValueError(f"{model_dir}: checkpoint has no {missing[0]}: not a model of this tfxp version")
-        layer.set_weights([reader.get_tensor(k) for k in keys])
+    load_weights_from_saved_model(model, model_dir)
     return model
 
 
