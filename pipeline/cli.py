@@ -32,6 +32,24 @@ def _parser() -> argparse.ArgumentParser:
     freeze.add_argument("--output", help="schema file to write (default: validation.schema of the config, "
                                          "else <config>.schema.pbtxt beside it)")
     freeze.add_argument("--force", action="store_true", help="overwrite an existing schema file")
+    compile_ = commands.add_parser("compile", help="compile for Vertex AI Pipelines or Kubeflow Pipelines "
+                                                   "(KubeflowV2DagRunner; needs the config's cloud section)")
+    compile_.add_argument("--config", required=True, help="YAML config file")
+    compile_.add_argument("--target", required=True, choices=("vertex", "kubeflow"))
+    compile_.add_argument("--output", required=True, help="JSON file to write")
+    schedule = commands.add_parser(
+        "schedule", help="retrain on a cron schedule: locally in the foreground, or as a Vertex AI schedule")
+    schedule.add_argument("--config", required=True, help="YAML config file")
+    schedule.add_argument("--cron", required=True, help='cron expression, e.g. "0 3 * * *" (local time; '
+                                                        'Vertex: UTC unless prefixed with CRON_TZ=...)')
+    schedule.add_argument("--target", choices=("local", "vertex"), default="local")
+    schedule.add_argument("--max-ticks", type=int, help="local: stop after this many ticks (default: never)")
+    schedule.add_argument("--spec", help="vertex: a compiled PipelineJob JSON (default: compile the config now)")
+    schedule.add_argument("--display-name", help="vertex: name of the pipeline and schedule (default: config name)")
+    schedule.add_argument("--start-time", help="vertex: RFC 3339 time of the first run (default: now)")
+    schedule.add_argument("--end-time", help="vertex: RFC 3339 time after which no run starts")
+    schedule.add_argument("--max-concurrent-runs", type=int, default=1, help="vertex: default 1")
+    schedule.add_argument("--max-runs", type=int, help="vertex: stop after this many runs")
     return parser
 
 
@@ -148,12 +166,76 @@ def _schema_freeze(args) -> int:
     return 0
 
 
+def _compile(args) -> int:
+    try:
+        config = load_config(args.config)
+        _tf_environment()
+        from pipeline.kubeflow_runner import compile_pipeline
+
+        spec = compile_pipeline(config, args.target, args.output)
+    except ConfigError as e:
+        print(f"tfxp: config error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    tasks = (spec.get("pipelineSpec", spec))["root"]["dag"]["tasks"]
+    print(f"[tfxp] wrote {args.output}: {args.target} spec of pipeline {config.name} with {len(tasks)} tasks, "
+          f"image {config.cloud.image}")
+    return 0
+
+
+def _schedule(args) -> int:
+    from pipeline.schedule import CronError, CronSchedule
+
+    try:
+        config = load_config(args.config)
+        cron = CronSchedule.parse(args.cron.split(" ", 1)[1] if args.cron.startswith(("CRON_TZ=", "TZ="))
+                                  else args.cron)
+    except ConfigError as e:
+        print(f"tfxp: config error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    except CronError as e:
+        print(f"tfxp: --cron: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    _tf_environment()
+    if args.target == "vertex":
+        import tempfile
+
+        from pipeline.kubeflow_runner import compile_pipeline
+        from pipeline.schedule import schedule_vertex
+
+        try:
+            spec = args.spec
+            if not spec:
+                spec = os.path.join(tempfile.mkdtemp(prefix="tfxp_spec_"), f"{config.name}.json")
+                compile_pipeline(config, "vertex", spec)
+            schedule = schedule_vertex(config, args.cron, spec, args.display_name, args.start_time, args.end_time,
+                                       args.max_concurrent_runs, args.max_runs)
+        except ConfigError as e:
+            print(f"tfxp: config error: {e}", file=sys.stderr)
+            return EXIT_CONFIG
+        print(f"[tfxp] created Vertex AI schedule {schedule.resource_name} ({args.cron})")
+        return 0
+    from pipeline.local_runner import run_local
+    from pipeline.schedule import LocalScheduler
+
+    print(f"[tfxp] schedule {config.name}: {args.cron}, running in the foreground (Ctrl-C stops it)", flush=True)
+    scheduler = LocalScheduler(config, cron, run_local, emit=lambda line: print(line, flush=True))
+    try:
+        scheduler.run_forever(max_ticks=args.max_ticks)
+    except KeyboardInterrupt:
+        print("[tfxp] schedule stopped")
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
         return _run(args)
     if args.command == "schema" and args.schema_command == "freeze":
         return _schema_freeze(args)
+    if args.command == "compile":
+        return _compile(args)
+    if args.command == "schedule":
+        return _schedule(args)
     raise AssertionError(args.command)
 
 

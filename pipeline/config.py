@@ -643,6 +643,37 @@ def _load_quantization(section: _Section) -> QuantizationConfig:
     return QuantizationConfig(method=method, push_float=push_float, gates=tuple(gates))
 
 
+def _merged(base: Any, override: Any) -> Any:
+    if isinstance(base, Mapping) and isinstance(override, Mapping):
+        out = dict(base)
+        for key, value in override.items():
+            out[key] = _merged(base.get(key), value) if key in base else value
+        return out
+    return override
+
+
+def _with_base(raw: Any, path: str, seen: Tuple[str, ...] = ()) -> Any:
+    """`base: other.yaml` (a file in the same directory): that config, with this file's keys merged over it
+    (mappings key by key, anything else replaced). Relative paths still resolve against this directory."""
+    if not isinstance(raw, Mapping) or "base" not in raw:
+        return raw
+    name = raw["base"]
+    if not isinstance(name, str) or os.path.dirname(name):
+        raise ConfigError(path, "base", f"must name a config file in the same directory, got {name!r}")
+    base_path = os.path.join(os.path.dirname(path), name)
+    if base_path in seen or base_path == path:
+        raise ConfigError(path, "base", f"{name} includes itself")
+    try:
+        with open(base_path) as f:
+            base = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ConfigError(path, "base", f"{base_path} does not exist") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(base_path, "<file>", f"not valid YAML: {e}") from None
+    base = _with_base(base, base_path, seen + (path,))
+    return _merged(base, {k: v for k, v in raw.items() if k != "base"})
+
+
 def load_config(path: str, schema_must_exist: bool = True) -> PipelineConfig:
     """Loads and validates a config file; raises ConfigError naming the file and key.
 
@@ -656,6 +687,7 @@ def load_config(path: str, schema_must_exist: bool = True) -> PipelineConfig:
     except yaml.YAMLError as e:
         raise ConfigError(path, "<file>", f"not valid YAML: {e}") from None
     base_dir = os.path.dirname(path)
+    raw = _with_base(raw, path)
     root = _Section(path, "", raw)
 
     name = root.get("name", str)

@@ -13,8 +13,21 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional
 FEATURES_FILE = os.path.join("assets.extra", "tfxp_features.json")
 
 
+def is_remote(path: str) -> bool:
+    """gs://... and other filesystems that TensorFlow's gfile reads, rather than this machine's."""
+    return "://" in path
+
+
 def versions(serving_dir: str) -> List[int]:
     """Pushed versions, oldest first (directories whose name is an integer)."""
+    if is_remote(serving_dir):
+        import tensorflow as tf
+
+        if not tf.io.gfile.isdir(serving_dir):
+            return []
+        names = [name.rstrip("/") for name in tf.io.gfile.listdir(serving_dir)]
+        return sorted(int(name) for name in names
+                      if name.isdigit() and tf.io.gfile.isdir(os.path.join(serving_dir, name)))
     if not os.path.isdir(serving_dir):
         return []
     return sorted(int(name) for name in os.listdir(serving_dir)
@@ -29,7 +42,13 @@ def latest_model_dir(serving_dir: str) -> str:
 
 
 def read_feature_info(model_dir: str) -> Dict[str, Any]:
-    with open(os.path.join(model_dir, FEATURES_FILE)) as f:
+    path = os.path.join(model_dir, FEATURES_FILE)
+    if is_remote(path):
+        import tensorflow as tf
+
+        with tf.io.gfile.GFile(path) as f:
+            return json.load(f)
+    with open(path) as f:
         return json.load(f)
 
 

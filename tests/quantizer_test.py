@@ -157,3 +157,27 @@ def test_passing_gates_push_a_new_version_atomically_beside_the_previous(taxi_ru
     assert checkpoint_dtypes(summary.pushed_quantized_model_dir)
     assert all(dtype == tf.float16 for dtype in checkpoint_dtypes(summary.pushed_quantized_model_dir).values())
     assert 1.5 <= summary.quantization["size_ratio"] < 3.5
+
+
+def test_push_to_an_object_store_writes_saved_model_pb_last(tmp_path, monkeypatch):
+    """gs:// has no atomic rename: the version directory gets saved_model.pb (what TF Serving waits for)
+    after every other file. TensorFlow's ram:// filesystem stands in for GCS here."""
+    model = tmp_path / "model"
+    (model / "variables").mkdir(parents=True)
+    (model / "variables" / "variables.index").write_bytes(b"index")
+    (model / "saved_model.pb").write_bytes(b"graph")
+    (model / "assets.extra").mkdir()
+    (model / "assets.extra" / "tfxp_features.json").write_text("{}")
+    copied = []
+    real_copy = tf.io.gfile.copy
+    monkeypatch.setattr(tf.io.gfile, "copy", lambda src, dst, overwrite=False: (
+        copied.append(os.path.basename(dst)), real_copy(src, dst, overwrite)))
+    serving = "ram://serving_push_test"
+    final = push_lib.push_atomically(str(model), serving, 7, {"source_model_uri": "m1"})
+    assert final == f"{serving}/7" and push_lib.versions(serving) == [7]
+    assert copied[-1] == "saved_model.pb" and len(copied) == 3
+    with tf.io.gfile.GFile(f"{final}/saved_model.pb", "rb") as f:
+        assert f.read() == b"graph"
+    assert push_lib.already_pushed(serving, "m1") == final and push_lib.already_pushed(serving, "m2") is None
+    with pytest.raises(FileExistsError):
+        push_lib.push_atomically(str(model), serving, 7, {})

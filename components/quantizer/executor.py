@@ -4,12 +4,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from typing import Any, Dict, List
 
 from tfx.dsl.components.base import base_executor
+from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 
 from components.quantizer import gates as gates_lib
@@ -83,6 +86,15 @@ def _record(artifact, values: Dict[str, Any]) -> None:
             artifact.set_string_custom_property(key, json.dumps(value, sort_keys=True))
 
 
+def _keep(local_dir: str, artifact_dir: str) -> None:
+    """Copies the quantizer's work files into the output artifact, then removes the local copy."""
+    fileio.makedirs(artifact_dir)
+    for name in os.listdir(local_dir):
+        if os.path.isfile(os.path.join(local_dir, name)):
+            fileio.copy(os.path.join(local_dir, name), os.path.join(artifact_dir, name), overwrite=True)
+    shutil.rmtree(local_dir, ignore_errors=True)
+
+
 class Executor(base_executor.BaseExecutor):
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
@@ -118,9 +130,10 @@ class Executor(base_executor.BaseExecutor):
             return
 
         quantized_dir = os.path.join(pushed.uri, "quantized")
+        # The child's config, report and output: on this machine, then kept with the artifact (gs:// too).
+        work_dir = tempfile.mkdtemp(prefix="tfxp_quantizer_")
         child = QuantizerChild(model_dir, transform_graph.uri, custom_config, method, quantized_dir,
-                               os.path.join(artifact_utils.get_split_uri(examples, "train"), "*"),
-                               os.path.join(pushed.uri, "quantizer_work"))
+                               os.path.join(artifact_utils.get_split_uri(examples, "train"), "*"), work_dir)
         # The float side of the comparison, on the other core, while the child quantizes.
         prepared = gates_lib.prepare(model_dir,
                                      os.path.join(artifact_utils.get_split_uri(examples, "eval"), "*"))
@@ -129,6 +142,8 @@ class Executor(base_executor.BaseExecutor):
         except QuantizerDied as e:
             block([str(e)])
             return
+        finally:
+            _keep(work_dir, os.path.join(pushed.uri, "quantizer_work"))
         results = gates_lib.compare_prepared(prepared, quantized_dir, exec_properties["metric"])
         results["quantizer"] = report
         summary = {"quantization_method": method, "quantization_results": results,

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import glob
 import os
 import time
 from typing import Any, Dict, List, Optional, Sequence
@@ -23,7 +22,10 @@ class Gates:
 
 
 def dir_bytes(path: str) -> int:
-    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
+    import tensorflow as tf
+
+    return sum(tf.io.gfile.stat(os.path.join(d, f)).length for d, _, files in tf.io.gfile.walk(path)
+               for f in files)
 
 
 def variables_bytes(model_dir: str) -> int:
@@ -48,7 +50,7 @@ def weight_bytes(model_dir: str) -> int:
 def read_examples(pattern: str, limit: int) -> List[bytes]:
     import tensorflow as tf
 
-    files = sorted(glob.glob(pattern))
+    files = sorted(tf.io.gfile.glob(pattern))
     if not files:
         raise FileNotFoundError(f"no examples match {pattern}")
     dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").take(limit)

@@ -8,7 +8,7 @@ import time
 import uuid
 from typing import Any, Dict, Optional
 
-from serving.client import versions
+from serving.client import is_remote, versions
 
 PUSH_RECORD = os.path.join("assets.extra", "tfxp_push.json")
 
@@ -26,16 +26,30 @@ def already_pushed(serving_dir: str, source_model_uri: str) -> Optional[str]:
         return None
     latest = os.path.join(serving_dir, str(found[-1]))
     try:
-        with open(os.path.join(latest, PUSH_RECORD)) as f:
-            record = json.load(f)
+        record = json.loads(_read_text(os.path.join(latest, PUSH_RECORD)))
     except (OSError, ValueError):
         return None
     return latest if record.get("source_model_uri") == source_model_uri else None
 
 
+def _read_text(path: str) -> str:
+    if is_remote(path):
+        import tensorflow as tf
+
+        with tf.io.gfile.GFile(path) as f:
+            return f.read()
+    with open(path) as f:
+        return f.read()
+
+
 def push_atomically(model_dir: str, serving_dir: str, version: int, record: Dict[str, Any]) -> str:
     """Copies model_dir to a hidden temporary directory inside serving_dir (same filesystem), writes the
-    push record, then renames it to `<serving_dir>/<version>`: a poller never sees a half-written version."""
+    push record, then renames it to `<serving_dir>/<version>`: a poller never sees a half-written version.
+
+    On object stores (gs://) a rename copies object by object, so there the version directory is written
+    with `saved_model.pb` last: TF Serving loads a version only once its saved_model.pb exists."""
+    if is_remote(serving_dir) or is_remote(model_dir):
+        return _push_remote(model_dir, serving_dir, version, record)
     os.makedirs(serving_dir, exist_ok=True)
     final = os.path.join(serving_dir, str(version))
     if os.path.exists(final):
@@ -49,4 +63,31 @@ def push_atomically(model_dir: str, serving_dir: str, version: int, record: Dict
         os.rename(staging, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    return final
+
+
+def _push_remote(model_dir: str, serving_dir: str, version: int, record: Dict[str, Any]) -> str:
+    import tensorflow as tf
+
+    gfile = tf.io.gfile
+    final = os.path.join(serving_dir, str(version))
+    if gfile.exists(final):
+        raise FileExistsError(f"{final} already exists")
+    files = []
+    for directory, _, names in gfile.walk(model_dir):
+        files += [os.path.relpath(os.path.join(directory, name), model_dir) for name in names]
+    files.sort(key=lambda name: (name == "saved_model.pb", name))  # saved_model.pb last
+    try:
+        for name in files:
+            target = os.path.join(final, name)
+            gfile.makedirs(os.path.dirname(target))
+            if name == "saved_model.pb":
+                gfile.makedirs(os.path.dirname(os.path.join(final, PUSH_RECORD)))
+                with gfile.GFile(os.path.join(final, PUSH_RECORD), "w") as f:
+                    json.dump(record, f, indent=2, sort_keys=True)
+            gfile.copy(os.path.join(model_dir, name), target, overwrite=False)
+    except Exception:
+        if gfile.exists(final):
+            gfile.rmtree(final)  # no partial version left behind
+        raise
     return final

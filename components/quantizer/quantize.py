@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import glob
 import json
 import os
 import sys
@@ -315,7 +314,12 @@ def main(argv=None) -> int:
         os.abort()  # what an LLVM/TF native abort looks like from the parent: SIGABRT, no Python traceback
     with open(args.config_json) as f:
         custom_config = json.load(f)
-    files = sorted(glob.glob(args.calibration_pattern)) if args.calibration_pattern else None
+    if args.calibration_pattern:
+        import tensorflow as tf
+
+        files = sorted(tf.io.gfile.glob(args.calibration_pattern))
+    else:
+        files = None
     report = quantize_model(args.model, args.transform_graph, custom_config, args.method, args.out, files)
     with open(args.report, "w") as f:
         json.dump(report, f)
