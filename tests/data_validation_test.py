@@ -52,12 +52,14 @@ def write_case(clean, name, rows=None, extra_files=None):
     return str(case / "taxi.yaml")
 
 
-def mutated(clean, column, every, value):
-    """The clean rows with `column` set to `value` in every `every`-th row."""
-    index = clean["header"].index(column)
+def mutated(clean, column, every, value, *more):
+    """The clean rows with `column` set to `value` in every `every`-th row; each further (column, value)
+    pair goes in the rows after those (offset 1, 2, ...)."""
     rows = [list(row) for row in clean["rows"]]
-    for row in rows[::every]:
-        row[index] = value
+    for offset, (name, new) in enumerate([(column, value), *more]):
+        index = clean["header"].index(name)
+        for row in rows[offset::every]:
+            row[index] = new
     return rows
 
 
@@ -171,19 +173,14 @@ def test_burst_of_missing_values(clean):
 
 
 def test_values_outside_the_schema_range(clean):
-    rows = mutated(clean, "fare", 300, "5000")
-    for row in rows[1::300]:
-        row[clean["header"].index("pickup_community_area")] = "99"
+    rows = mutated(clean, "fare", 300, "5000", ("pickup_community_area", "99"))
     anomalies = gate_anomalies(clean, "out_of_range", rows)
     assert ("fare", "FLOAT_TYPE_BIG_FLOAT") in anomalies
     assert ("pickup_community_area", "INT_TYPE_BIG_INT") in anomalies
 
 
 def test_nan_and_inf_in_float_columns(clean):
-    rows = mutated(clean, "fare", 250, "nan")
-    for row in rows[1::250]:
-        row[clean["header"].index("trip_miles")] = "inf"
-    anomalies = gate_anomalies(clean, "non_finite", rows)
+    anomalies = gate_anomalies(clean, "non_finite", mutated(clean, "fare", 250, "nan", ("trip_miles", "inf")))
     assert ("fare", "FLOAT_TYPE_HAS_NAN") in anomalies
     assert ("trip_miles", "FLOAT_TYPE_HAS_INF") in anomalies
 

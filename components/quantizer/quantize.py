@@ -47,6 +47,8 @@ def per_channel_int8(kernel):
     """Symmetric per-output-channel int8: kernel ~= q * scale, q in [-127, 127]. Returns (q, scale)."""
     import numpy as np
 
+    if kernel.shape[0] == 0:  # no rows (e.g. every first-layer row is row-scaled)
+        return kernel.astype("int8"), np.ones(kernel.shape[1], "float32")
     max_abs = np.max(np.abs(kernel), axis=0)
     scale = np.where(max_abs > 0, max_abs / INT8_MAX, 1.0).astype("float32")
     q = np.clip(np.round(kernel / scale), -INT8_MAX, INT8_MAX).astype("int8")
