@@ -65,7 +65,7 @@ def _print_summary(summary) -> None:
         latency = ", ".join(f"batch {b}: {r:.2f}x" for b, r in q.get("latency_ratio", {}).items())
         print(f"  quantized ({q.get('method')})          {q['size_ratio']:.2f}x smaller, "
               f"{q['metric']} {q['float_metric']:.4f} -> {q['quantized_metric']:.4f}, "
-              f"max |d| {q['max_abs_prediction_diff']:.2g}, p50 latency vs float {latency}")
+              f"max |d| {q['max_abs_prediction_diff']:.2g}, latency vs float {latency}")
     for reason in summary.push_blocked_reasons:
         print(f"  not pushed because           {reason}")
     print(f"  pushed                       {summary.pushed}"
