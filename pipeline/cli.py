@@ -56,7 +56,9 @@ def _parser() -> argparse.ArgumentParser:
 def _print_summary(summary) -> None:
     print("[tfxp] summary")
     for name, value in sorted(summary.metrics.items()):
-        print(f"  {name:<28} {value:.4f}")
+        baseline = summary.baseline_metrics.get(name)
+        print(f"  {name:<28} {value:.4f}" + (f"   (latest blessed model: {baseline:.4f})"
+                                              if baseline is not None else ""))
     print(f"  blessed                      {summary.blessed}")
     for failure in summary.validation_failures:
         print(f"  not blessed because          {failure}")
