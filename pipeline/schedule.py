@@ -149,8 +149,10 @@ class LocalScheduler:
     (injected, with `now` and `sleep`, so that tests can drive ticks without waiting)."""
 
     def __init__(self, config: PipelineConfig, cron: CronSchedule, run: Callable, emit: Callable[[str], None],
-                 now: Callable[[], datetime.datetime] = datetime.datetime.now, sleep: Callable = time.sleep):
-        self.config, self.cron, self.run, self.emit, self.now, self.sleep = config, cron, run, emit, now, sleep
+                 now: Optional[Callable[[], datetime.datetime]] = None, sleep: Optional[Callable] = None):
+        self.config, self.cron, self.run, self.emit = config, cron, run, emit
+        self.now = now or (lambda: datetime.datetime.now())
+        self.sleep = sleep or (lambda seconds: time.sleep(seconds))
 
     def tick(self) -> TickResult:
         from pipeline.preflight import InputError

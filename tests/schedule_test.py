@@ -84,3 +84,27 @@ def test_a_tick_while_another_run_holds_the_root_is_skipped(spans_config):
     with run_lock(lock_paths(config.pipeline_root, config.metadata_path), "other.yaml"):
         result = LocalScheduler(config, CronSchedule.parse("@hourly"), run_local_like, lines.append).tick()
     assert not result.ran and "another tfxp run holds" in result.reason and "other.yaml" in result.reason
+
+
+def test_schedule_command_runs_ticks_in_the_foreground(spans_config, monkeypatch, capsys):
+    """`tfxp schedule` (local): the cron's next tick, then a skip because this span already ran."""
+    import pipeline.schedule as schedule_lib
+    from pipeline import cli
+
+    root, config = spans_config
+    schedule_lib._record_signature(config, data_signature(config), type("S", (), {"pushed": True,
+                                                                                  "pushed_model_dir": None})())
+    clock = [datetime.datetime(2026, 11, 22, 1, 7, 30)]
+
+    class FakeClock(schedule_lib.LocalScheduler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs, now=lambda: clock[0],
+                             sleep=lambda s: clock.__setitem__(0, clock[0] + datetime.timedelta(seconds=s)))
+
+    monkeypatch.setattr(schedule_lib, "LocalScheduler", FakeClock)
+    assert cli.main(["schedule", "--config", str(root / "c.yaml"), "--cron", "*/30 * * * *",
+                     "--max-ticks", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "[tfxp] schedule: next tick at 2026-11-22 01:30" in out
+    assert "[tfxp] schedule: next tick at 2026-11-22 02:00" in out
+    assert out.count("[tfxp] schedule: skipping this tick: no new data (span 1 already ran)") == 2
