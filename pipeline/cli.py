@@ -85,6 +85,11 @@ def _write_json(path: Optional[str], payload) -> None:
         json.dump(payload, f, indent=2, sort_keys=True)
 
 
+def _config_error(error: Exception) -> int:
+    print(f"tfxp: config error: {error}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
 def _tf_environment() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF's C++ start-up chatter; failures still raise
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -94,8 +99,7 @@ def _run(args) -> int:
     try:
         config = load_config(args.config).with_overrides(args.pipeline_root, args.serving_dir)
     except ConfigError as e:
-        print(f"tfxp: config error: {e}", file=sys.stderr)
-        return EXIT_CONFIG
+        return _config_error(e)
     _tf_environment()
     from pipeline.local_runner import PipelineFailed, run_local  # TFX and TensorFlow load when it runs
     from pipeline.preflight import InputError
@@ -132,8 +136,7 @@ def _schema_freeze(args) -> int:
     try:
         config = load_config(args.config, schema_must_exist=False)
     except ConfigError as e:
-        print(f"tfxp: config error: {e}", file=sys.stderr)
-        return EXIT_CONFIG
+        return _config_error(e)
     output = os.path.abspath(args.output or config.validation.schema_file or default_schema_file(config.source))
     if os.path.exists(output) and not args.force:
         print(f"tfxp: {output} exists (a reviewed schema?); pass --force to overwrite it", file=sys.stderr)
@@ -176,8 +179,7 @@ def _compile(args) -> int:
 
         spec = compile_pipeline(config, args.target, args.output)
     except ConfigError as e:
-        print(f"tfxp: config error: {e}", file=sys.stderr)
-        return EXIT_CONFIG
+        return _config_error(e)
     tasks = (spec.get("pipelineSpec", spec))["root"]["dag"]["tasks"]
     print(f"[tfxp] wrote {args.output}: {args.target} spec of pipeline {config.name} with {len(tasks)} tasks, "
           f"image {config.cloud.image}")
@@ -189,11 +191,9 @@ def _schedule(args) -> int:
 
     try:
         config = load_config(args.config)
-        cron = CronSchedule.parse(args.cron.split(" ", 1)[1] if args.cron.startswith(("CRON_TZ=", "TZ="))
-                                  else args.cron)
+        cron = CronSchedule.parse(args.cron)
     except ConfigError as e:
-        print(f"tfxp: config error: {e}", file=sys.stderr)
-        return EXIT_CONFIG
+        return _config_error(e)
     except CronError as e:
         print(f"tfxp: --cron: {e}", file=sys.stderr)
         return EXIT_CONFIG
@@ -212,8 +212,7 @@ def _schedule(args) -> int:
             schedule = schedule_vertex(config, args.cron, spec, args.display_name, args.start_time, args.end_time,
                                        args.max_concurrent_runs, args.max_runs)
         except ConfigError as e:
-            print(f"tfxp: config error: {e}", file=sys.stderr)
-            return EXIT_CONFIG
+            return _config_error(e)
         print(f"[tfxp] created Vertex AI schedule {schedule.resource_name} ({args.cron})")
         return 0
     from pipeline.local_runner import run_local

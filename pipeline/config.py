@@ -63,14 +63,17 @@ class DataConfig:
     pattern: Optional[str] = None
     rolling_window: int = 1
 
-    def files(self) -> List[str]:
-        """The files a run ingests: the latest span's, or every file in the directory."""
+    def latest(self) -> Tuple[Optional[int], List[str]]:
+        """(span, files) a run ingests: the latest span and its files, or (None, every file in the directory)."""
         if self.pattern is None:
-            return csv_files(self.path)
+            return None, csv_files(self.path)
         from pipeline.spans import list_spans
 
         spans = list_spans(self.path, self.pattern)
-        return spans[max(spans)] if spans else []
+        return (max(spans), spans[max(spans)]) if spans else (None, [])
+
+    def files(self) -> List[str]:
+        return self.latest()[1]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,8 +119,6 @@ class EvaluationConfig:
 
 
 QUANTIZATION_METHODS = ("int8", "float16", "dynamic_int8", "static_int8")
-GATE_KEYS = ("max_metric_drop", "max_abs_prediction_diff", "max_label_flip_rate", "min_size_ratio",
-             "max_latency_ratio")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -392,9 +393,7 @@ def resolve_data_path(value: str, base_dir: str) -> str:
         if location is None:
             raise FileNotFoundError(f"package {package!r} is not installed")
         return os.path.join(location, sub)
-    if "://" in value:  # gs:// and friends: checked by the pipeline when it reads them
-        return value
-    return os.path.normpath(os.path.join(base_dir, os.path.expanduser(value)))
+    return _resolve_output(value, base_dir)  # gs:// and friends: checked by the pipeline when it reads them
 
 
 def package_dir(package: str) -> Optional[str]:
@@ -418,8 +417,8 @@ def code_fingerprint(packages=("preprocessing", "trainer")) -> str:
 
 def default_setup_file() -> Optional[str]:
     """setup.py beside the installed (editable or source) packages, if there is one."""
-    root = package_dir("pipeline")
-    path = os.path.join(os.path.dirname(root), "setup.py") if root else None
+    root = repo_root()
+    path = os.path.join(root, "setup.py") if root else None
     return path if path and os.path.isfile(path) else None
 
 
@@ -433,6 +432,14 @@ def csv_files(data_dir: str) -> List[str]:
     """The files CsvExampleGen reads (its default input pattern is `*` in the input directory)."""
     return sorted(os.path.join(data_dir, name) for name in os.listdir(data_dir)
                   if not name.startswith(".") and os.path.isfile(os.path.join(data_dir, name)))
+
+
+def is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
 
 
 # A header cell that holds any of these is data, not a column name: the file is probably not a CSV table.
@@ -469,11 +476,8 @@ def sniff_csv_columns(data: DataConfig) -> Tuple[str, List[str], Dict[str, bool]
         try:
             for _, row in zip(range(TYPE_SNIFF_ROWS), reader):
                 for name, cell in zip(header, row):
-                    if cell and numeric[name]:
-                        try:
-                            float(cell)
-                        except ValueError:
-                            numeric[name] = False
+                    if cell and numeric[name] and not is_number(cell):
+                        numeric[name] = False
         except UnicodeDecodeError as e:
             raise ValueError(f"{files[0]}: not a text CSV file: {e}") from None
     return files[0], header, numeric

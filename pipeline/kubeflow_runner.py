@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from typing import Any, Dict
 
 from pipeline.config import PipelineConfig
@@ -22,11 +21,9 @@ def compile_pipeline(config: PipelineConfig, target: str, output: str) -> Dict[s
     from pipeline.pipeline import create_pipeline
 
     cloud_config = config.for_cloud(target)
-    with tempfile.TemporaryDirectory() as scratch:
-        runner = kubeflow_v2.KubeflowV2DagRunner(
-            config=kubeflow_v2.KubeflowV2DagRunnerConfig(default_image=cloud_config.cloud.image),
-            output_dir=scratch, output_filename="pipeline.json")
-        job = runner.run(create_pipeline(cloud_config), write_out=False)
+    runner = kubeflow_v2.KubeflowV2DagRunner(
+        config=kubeflow_v2.KubeflowV2DagRunnerConfig(default_image=cloud_config.cloud.image))
+    job = runner.run(create_pipeline(cloud_config), write_out=False)  # written below, in the target's form
     if target == "kubeflow":
         spec = dict(job["pipelineSpec"])
         spec["defaultPipelineRoot"] = cloud_config.pipeline_root

@@ -67,14 +67,12 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
     output_config = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
         example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=buckets) for name, buckets in config.data.split]))
     spans = config.data.pattern is not None
-    if spans:
-        # Each run ingests the latest span (ExampleGen's default range); Transform and Trainer get a window.
-        example_gen = CsvExampleGen(
-            input_base=config.data.path, output_config=output_config,
-            input_config=example_gen_pb2.Input(splits=[
-                example_gen_pb2.Input.Split(name="single_split", pattern=config.data.pattern)]))
-    else:
-        example_gen = CsvExampleGen(input_base=config.data.path, output_config=output_config)
+    # With spans, each run ingests the latest span (ExampleGen's default range); Transform and Trainer get a
+    # window. Without, ExampleGen reads every file in the directory (its default input config).
+    example_gen = CsvExampleGen(
+        input_base=config.data.path, output_config=output_config,
+        input_config=example_gen_pb2.Input(splits=[
+            example_gen_pb2.Input.Split(name="single_split", pattern=config.data.pattern)]) if spans else None)
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     validation = config.validation
     if validation.schema_file:
@@ -135,7 +133,7 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         model=Channel(type=standard_artifacts.Model),
         model_blessing=Channel(type=standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model_resolver")
-    trainer = _trainer(config, custom_config)(
+    trainer = _trainer(config)(
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
@@ -181,7 +179,7 @@ def _on_vertex_training(config: PipelineConfig) -> bool:
     return config.target != "local" and config.cloud is not None and config.cloud.training is not None
 
 
-def _trainer(config: PipelineConfig, custom_config):
+def _trainer(config: PipelineConfig):
     """The stock Trainer, or, when the config asks for Vertex AI Training in a compiled pipeline, TFX's
     Google Cloud Trainer (same run_fn, run as a Vertex AI custom job)."""
     if not _on_vertex_training(config):

@@ -9,9 +9,9 @@ NaN/inf, drift) are the data gate's, inside the pipeline. Remote data (gs://...)
 from __future__ import annotations
 
 import csv
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
-from pipeline.config import NUMERIC_TREATMENTS, PipelineConfig, read_header
+from pipeline.config import NUMERIC_TREATMENTS, PipelineConfig, is_number, read_header
 
 
 class InputError(ValueError):
@@ -21,14 +21,6 @@ class InputError(ValueError):
         self.path, self.line, self.column = path, line, column
         where = path + (f", line {line}" if line else "") + (f", column {column!r}" if column else "")
         super().__init__(f"{where}: {message}")
-
-
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
 
 
 def check_csv_inputs(config: PipelineConfig) -> int:
@@ -49,21 +41,21 @@ def check_csv_inputs(config: PipelineConfig) -> int:
     rows = 0
     for path in files:
         try:
-            rows += _check_file(path, expected, required, numeric, label, task)
+            header, file_rows = _check_file(path, expected, required, numeric, label, task)
         except UnicodeDecodeError as e:
             raise InputError(path, f"not a text CSV file: {e}") from None
         except csv.Error as e:
             raise InputError(path, f"not a readable CSV file: {e}") from None
-        if expected is None:
-            with open(path, newline="", encoding="utf-8") as f:
-                expected = next(csv.reader(f))
+        rows += file_rows
+        expected = expected or header
     if rows == 0:
         raise InputError(config.data.path, "the data files hold a header but no data rows")
     return rows
 
 
 def _check_file(path: str, expected: Optional[List[str]], required: List[str], numeric: List[str], label: str,
-                task: str) -> int:
+                task: str) -> Tuple[List[str], int]:
+    """(header, number of data rows) of one file; InputError on the first problem."""
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
         try:
@@ -92,7 +84,7 @@ def _check_file(path: str, expected: Optional[List[str]], required: List[str], n
                 raise InputError(path, f"{len(row)} fields, but the header has {len(header)}",
                                  line=reader.line_num)
             for name, i in numeric_at:
-                if row[i] and not _is_number(row[i]):
+                if row[i] and not is_number(row[i]):
                     raise InputError(path, f"{row[i]!r} is not a number", line=reader.line_num, column=name)
             if label_at is not None:
                 value = row[label_at]
@@ -101,4 +93,4 @@ def _check_file(path: str, expected: Optional[List[str]], required: List[str], n
                 if task == "binary" and float(value) not in (0.0, 1.0):
                     raise InputError(path, f"{value!r} is not a binary class (0 or 1)", line=reader.line_num,
                                      column=label)
-        return rows
+        return header, rows

@@ -72,7 +72,10 @@ class CronSchedule:
 
     @classmethod
     def parse(cls, expression: str) -> "CronSchedule":
-        fields = _ALIASES.get(expression.strip(), expression).split()
+        """A leading `CRON_TZ=<zone>` or `TZ=<zone>` (Vertex AI's time zone prefix) is accepted and
+        ignored: the fields are read in local time."""
+        fields_text = expression.split(" ", 1)[1] if expression.startswith(("CRON_TZ=", "TZ=")) else expression
+        fields = _ALIASES.get(fields_text.strip(), fields_text).split()
         if len(fields) != 5:
             raise CronError(f"{expression!r}: a cron expression has 5 fields (minute hour day-of-month month "
                             f"day-of-week), got {len(fields)}")
@@ -108,10 +111,7 @@ class CronSchedule:
 def data_signature(config: PipelineConfig) -> Dict:
     """What a run would ingest: the latest span (None without spans) and its files' names, sizes and
     modification times. An unchanged signature means no new data."""
-    from pipeline.spans import latest_span
-
-    files = config.data.files()
-    span = latest_span(config.data.path, config.data.pattern) if config.data.pattern else None
+    span, files = config.data.latest()
     return {"span": span, "files": [[os.path.relpath(f, config.data.path), os.path.getsize(f),
                                      os.stat(f).st_mtime_ns] for f in files]}
 
@@ -210,7 +210,7 @@ def schedule_vertex(config: PipelineConfig, cron: str, spec_path: str, display_n
     Times are RFC 3339 strings (2026-12-01T03:00:00Z). Returns the SDK's PipelineJobSchedule."""
     from google.cloud import aiplatform
 
-    CronSchedule.parse(cron.split(" ", 1)[1] if cron.startswith(("CRON_TZ=", "TZ=")) else cron)  # validate
+    CronSchedule.parse(cron)  # validate
     cloud = config.cloud
     if cloud is None:
         raise ValueError(f"{config.source}: a Vertex AI schedule needs the config's cloud section")

@@ -64,7 +64,3 @@ def list_spans(base_dir: str, pattern: str) -> Dict[int, List[str]]:
         spans.setdefault(span, []).append(path)
     return {span: sorted(files) for span, files in sorted(spans.items())}
 
-
-def latest_span(base_dir: str, pattern: str) -> Optional[int]:
-    spans = list_spans(base_dir, pattern)
-    return max(spans) if spans else None

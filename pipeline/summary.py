@@ -78,21 +78,22 @@ def _custom(artifact, name: str) -> Any:
     return getattr(value, value.WhichOneof("value"))
 
 
-def evaluation_metrics(evaluation_uri: str, model: str = "candidate") -> Dict[str, float]:
-    """Overall-slice metrics of the candidate (or "baseline") model, from the Evaluator's output."""
+def evaluation_metrics(evaluation_uri: str) -> Dict[str, Dict[str, float]]:
+    """Overall-slice metrics from the Evaluator's output, by model: "candidate", and "baseline" (the latest
+    blessed model) when there was one."""
     import tensorflow_model_analysis as tfma  # heavy: only when a run has finished
 
-    names = ("", "candidate") if model == "candidate" else (model,)
-    metrics: Dict[str, float] = {}
+    metrics: Dict[str, Dict[str, float]] = {"candidate": {}, "baseline": {}}
     for per_slice in tfma.load_metrics(evaluation_uri):
         if per_slice.slice_key.single_slice_keys:
             continue
         for kv in per_slice.metric_keys_and_values:
             key = kv.key
-            if key.is_diff or key.model_name not in names:
+            model = key.model_name or "candidate"
+            if key.is_diff or model not in metrics:
                 continue
             if kv.value.HasField("double_value"):
-                metrics[key.name] = kv.value.double_value.value
+                metrics[model][key.name] = kv.value.double_value.value
     return metrics
 
 
@@ -117,8 +118,8 @@ def read_summary(metadata_path: str, pipeline_name: str) -> RunSummary:
     if evaluator is not None:
         outputs = output_artifacts(store, evaluator)
         for evaluation in outputs.get("evaluation", []):
-            summary.metrics = evaluation_metrics(evaluation.uri)
-            summary.baseline_metrics = evaluation_metrics(evaluation.uri, "baseline")
+            by_model = evaluation_metrics(evaluation.uri)
+            summary.metrics, summary.baseline_metrics = by_model["candidate"], by_model["baseline"]
             summary.validation_failures = validation_failures(evaluation.uri)
         for blessing in outputs.get("blessing", []):
             summary.blessed = bool(_custom(blessing, "blessed"))

@@ -41,15 +41,19 @@ def latest_model_dir(serving_dir: str) -> str:
     return os.path.join(serving_dir, str(found[-1]))
 
 
-def read_feature_info(model_dir: str) -> Dict[str, Any]:
-    path = os.path.join(model_dir, FEATURES_FILE)
+def read_text(path: str) -> str:
+    """A local file's text, or a remote one's through TensorFlow's gfile."""
     if is_remote(path):
         import tensorflow as tf
 
         with tf.io.gfile.GFile(path) as f:
-            return json.load(f)
+            return f.read()
     with open(path) as f:
-        return json.load(f)
+        return f.read()
+
+
+def read_feature_info(model_dir: str) -> Dict[str, Any]:
+    return json.loads(read_text(os.path.join(model_dir, FEATURES_FILE)))
 
 
 def _feature(value: Any, dtype: str):

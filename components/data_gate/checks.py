@@ -18,8 +18,9 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
 
+from pipeline.config import NUMERIC_TREATMENTS, is_number
+
 MISSING_TAG = "tfxp:max_missing_fraction="
-NUMERIC_TREATMENTS = ("zscore", "minmax", "passthrough")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,15 +69,7 @@ def present_fraction(stats, num_examples: int) -> float:
 def non_numeric_examples(stats, limit: int = 3) -> List[str]:
     values = [b.label for b in stats.string_stats.rank_histogram.buckets] or \
              [v.value for v in stats.string_stats.top_values]
-    out = []
-    for value in values:
-        try:
-            float(value)
-        except ValueError:
-            out.append(value)
-            if len(out) == limit:
-                break
-    return out
+    return [value for value in values if not is_number(value)][:limit]
 
 
 def text_examples(stats) -> str:

@@ -8,7 +8,7 @@ import time
 import uuid
 from typing import Any, Dict, Optional
 
-from serving.client import is_remote, versions
+from serving.client import is_remote, read_text, versions
 
 PUSH_RECORD = os.path.join("assets.extra", "tfxp_push.json")
 
@@ -26,20 +26,10 @@ def already_pushed(serving_dir: str, source_model_uri: str) -> Optional[str]:
         return None
     latest = os.path.join(serving_dir, str(found[-1]))
     try:
-        record = json.loads(_read_text(os.path.join(latest, PUSH_RECORD)))
+        record = json.loads(read_text(os.path.join(latest, PUSH_RECORD)))
     except (OSError, ValueError):
         return None
     return latest if record.get("source_model_uri") == source_model_uri else None
-
-
-def _read_text(path: str) -> str:
-    if is_remote(path):
-        import tensorflow as tf
-
-        with tf.io.gfile.GFile(path) as f:
-            return f.read()
-    with open(path) as f:
-        return f.read()
 
 
 def push_atomically(model_dir: str, serving_dir: str, version: int, record: Dict[str, Any]) -> str:
