@@ -4,7 +4,7 @@ Trains the default taxi pipeline into a temporary root (or uses --pipeline-root 
 each method quantizes the Trainer's model (child process, as the pusher does) and measures, in this one
 process and on the eval split: size ratio (weight bytes; files on disk too), metric delta, max |prediction difference|,
 label flip rate, and p50/p99 latency at batch 1, 32 and 256 with the float and quantized models called
-alternately. Writes JSON.
+alternately, and the median paired ratio with its 99% interval. Writes JSON.
 
     python -m bench.quantize --out bench/results/quantize.json [--pipeline-root DIR] [--rounds N]
 """
@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     from components.quantizer import gates as gates_lib
     from components.quantizer.executor import quantize_in_child
     from components.quantizer.quantize import METHODS
-    from pipeline.config import load_config
+    from pipeline.config import default_gates, load_config
     from pipeline.summary import latest_output_uri
 
     work = tempfile.mkdtemp(prefix="tfxp_bench_quantize_")
@@ -61,9 +61,10 @@ def main(argv=None) -> int:
         results = gates_lib.compare(model_dir, out, os.path.join(examples, "Split-eval", "*"),
                                     config.evaluation.metric, batch_sizes=BATCHES, rounds=args.rounds)
         results["gate_failures_with_defaults"] = gates_lib.failures(
-            results, gates_lib.Gates(**dict(config.quantization.gates)))
+            results, gates_lib.Gates(**dict(default_gates(method))))
         report["methods"][method] = results
-        latency = ", ".join(f"b{b} {results['latency_ratio'][str(b)]:.3f}x" for b in BATCHES)
+        latency = ", ".join(f"b{b} {i['ratio']:.3f}x [{i['low']:.3f}-{i['high']:.3f}]"
+                            for b, i in results["latency_interval"].items())
         print(f"{method:13s} size {results['size_ratio']:.2f}x  {results['metric']} "
               f"{results['float_metric']:.4f} -> {results['quantized_metric']:.4f}  "
               f"max|d| {results['max_abs_prediction_diff']:.3g}  flips {results['label_flip_rate']:.4f}  "

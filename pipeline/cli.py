@@ -56,24 +56,35 @@ def _parser() -> argparse.ArgumentParser:
 def _print_summary(summary) -> None:
     print("[tfxp] summary")
     for name, value in sorted(summary.metrics.items()):
-        baseline = summary.baseline_metrics.get(name)
-        print(f"  {name:<28} {value:.4f}" + (f"   (latest blessed model: {baseline:.4f})"
-                                              if baseline is not None else ""))
+        baseline, constant = summary.baseline_metrics.get(name), summary.constant_metrics.get(name)
+        print(f"  {name:<28} {value:.4f}"
+              + (f"   (constant predictor: {constant:.4f})" if constant is not None else "")
+              + (f"   (latest blessed model: {baseline:.4f})" if baseline is not None else ""))
     print(f"  blessed                      {summary.blessed}")
     for failure in summary.validation_failures:
         print(f"  not blessed because          {failure}")
     q = summary.quantization
     if q.get("size_ratio") is not None:
-        latency = ", ".join(f"batch {b}: {r:.2f}x" for b, r in q.get("latency_ratio", {}).items())
-        print(f"  quantized ({q.get('method')})          {q['size_ratio']:.2f}x smaller, "
+        latency = ", ".join(f"batch {b}: {i['ratio']:.2f}x [{i['low']:.2f}-{i['high']:.2f}]"
+                            for b, i in q.get("latency_interval", {}).items())
+        print(f"  quantized ({q.get('method')})          {q['size_ratio']:.2f}x smaller kernels "
+              f"({q['float_weight_bytes']} -> {q['quantized_weight_bytes']} bytes of weights), "
               f"{q['metric']} {q['float_metric']:.4f} -> {q['quantized_metric']:.4f}, "
               f"max |d| {q['max_abs_prediction_diff']:.2g}, latency vs float {latency}")
+    for reason in summary.quantization_gate_failures:
+        print(f"  quantized form failed        {reason}")
     for reason in summary.push_blocked_reasons:
         print(f"  not pushed because           {reason}")
-    print(f"  pushed                       {summary.pushed}"
+    kind = f" ({summary.pushed_kind} model)" if summary.pushed_kind else ""
+    print(f"  pushed                       {summary.pushed}{kind}"
           f"{' -> ' + summary.pushed_model_dir if summary.pushed_model_dir else ''}")
+    if summary.pushed_kind == "float":
+        print("  note                         the float model was pushed because its quantized form failed "
+              "a gate (quantization.on_gate_failure: push_nothing pushes nothing instead)")
     if summary.pushed_float_model_dir:
-        print(f"  float fallback               {summary.pushed_float_model_dir}")
+        print(f"  float copy                   {summary.pushed_float_model_dir}")
+    for warning in summary.warnings:
+        print(f"  warning                      {warning}")
     print(f"  total seconds                {summary.component_seconds.get('total', 0):.1f}")
 
 

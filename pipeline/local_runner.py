@@ -133,7 +133,7 @@ def _run_locked(config: PipelineConfig, emit_line: Callable[[str], None]) -> Run
             LocalDagRunner().run(create_pipeline(config))
         except Exception as e:  # a component failed: name it, keep the cause
             raise PipelineFailed(progress.current, e, log_file) from e
-    summary = read_summary(config.metadata_path, config.name)
+    summary = read_summary(config.metadata_path, config.name, config.label.column, config.label.task)
     summary.component_seconds = dict(progress.seconds)
     summary.component_seconds["total"] = round(time.monotonic() - started, 2)
     summary.cached_components = list(progress.cached)

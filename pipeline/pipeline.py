@@ -6,6 +6,7 @@ CsvExampleGen -> StatisticsGen -> SchemaGen (inferred) or FrozenSchemaGen (the r
 """
 from __future__ import annotations
 
+import math
 from typing import List
 
 import tensorflow_model_analysis as tfma
@@ -48,9 +49,12 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
             direction=direction,
             absolute={"value": (-ev.max_regression - 1e-10) if ev.higher_is_better
                       else (ev.max_regression + 1e-10)}))
-    if ev.threshold is not None:
-        bound = "lower_bound" if ev.higher_is_better else "upper_bound"
-        threshold.value_threshold.CopyFrom(tfma.GenericValueThreshold(**{bound: {"value": ev.threshold}}))
+    # Without `evaluation.threshold` any finite value passes the value check, so the first run (which has no
+    # baseline, so no change threshold) is blessed; later runs must not regress. With no threshold at all TFMA
+    # would report `missing_thresholds` and never bless a first model (tfx#5148). A NaN metric still fails.
+    bound = "lower_bound" if ev.higher_is_better else "upper_bound"
+    value = ev.threshold if ev.threshold is not None else (-math.inf if ev.higher_is_better else math.inf)
+    threshold.value_threshold.CopyFrom(tfma.GenericValueThreshold(**{bound: {"value": value}}))
     metrics = [tfma.MetricConfig(class_name="ExampleCount")]
     for name in dict.fromkeys(_TASK_METRICS[config.label.task] + [ev.metric]):
         metrics.append(tfma.MetricConfig(class_name=METRICS[name][2],
@@ -157,6 +161,7 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         serving_dir=config.serving_dir,
         float_serving_dir=config.float_serving_dir,
         method=config.quantization.method,
+        on_gate_failure=config.quantization.on_gate_failure,
         gates=dict(config.quantization.gates),
         metric=config.evaluation.metric,
         custom_config=custom_config,

@@ -19,13 +19,21 @@ class RunSummary:
     pushed_model_dir: Optional[str] = None
     pushed_quantized_model_dir: Optional[str] = None
     pushed_float_model_dir: Optional[str] = None
+    # "quantized", or "float" when the quantized form failed a gate (quantization_gate_failures say which).
+    pushed_kind: Optional[str] = None
+    quantization_gate_failures: List[str] = dataclasses.field(default_factory=list)
     push_blocked_reasons: List[str] = dataclasses.field(default_factory=list)
     quantization: Dict[str, Any] = dataclasses.field(default_factory=dict)
     blessed: Optional[bool] = None
     metrics: Dict[str, float] = dataclasses.field(default_factory=dict)
     # The latest blessed model's metrics on the same eval data (empty on a first run).
     baseline_metrics: Dict[str, float] = dataclasses.field(default_factory=dict)
+    # Why the Evaluator did not bless the model, from TFMA's validation result (failed thresholds, missing
+    # thresholds or slices).
     validation_failures: List[str] = dataclasses.field(default_factory=list)
+    # The eval metrics of a constant predictor (pipeline/constant_baseline.py), beside `metrics`.
+    constant_metrics: Dict[str, float] = dataclasses.field(default_factory=dict)
+    warnings: List[str] = dataclasses.field(default_factory=list)
     component_seconds: Dict[str, float] = dataclasses.field(default_factory=dict)
     cached_components: List[str] = dataclasses.field(default_factory=list)
     error: Optional[str] = None
@@ -98,6 +106,7 @@ def evaluation_metrics(evaluation_uri: str) -> Dict[str, Dict[str, float]]:
 
 
 def validation_failures(evaluation_uri: str) -> List[str]:
+    """TFMA's reasons for not blessing, in words; empty when validation passed."""
     import tensorflow_model_analysis as tfma
 
     result = tfma.load_validation_result(evaluation_uri)
@@ -108,12 +117,42 @@ def validation_failures(evaluation_uri: str) -> List[str]:
                             f"{' (vs baseline)' if failure.metric_key.is_diff else ''}: "
                             f"{failure.metric_value.double_value.value:.4f} fails {failure.metric_threshold}"
                             .replace("\n", " ").strip())
+    if result.missing_thresholds:
+        failures.append("missing_thresholds: TFMA had no threshold to check (no value threshold, and no "
+                        "baseline model for the change threshold)")
+    for spec in list(result.missing_slices) + list(result.missing_cross_slices):
+        failures.append(f"missing slice: no eval examples for {spec}".replace("\n", " ").strip())
+    if not result.validation_ok and not failures:
+        failures.append("TFMA's validation result is not ok and names no failed threshold")
     return failures
 
 
-def read_summary(metadata_path: str, pipeline_name: str) -> RunSummary:
+def no_better_than_constant(metrics: Dict[str, float], constant: Dict[str, float]) -> List[str]:
+    """Warnings for each metric where the model does not beat the constant predictor."""
+    from pipeline.config import METRICS
+
+    warnings = []
+    for name, value in constant.items():
+        if name not in metrics:
+            continue
+        model = metrics[name]
+        if (model <= value) if METRICS[name][1] else (model >= value):
+            warnings.append(f"the model is no better than a constant predictor: {name} {model:.4f} vs "
+                            f"{value:.4f} for always predicting the training label distribution (check "
+                            f"the features' treatments, e.g. a large passthrough feature, and training.train_steps)")
+    return warnings
+
+
+def read_summary(metadata_path: str, pipeline_name: str, label: Optional[str] = None,
+                 task: Optional[str] = None) -> RunSummary:
+    """What the latest executions produced; with the label column and task, also the constant predictor's
+    metrics (and a warning when the model does not beat it)."""
     summary = RunSummary(pipeline_name=pipeline_name)
     store = open_store(metadata_path)
+    gate = latest_execution(store, pipeline_name, "DataGate")
+    if gate is not None:
+        for accepted in output_artifacts(store, gate).get("accepted_statistics", []):
+            summary.warnings += json.loads(_custom(accepted, "warnings") or "[]")
     evaluator = latest_execution(store, pipeline_name, "Evaluator")
     if evaluator is not None:
         outputs = output_artifacts(store, evaluator)
@@ -123,6 +162,15 @@ def read_summary(metadata_path: str, pipeline_name: str) -> RunSummary:
             summary.validation_failures = validation_failures(evaluation.uri)
         for blessing in outputs.get("blessing", []):
             summary.blessed = bool(_custom(blessing, "blessed"))
+        example_gen = latest_execution(store, pipeline_name, "CsvExampleGen")
+        if label and task and summary.metrics and example_gen is not None:
+            from pipeline.config import METRICS
+            from pipeline.constant_baseline import constant_metrics_of_examples
+
+            for examples in output_artifacts(store, example_gen).get("examples", []):
+                summary.constant_metrics = constant_metrics_of_examples(
+                    examples.uri, label, task, [m for m in summary.metrics if m in METRICS])
+            summary.warnings += no_better_than_constant(summary.metrics, summary.constant_metrics)
     pusher = latest_execution(store, pipeline_name, "Pusher")
     if pusher is not None:
         for pushed in output_artifacts(store, pusher).get("pushed_model", []):
@@ -132,6 +180,8 @@ def read_summary(metadata_path: str, pipeline_name: str) -> RunSummary:
             if summary.pushed:
                 summary.pushed_quantized_model_dir = _custom(pushed, "pushed_quantized_model_dir")
                 summary.pushed_float_model_dir = _custom(pushed, "pushed_float_model_dir")
+                summary.pushed_kind = _custom(pushed, "pushed_kind")
+            summary.quantization_gate_failures = json.loads(_custom(pushed, "quantization_gate_failures") or "[]")
             summary.push_blocked_reasons = json.loads(_custom(pushed, "push_blocked_reasons") or "[]")
             results = _custom(pushed, "quantization_results")
             summary.quantization = {"method": _custom(pushed, "quantization_method"),

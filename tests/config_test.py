@@ -146,7 +146,12 @@ def test_quantization_defaults_and_float_fallback_dir(tiny, tmp_path):
     config = load_config(tiny(MINIMAL))
     assert config.quantization.method == "int8"
     gates = dict(config.quantization.gates)
-    assert gates["min_size_ratio"] == 3.5 and gates["max_metric_drop"] == 0.005
+    # Kernels (with their scales) at least 3/4 of the method's ideal ratio: 3.0 for int8, 1.5 for float16.
+    assert gates["min_size_ratio"] == 3.0 and gates["max_metric_drop"] == 0.005
+    assert config.quantization.on_gate_failure == "push_float"  # a blessed model always ships
+    float16 = load_config(tiny(MINIMAL + "quantization: {method: float16, on_gate_failure: push_nothing}\n"))
+    assert dict(float16.quantization.gates)["min_size_ratio"] == 1.5
+    assert float16.quantization.on_gate_failure == "push_nothing"
     assert config.float_serving_dir == config.serving_dir + "_float"
     moved = config.with_overrides(serving_dir=str(tmp_path / "srv"))
     assert moved.float_serving_dir == str(tmp_path / "srv_float")
@@ -163,6 +168,7 @@ def test_quantization_gate_null_disables_and_push_float_false_drops_the_fallback
 
 @pytest.mark.parametrize("text, key, message", [
     ("quantization: {method: int4}\n", "quantization.method", "must be one of"),
+    ("quantization: {on_gate_failure: push_anyway}\n", "quantization.on_gate_failure", "must be one of"),
     ("quantization: {gates: {min_size_ratio: -1}}\n", "quantization.gates.min_size_ratio", "must be a number"),
     ("quantization: {gates: {max_speedup: 2}}\n", "quantization.gates.max_speedup", "unknown key"),
 ])

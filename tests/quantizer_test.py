@@ -40,9 +40,12 @@ def test_default_run_pushes_int8_model_and_float_fallback(taxi_run):
     assert all(dtype == tf.float32 for dtype in checkpoint_dtypes(float_dir).values())
     q = summary.quantization
     assert q["method"] == "int8"
+    assert summary.pushed_kind == "quantized"
     assert q["size_ratio"] >= 3.5
     assert q["metric_drop"] <= 0.005
     assert set(q["latency_ratio"]) == {"1", "256"}
+    for interval in q["latency_interval"].values():  # the int8 serving graph is the float one
+        assert interval["low"] <= 1.0 + 0.05 and interval["low"] <= interval["ratio"] <= interval["high"]
     # Only standard TF ops: the SavedModel loads in plain TensorFlow (the e2e test scores it in a fresh process).
     assert tf.saved_model.load(quantized).signatures["serving_default"] is not None
 
@@ -95,7 +98,7 @@ def comparison(taxi_run):
     ("max_abs_prediction_diff", 0.0, "max |prediction difference|"),
     ("max_label_flip_rate", -1.0, "label flip rate"),
     ("min_size_ratio", 100.0, "is below min_size_ratio 100.0"),
-    ("max_latency_ratio", 0.01, "p50 latency at batch 1 is"),
+    ("max_latency_ratio", 0.01, "latency at batch 1 is"),
 ])
 def test_each_gate_fails_with_its_reason(comparison, gate, value, message):
     no_gates = {name: None for name in gates_lib.Gates.__dataclass_fields__}
@@ -124,26 +127,59 @@ def rerun_pusher(taxi_run, serving, float_serving, **quantization):
     return run_local(config, emit_line=lambda line: None)
 
 
-def test_failed_gate_pushes_nothing_and_leaves_previous_versions_byte_identical(taxi_run, previous_push):
+def pushed_model_properties(taxi_run):
+    """Custom properties of the Pusher's latest PushedModel artifact in ML Metadata."""
+    from pipeline.summary import latest_execution, open_store, output_artifacts
+
+    store = open_store(taxi_run["config"].metadata_path)
+    [pushed] = output_artifacts(store, latest_execution(store, "taxi", "Pusher"))["pushed_model"]
+    return {k: getattr(v, v.WhichOneof("value")) for k, v in pushed.custom_properties.items()}
+
+
+def test_failed_gate_with_push_nothing_pushes_nothing_and_leaves_previous_versions_byte_identical(
+        taxi_run, previous_push):
     serving, float_serving = previous_push
     before = tree_digest(serving), tree_digest(float_serving)
     gates = dict(QuantizationConfig().gates, max_abs_prediction_diff=0.0)
-    summary = rerun_pusher(taxi_run, serving, float_serving, gates=tuple(gates.items()))
-    assert summary.pushed is False
+    summary = rerun_pusher(taxi_run, serving, float_serving, gates=tuple(gates.items()),
+                           on_gate_failure="push_nothing")
+    assert summary.pushed is False and summary.pushed_kind is None
     assert any("max |prediction difference|" in reason for reason in summary.push_blocked_reasons)
     assert (tree_digest(serving), tree_digest(float_serving)) == before
     assert sorted(os.listdir(serving)) == ["1000"]  # no temporary directory left behind either
 
 
-def test_quantizer_abort_is_a_failed_gate_and_the_previous_push_stays(taxi_run, previous_push, monkeypatch):
+def test_failed_gate_pushes_the_blessed_float_model_by_default(taxi_run, previous_push):
+    """A blessed model always reaches serving: the quantized form failed a gate, so the float model is the
+    new version of the serving directory, marked float in the summary, the push record and ML Metadata."""
     serving, float_serving = previous_push
-    before = tree_digest(serving), tree_digest(float_serving)
+    gates = dict(QuantizationConfig().gates, max_abs_prediction_diff=0.0)
+    summary = rerun_pusher(taxi_run, serving, float_serving, gates=tuple(gates.items()))
+    assert summary.pushed and summary.pushed_kind == "float"
+    assert summary.push_blocked_reasons == []
+    assert any("max |prediction difference|" in r for r in summary.quantization_gate_failures)
+    versions = push_lib.versions(str(serving))
+    assert versions[0] == 1000 and len(versions) == 2
+    new = os.path.join(serving, str(versions[1]))
+    assert summary.pushed_model_dir == new and summary.pushed_quantized_model_dir is None
+    assert push_lib.pushed_kind(new) == "float"
+    assert all(dtype == tf.float32 for dtype in checkpoint_dtypes(new).values())
+    assert tf.saved_model.load(new).signatures["serving_default"] is not None
+    properties = pushed_model_properties(taxi_run)
+    assert properties["pushed_kind"] == "float" and properties["pushed"] == 1
+    assert "max |prediction difference|" in properties["quantization_gate_failures"]
+
+
+def test_quantizer_abort_pushes_float_with_the_reason_and_keeps_previous_versions(taxi_run, previous_push,
+                                                                                  monkeypatch):
+    serving, float_serving = previous_push
+    old_version = tree_digest(serving / "1000")
     monkeypatch.setenv(FAULT_ENV, "abort")
     summary = rerun_pusher(taxi_run, serving, float_serving, method="float16")
-    assert summary.pushed is False
-    [reason] = summary.push_blocked_reasons
+    assert summary.pushed and summary.pushed_kind == "float"
+    [reason] = summary.quantization_gate_failures
     assert "quantizer process (float16) was killed by signal SIGABRT" in reason
-    assert (tree_digest(serving), tree_digest(float_serving)) == before
+    assert tree_digest(serving / "1000") == old_version
 
 
 def test_passing_gates_push_a_new_version_atomically_beside_the_previous(taxi_run, previous_push):
@@ -156,7 +192,8 @@ def test_passing_gates_push_a_new_version_atomically_beside_the_previous(taxi_ru
     assert not [n for n in os.listdir(serving) if n.startswith(".tmp-")]
     assert checkpoint_dtypes(summary.pushed_quantized_model_dir)
     assert all(dtype == tf.float16 for dtype in checkpoint_dtypes(summary.pushed_quantized_model_dir).values())
-    assert 1.5 <= summary.quantization["size_ratio"] < 3.5
+    assert summary.pushed_kind == "quantized"
+    assert 1.5 <= summary.quantization["size_ratio"] < 2.0 + 1e-9  # float16: at most 2x
 
 
 def test_push_to_an_object_store_writes_saved_model_pb_last(tmp_path, monkeypatch):

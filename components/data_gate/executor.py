@@ -92,3 +92,9 @@ class Executor(base_executor.BaseExecutor):
             if fileio.exists(source):
                 io_utils.copy_file(source, _split_file(accepted, split, STATS_FILE), overwrite=True)
         accepted.set_string_custom_property("split_names", statistics.split_names)
+        train = load_statistics(statistics, "train")
+        warnings = (checks.passthrough_warnings(train.datasets[0], json.loads(exec_properties["custom_config"])["features"])
+                    if train is not None else [])
+        for warning in warnings:
+            logging.warning("DataGate: %s", warning)
+        accepted.set_string_custom_property("warnings", json.dumps(warnings))

@@ -13,6 +13,7 @@ Columns the config does not use keep their type only, so that they cannot block 
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -20,7 +21,7 @@ from typing import List, Tuple
 
 from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 
-from components.data_gate.checks import MISSING_TAG, feature_stats, present_fraction
+from components.data_gate.checks import MISSING_TAG, feature_stats, passthrough_warnings, present_fraction
 from pipeline.config import NUMERIC_TREATMENTS, PipelineConfig
 
 # TFDV keeps this many distinct values per string feature in its rank histogram (StatsOptions default).
@@ -84,7 +85,8 @@ def frozen_schema(statistics: statistics_pb2.DatasetFeatureStatisticsList, confi
     schema.ClearField("string_domain")  # domains go inline, per feature
     stats_by_name = feature_stats(dataset)
     treatments = {f.name: f.treatment for f in config.features}
-    validation, label, notes = config.validation, config.label, []
+    validation, label = config.validation, config.label
+    notes = [f"warning: {w}" for w in passthrough_warnings(dataset, [dataclasses.asdict(f) for f in config.features])]
     for feature in schema.feature:
         _clear_domain(feature)
         # CsvExampleGen writes an empty cell as a feature with no values, where TFDV's CSV reader drops the

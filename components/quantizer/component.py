@@ -1,5 +1,6 @@
-"""QuantizingPusher: pushes a blessed model as a quantized SavedModel (and the float one beside it), only
-when the quantized form passes its gates against the float model on the eval split."""
+"""QuantizingPusher: pushes a blessed model as a quantized SavedModel when the quantized form passes its gates
+against the float model on the eval split, else (by default) the float model itself; the float model also
+goes beside it to float_serving_dir."""
 from __future__ import annotations
 
 import json
@@ -17,6 +18,7 @@ class QuantizingPusherSpec(ComponentSpec):
         "serving_dir": ExecutionParameter(type=str),
         "float_serving_dir": ExecutionParameter(type=str, optional=True),
         "method": ExecutionParameter(type=str),
+        "on_gate_failure": ExecutionParameter(type=str),  # push_float | push_nothing
         "gates": ExecutionParameter(type=str),  # JSON of components.quantizer.gates.Gates
         "metric": ExecutionParameter(type=str),
         "custom_config": ExecutionParameter(type=str),  # JSON: the Trainer's custom_config
@@ -35,11 +37,12 @@ class QuantizingPusher(base_component.BaseComponent):
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
     def __init__(self, model, model_blessing, transform_graph, examples, serving_dir: str,
-                 float_serving_dir: str, method: str, gates: Dict[str, Any], metric: str,
+                 float_serving_dir: str, method: str, on_gate_failure: str, gates: Dict[str, Any], metric: str,
                  custom_config: Dict[str, Any]):
         super().__init__(spec=QuantizingPusherSpec(
             model=model, model_blessing=model_blessing, transform_graph=transform_graph, examples=examples,
             serving_dir=serving_dir, float_serving_dir=float_serving_dir, method=method,
+            on_gate_failure=on_gate_failure,
             gates=json.dumps(gates, sort_keys=True), metric=metric,
             custom_config=json.dumps(custom_config, sort_keys=True),
             pushed_model=Channel(type=standard_artifacts.PushedModel)))

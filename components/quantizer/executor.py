@@ -106,24 +106,23 @@ class Executor(base_executor.BaseExecutor):
         serving_dir = exec_properties["serving_dir"]
         float_serving_dir = exec_properties.get("float_serving_dir") or ""
         method = exec_properties["method"]
+        on_gate_failure = exec_properties.get("on_gate_failure") or "push_float"
         custom_config = json.loads(exec_properties["custom_config"])
         gates = gates_lib.Gates(**json.loads(exec_properties["gates"]))
         model_dir = os.path.join(model.uri, "Format-Serving")
 
-        def block(reasons: List[str], **extra) -> None:
-            for reason in reasons:
-                logging.warning("QuantizingPusher: not pushing: %s", reason)
-            _record(pushed, {"pushed": 0, "push_blocked_reasons": reasons, "quantization_method": method,
-                             **extra})
-
         if not blessing.get_int_custom_property("blessed"):
-            block(["the Evaluator did not bless the model"])
+            logging.warning("QuantizingPusher: not pushing: the Evaluator did not bless the model")
+            _record(pushed, {"pushed": 0, "push_blocked_reasons": ["the Evaluator did not bless the model"],
+                             "quantization_method": method})
             return
         existing = push_lib.already_pushed(serving_dir, model.uri)
         if existing:
             logging.info("QuantizingPusher: model %s is already pushed as %s", model.uri, existing)
-            _record(pushed, {"pushed": 1, "pushed_destination": existing, "pushed_quantized_model_dir": existing,
-                             "already_pushed": 1, "quantization_method": method})
+            kind = push_lib.pushed_kind(existing)
+            _record(pushed, {"pushed": 1, "pushed_destination": existing, "already_pushed": 1,
+                             "quantization_method": method, "pushed_kind": kind,
+                             "pushed_quantized_model_dir": existing if kind == push_lib.QUANTIZED else None})
             float_existing = float_serving_dir and push_lib.already_pushed(float_serving_dir, model.uri)
             if float_existing:
                 _record(pushed, {"pushed_float_model_dir": float_existing})
@@ -137,32 +136,37 @@ class Executor(base_executor.BaseExecutor):
         # The float side of the comparison, on the other core, while the child quantizes.
         prepared = gates_lib.prepare(model_dir,
                                      os.path.join(artifact_utils.get_split_uri(examples, "eval"), "*"))
+        summary: Dict[str, Any] = {"quantization_method": method}
         try:
             report = child.wait()
         except QuantizerDied as e:
-            block([str(e)])
-            return
+            failed = [str(e)]
+        else:
+            results = gates_lib.compare_prepared(prepared, quantized_dir, exec_properties["metric"])
+            results["quantizer"] = report
+            summary.update(quantization_results=results, size_ratio=results["size_ratio"],
+                           metric_drop=results["metric_drop"],
+                           max_abs_prediction_diff=results["max_abs_prediction_diff"],
+                           label_flip_rate=results["label_flip_rate"],
+                           latency_ratio_batch_1=results["latency_ratio"].get("1"),
+                           latency_ratio_batch_256=results["latency_ratio"].get("256"))
+            failed = gates_lib.failures(results, gates)
         finally:
             _keep(work_dir, os.path.join(pushed.uri, "quantizer_work"))
-        results = gates_lib.compare_prepared(prepared, quantized_dir, exec_properties["metric"])
-        results["quantizer"] = report
-        summary = {"quantization_method": method, "quantization_results": results,
-                   "size_ratio": results["size_ratio"], "metric_drop": results["metric_drop"],
-                   "max_abs_prediction_diff": results["max_abs_prediction_diff"],
-                   "label_flip_rate": results["label_flip_rate"],
-                   "latency_ratio_batch_1": results["latency_ratio"].get("1"),
-                   "latency_ratio_batch_256": results["latency_ratio"].get("256")}
-        failed = gates_lib.failures(results, gates)
-        if failed:
-            block(failed, **{k: v for k, v in summary.items() if k != "quantization_method"})
+        for reason in failed:
+            logging.warning("QuantizingPusher: the quantized model fails a gate: %s", reason)
+        if failed and on_gate_failure == "push_nothing":
+            _record(pushed, dict(summary, pushed=0, push_blocked_reasons=failed, quantization_gate_failures=failed))
             return
+        # A blessed model always ships: quantized when it passes every gate, else the float model itself.
+        kind, source = (push_lib.FLOAT, model_dir) if failed else (push_lib.QUANTIZED, quantized_dir)
         version = push_lib.next_version(serving_dir, *([float_serving_dir] if float_serving_dir else []))
         record = {"source_model_uri": model.uri, "quantization_method": method, "version": version}
-        quantized_target = push_lib.push_atomically(quantized_dir, serving_dir, version,
-                                                    dict(record, kind="quantized"))
-        values = dict(summary, pushed=1, pushed_destination=quantized_target, pushed_version=str(version),
-                      pushed_quantized_model_dir=quantized_target)
+        target = push_lib.push_atomically(source, serving_dir, version, dict(record, kind=kind))
+        values = dict(summary, pushed=1, pushed_destination=target, pushed_version=str(version), pushed_kind=kind,
+                      quantization_gate_failures=failed or None,
+                      pushed_quantized_model_dir=target if kind == push_lib.QUANTIZED else None)
         if float_serving_dir:
             values["pushed_float_model_dir"] = push_lib.push_atomically(model_dir, float_serving_dir, version,
-                                                                        dict(record, kind="float"))
+                                                                        dict(record, kind=push_lib.FLOAT))
         _record(pushed, values)

@@ -11,6 +11,8 @@ from typing import Any, Dict, Optional
 from serving.client import is_remote, read_text, versions
 
 PUSH_RECORD = os.path.join("assets.extra", "tfxp_push.json")
+# What a pushed version holds (its push record's "kind", and the PushedModel's `pushed_kind` in ML Metadata).
+QUANTIZED, FLOAT = "quantized", "float"
 
 
 def next_version(*serving_dirs: str) -> int:
@@ -30,6 +32,14 @@ def already_pushed(serving_dir: str, source_model_uri: str) -> Optional[str]:
     except (OSError, ValueError):
         return None
     return latest if record.get("source_model_uri") == source_model_uri else None
+
+
+def pushed_kind(version_dir: str) -> Optional[str]:
+    """"quantized" or "float": what the push record of a pushed version says it holds."""
+    try:
+        return json.loads(read_text(os.path.join(version_dir, PUSH_RECORD))).get("kind")
+    except (OSError, ValueError):
+        return None
 
 
 def push_atomically(model_dir: str, serving_dir: str, version: int, record: Dict[str, Any]) -> str:

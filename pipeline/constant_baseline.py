@@ -1,0 +1,56 @@
+"""The metrics of a constant predictor: what a model must beat to have learned anything.
+
+The constant predicts the training split's label distribution for every example: the mean label (binary:
+the positive share, so its accuracy is the majority class's; regression: the training mean) or the class
+frequencies (multiclass: its accuracy is the majority class's). Its metrics on the eval split are computed
+with the same Keras metric classes the Evaluator (TFMA) uses.
+"""
+from __future__ import annotations
+
+import os
+from typing import Dict, List, Sequence
+
+# Labels read per split: enough for the metrics to 3 decimals, bounded in time and memory.
+MAX_LABELS = 100_000
+
+
+def read_labels(split_uri: str, label: str, limit: int = MAX_LABELS) -> List:
+    """Raw label values of the split's tf.Examples (rows with no label are skipped)."""
+    import tensorflow as tf
+
+    files = sorted(tf.io.gfile.glob(os.path.join(split_uri, "*")))
+    values: List = []
+    for record in tf.data.TFRecordDataset(files, compression_type="GZIP").take(limit):
+        feature = tf.train.Example.FromString(record.numpy()).features.feature.get(label)
+        kind = feature.WhichOneof("kind") if feature is not None else None
+        items = list(getattr(feature, kind).value) if kind else []
+        if items:
+            values.append(items[0].decode() if isinstance(items[0], bytes) else items[0])
+    return values
+
+
+def constant_metrics(train_labels: Sequence, eval_labels: Sequence, task: str,
+                     metrics: Sequence[str]) -> Dict[str, float]:
+    import numpy as np
+
+    from components.quantizer.gates import metric_value
+
+    if not train_labels or not eval_labels:
+        return {}
+    if task == "multiclass":
+        classes = sorted({str(v) for v in train_labels} | {str(v) for v in eval_labels})
+        index = {c: i for i, c in enumerate(classes)}
+        frequencies = np.bincount([index[str(v)] for v in train_labels], minlength=len(classes)) / len(train_labels)
+        labels = np.array([index[str(v)] for v in eval_labels])
+        predictions = np.tile(frequencies, (len(labels), 1))
+    else:
+        labels = np.asarray(eval_labels, dtype="float64")
+        predictions = np.full((len(labels), 1), float(np.mean(np.asarray(train_labels, dtype="float64"))))
+    return {name: metric_value(name, labels, predictions) for name in metrics}
+
+
+def constant_metrics_of_examples(examples_uri: str, label: str, task: str, metrics: Sequence[str]
+                                 ) -> Dict[str, float]:
+    """constant_metrics for ExampleGen's output (its Split-train and Split-eval directories)."""
+    return constant_metrics(read_labels(os.path.join(examples_uri, "Split-train"), label),
+                            read_labels(os.path.join(examples_uri, "Split-eval"), label), task, metrics)

@@ -1,0 +1,113 @@
+"""Configs for small public tables, written only from the README, push a model: a tiny multiclass table
+(iris, 150 rows) and a regression without a value threshold (diabetes, 442 rows). Also the sharp edges that
+are named rather than hidden: the constant predictor beside the model's metric, and large passthrough
+features."""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+
+def copy_config(name, tmp_path, edit=lambda text: text):
+    """configs/<name>.yaml with its data, writing under tmp_path."""
+    shutil.copytree(os.path.join(REPO, "data", name), tmp_path / "data" / name)
+    (tmp_path / "configs").mkdir(exist_ok=True)
+    text = open(os.path.join(REPO, "configs", f"{name}.yaml")).read().replace(f"../runs/{name}/", "../out/")
+    path = tmp_path / "configs" / f"{name}.yaml"
+    path.write_text(edit(text))
+    return str(path)
+
+
+def run_config(path):
+    from pipeline.config import load_config
+    from pipeline.local_runner import run_local
+
+    config = load_config(path)
+    return config, run_local(config, emit_line=lambda line: None)
+
+
+def assert_pushed_with_reason(summary):
+    assert summary.blessed is True, summary.validation_failures
+    assert summary.pushed, summary.push_blocked_reasons
+    assert summary.pushed_kind in ("quantized", "float")
+    if summary.pushed_kind == "float":
+        assert summary.quantization_gate_failures  # the reason is there to print
+    else:
+        assert summary.quantization_gate_failures == []
+
+
+def test_tiny_multiclass_table_pushes_a_quantized_model(tmp_path):
+    config, summary = run_config(copy_config("iris", tmp_path))
+    assert_pushed_with_reason(summary)
+    assert summary.pushed_kind == "quantized"  # its kernels quantize 3.1x: above the int8 default of 3.0
+    assert summary.quantization["size_ratio"] >= 3.0
+    constant = summary.constant_metrics["sparse_categorical_accuracy"]
+    assert 0.2 < constant < 0.5  # three balanced species
+    assert summary.metrics["sparse_categorical_accuracy"] > constant and summary.warnings == []
+
+
+def test_regression_without_threshold_is_blessed_on_its_first_run_and_pushed(tmp_path):
+    path = copy_config("diabetes", tmp_path)
+    config, summary = run_config(path)
+    assert config.evaluation.threshold is None
+    assert_pushed_with_reason(summary)
+    assert summary.validation_failures == []
+    mae, constant = summary.metrics["mean_absolute_error"], summary.constant_metrics["mean_absolute_error"]
+    assert mae < constant  # the model beats always predicting the training mean
+    # The CLI prints the constant beside the metric.
+    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--config", path], capture_output=True,
+                            text=True, timeout=600, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "(constant predictor:" in result.stdout
+    assert "pushed                       True" in result.stdout
+
+
+def test_model_no_better_than_a_constant_predictor_is_named_in_the_summary():
+    from pipeline.summary import no_better_than_constant
+
+    [warning] = no_better_than_constant({"sparse_categorical_accuracy": 0.43, "example_count": 40.0},
+                                        {"sparse_categorical_accuracy": 0.43})
+    assert "no better than a constant predictor" in warning and "0.4300" in warning
+    assert no_better_than_constant({"mean_squared_error": 2.0}, {"mean_squared_error": 1.5})
+    assert no_better_than_constant({"mean_squared_error": 1.0}, {"mean_squared_error": 1.5}) == []
+
+
+def test_constant_predictor_metrics_are_the_majority_class_and_the_training_mean():
+    from pipeline.constant_baseline import constant_metrics
+
+    metrics = constant_metrics([0, 0, 1, 0], [1, 0, 0, 0, 1], "binary", ["binary_accuracy", "auc"])
+    assert metrics["binary_accuracy"] == pytest.approx(0.6) and metrics["auc"] == pytest.approx(0.5)
+    metrics = constant_metrics(["a", "b", "b"], ["b", "a", "c", "b"], "multiclass", ["sparse_categorical_accuracy"])
+    assert metrics["sparse_categorical_accuracy"] == pytest.approx(0.5)
+    metrics = constant_metrics([1.0, 3.0], [0.0, 4.0], "regression", ["mean_squared_error", "mean_absolute_error"])
+    assert metrics["mean_squared_error"] == pytest.approx(4.0) and metrics["mean_absolute_error"] == pytest.approx(2.0)
+
+
+def test_large_passthrough_feature_is_warned_about_by_freeze_and_run(tmp_path):
+    """A year-like passthrough column (values ~2000) stalls training; `tfxp schema freeze` and `tfxp run`
+    both say so, and name the treatments that fix it."""
+    import csv
+
+    data = tmp_path / "data" / "iris"
+    data.mkdir(parents=True)
+    with open(os.path.join(REPO, "data", "iris", "iris.csv")) as f:
+        rows = list(csv.reader(f))
+    with open(data / "iris.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(rows[0] + ["year"])
+        writer.writerows(row + [str(2000 + i % 10)] for i, row in enumerate(rows[1:]))
+    path = copy_config("iris", tmp_path / "cfg", lambda t: t.replace("../data/iris", str(data)).replace(
+        "  petal_width: zscore\n", "  petal_width: zscore\n  year: passthrough\n"))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    freeze = subprocess.run([sys.executable, "-m", "pipeline.cli", "schema", "freeze", "--config", path,
+                             "--output", str(tmp_path / "iris.schema.pbtxt")], capture_output=True, text=True,
+                            timeout=600, env=env)
+    assert freeze.returncode == 0, freeze.stderr[-2000:]
+    assert "feature year is passthrough with values up to 2009" in freeze.stdout
+    assert "use zscore or minmax" in freeze.stdout
+    config, summary = run_config(path)
+    assert any("feature year is passthrough" in w for w in summary.warnings), summary.warnings
