@@ -218,3 +218,22 @@ def test_push_to_an_object_store_writes_saved_model_pb_last(tmp_path, monkeypatc
     assert push_lib.already_pushed(serving, "m1") == final and push_lib.already_pushed(serving, "m2") is None
     with pytest.raises(FileExistsError):
         push_lib.push_atomically(str(model), serving, 7, {})
+
+
+def test_a_new_model_at_a_reused_artifact_uri_is_pushed_again(tmp_path):
+    """Deleting the pipeline root and running again reuses artifact URIs (execution ids restart): the push
+    record's model fingerprint tells the new model from the one already pushed."""
+    models = []
+    for name, weights in (("a", b"weights-a"), ("b", b"weights-b")):
+        model = tmp_path / name
+        (model / "variables").mkdir(parents=True)
+        (model / "variables" / "variables.data-00000-of-00001").write_bytes(weights)
+        (model / "saved_model.pb").write_bytes(b"graph")
+        models.append(str(model))
+    first, second = (push_lib.model_fingerprint(m) for m in models)
+    assert first != second and first == push_lib.model_fingerprint(models[0])
+    serving = str(tmp_path / "serving")
+    final = push_lib.push_atomically(models[0], serving, 1, {"source_model_uri": "/root/Trainer/model/7",
+                                                            "source_model_fingerprint": first})
+    assert push_lib.already_pushed(serving, "/root/Trainer/model/7", first) == final
+    assert push_lib.already_pushed(serving, "/root/Trainer/model/7", second) is None

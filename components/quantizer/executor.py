@@ -116,14 +116,15 @@ class Executor(base_executor.BaseExecutor):
             _record(pushed, {"pushed": 0, "push_blocked_reasons": ["the Evaluator did not bless the model"],
                              "quantization_method": method})
             return
-        existing = push_lib.already_pushed(serving_dir, model.uri)
+        fingerprint = push_lib.model_fingerprint(model_dir)
+        existing = push_lib.already_pushed(serving_dir, model.uri, fingerprint)
         if existing:
             logging.info("QuantizingPusher: model %s is already pushed as %s", model.uri, existing)
             kind = push_lib.pushed_kind(existing)
             _record(pushed, {"pushed": 1, "pushed_destination": existing, "already_pushed": 1,
                              "quantization_method": method, "pushed_kind": kind,
                              "pushed_quantized_model_dir": existing if kind == push_lib.QUANTIZED else None})
-            float_existing = float_serving_dir and push_lib.already_pushed(float_serving_dir, model.uri)
+            float_existing = float_serving_dir and push_lib.already_pushed(float_serving_dir, model.uri, fingerprint)
             if float_existing:
                 _record(pushed, {"pushed_float_model_dir": float_existing})
             return
@@ -161,7 +162,8 @@ class Executor(base_executor.BaseExecutor):
         # A blessed model always ships: quantized when it passes every gate, else the float model itself.
         kind, source = (push_lib.FLOAT, model_dir) if failed else (push_lib.QUANTIZED, quantized_dir)
         version = push_lib.next_version(serving_dir, *([float_serving_dir] if float_serving_dir else []))
-        record = {"source_model_uri": model.uri, "quantization_method": method, "version": version}
+        record = {"source_model_uri": model.uri, "source_model_fingerprint": fingerprint,
+                  "quantization_method": method, "version": version}
         target = push_lib.push_atomically(source, serving_dir, version, dict(record, kind=kind))
         values = dict(summary, pushed=1, pushed_destination=target, pushed_version=str(version), pushed_kind=kind,
                       quantization_gate_failures=failed or None,

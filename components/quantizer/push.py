@@ -21,8 +21,26 @@ def next_version(*serving_dirs: str) -> int:
     return max(int(time.time()), latest + 1)
 
 
-def already_pushed(serving_dir: str, source_model_uri: str) -> Optional[str]:
-    """The latest version's directory when it was pushed from this same model artifact, else None."""
+def model_fingerprint(model_dir: str) -> str:
+    """sha256 of a SavedModel's graph and variables. A model's artifact URI alone does not identify it: a
+    pipeline root that was deleted and run again reuses the same URIs for new models."""
+    import hashlib
+
+    import tensorflow as tf
+
+    digest = hashlib.sha256()
+    names = ["saved_model.pb"] + sorted(os.path.join("variables", n)
+                                        for n in tf.io.gfile.listdir(os.path.join(model_dir, "variables")))
+    for name in names:
+        digest.update(name.encode())
+        with tf.io.gfile.GFile(os.path.join(model_dir, name), "rb") as f:
+            digest.update(f.read())
+    return digest.hexdigest()[:32]
+
+
+def already_pushed(serving_dir: str, source_model_uri: str, fingerprint: Optional[str] = None) -> Optional[str]:
+    """The latest version's directory when it was pushed from this same model (same artifact URI and, when
+    the push record has one, the same model fingerprint), else None."""
     found = versions(serving_dir)
     if not found:
         return None
@@ -31,7 +49,10 @@ def already_pushed(serving_dir: str, source_model_uri: str) -> Optional[str]:
         record = json.loads(read_text(os.path.join(latest, PUSH_RECORD)))
     except (OSError, ValueError):
         return None
-    return latest if record.get("source_model_uri") == source_model_uri else None
+    if record.get("source_model_uri") != source_model_uri:
+        return None
+    recorded = record.get("source_model_fingerprint")
+    return latest if recorded is None or fingerprint is None or recorded == fingerprint else None
 
 
 def pushed_kind(version_dir: str) -> Optional[str]:
