@@ -15,6 +15,7 @@ WORKDIR /tfxp
 # The package and what the pipeline reads at run time: configs/ holds the frozen schemas (FrozenSchemaGen
 # reads /tfxp/configs/<name>.schema.pbtxt, see PipelineConfig.for_cloud).
 COPY setup.py README.md ./
+COPY config/ config/
 COPY pipeline/ pipeline/
 COPY components/ components/
 COPY preprocessing/ preprocessing/

@@ -47,9 +47,9 @@ def measure(float_dir: str, quantized_dir: str, examples_pattern: str, rounds: i
 
 
 def _latest_pair() -> Dict[str, str]:
-    from pipeline.config import load_config
+    from config import load_config
     from pipeline.summary import latest_output_uri
-    from serving.client import versions
+    from serving.layout import versions
 
     config = load_config(os.path.join(REPO, "configs", "taxi.yaml"))
     version = str(versions(config.serving_dir)[-1])

@@ -33,8 +33,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     from components.quantizer import gates as gates_lib
     from components.quantizer.executor import quantize_in_child
-    from components.quantizer.quantize import METHODS
-    from pipeline.config import default_gates, load_config
+    from config import QUANTIZATION_METHODS, default_gates, load_config
     from pipeline.summary import latest_output_uri
 
     work = tempfile.mkdtemp(prefix="tfxp_bench_quantize_")
@@ -50,10 +49,10 @@ def main(argv=None) -> int:
     examples = latest_output_uri(metadata, config.name, "CsvExampleGen", "examples")
     report: Dict[str, Any] = {"model": model_dir, "metric": config.evaluation.metric, "batches": BATCHES,
                               "methods": {}}
-    for method in METHODS:
+    for method in QUANTIZATION_METHODS:
         out = os.path.join(work, method)
         try:
-            quantize_in_child(model_dir, transform_graph, config.to_custom_config(), method, out,
+            quantize_in_child(model_dir, transform_graph, config.to_custom_config().to_json(), method, out,
                               os.path.join(examples, "Split-train", "*"), os.path.join(work, f"{method}_work"))
         except Exception as e:  # report it and go on with the other methods
             report["methods"][method] = {"error": str(e)}

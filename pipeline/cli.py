@@ -7,7 +7,7 @@ import os
 import sys
 from typing import List, Optional
 
-from pipeline.config import ConfigError, default_schema_file, load_config
+from config import ConfigError, default_schema_file, load_config
 
 # Exit statuses (README, "Command line").
 EXIT_COMPONENT_FAILED, EXIT_CONFIG, EXIT_BAD_DATA, EXIT_BUSY = 1, 2, 3, 4

@@ -11,7 +11,7 @@ import json
 import os
 from typing import Any, Dict
 
-from pipeline.config import PipelineConfig
+from config import PipelineConfig
 
 
 def compile_pipeline(config: PipelineConfig, target: str, output: str) -> Dict[str, Any]:

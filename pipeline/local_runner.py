@@ -11,7 +11,7 @@ import os
 import time
 from typing import Callable, Dict, Iterator, List, Optional
 
-from pipeline.config import PipelineConfig
+from config import PipelineConfig
 from pipeline.preflight import check_csv_inputs
 from pipeline.run_lock import lock_paths, run_lock
 from pipeline.summary import RunSummary, read_summary

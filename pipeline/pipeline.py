@@ -25,18 +25,11 @@ from tfx.types import Channel, standard_artifacts
 
 from components.data_gate.component import AcceptedStatistics, DataGate, FrozenSchemaGen
 from components.quantizer.component import QuantizingPusher
-from pipeline.config import METRICS, PipelineConfig
+from config import METRICS, TASK_METRICS, PipelineConfig
 from preprocessing.transform import transformed_name
 
 PREPROCESSING_FN = "preprocessing.transform.preprocessing_fn"
 RUN_FN = "trainer.task.run_fn"
-
-_TASK_METRICS = {
-    "binary": ["binary_accuracy", "auc"],
-    "multiclass": ["sparse_categorical_accuracy"],
-    "regression": ["mean_squared_error", "mean_absolute_error"],
-}
-
 
 def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
     """TFMA config: the task's metrics, with a value threshold and a change threshold on the gating metric."""
@@ -56,8 +49,8 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
     value = ev.threshold if ev.threshold is not None else (-math.inf if ev.higher_is_better else math.inf)
     threshold.value_threshold.CopyFrom(tfma.GenericValueThreshold(**{bound: {"value": value}}))
     metrics = [tfma.MetricConfig(class_name="ExampleCount")]
-    for name in dict.fromkeys(_TASK_METRICS[config.label.task] + [ev.metric]):
-        metrics.append(tfma.MetricConfig(class_name=METRICS[name][2],
+    for name in dict.fromkeys(TASK_METRICS[config.label.task] + (ev.metric,)):
+        metrics.append(tfma.MetricConfig(class_name=METRICS[name].keras_class,
                                          threshold=threshold if name == ev.metric else None))
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(signature_name="serving_default",
@@ -87,7 +80,7 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         schema_gen = SchemaGen(statistics=statistics_gen.outputs["statistics"], infer_feature_shape=False)
     example_validator = ExampleValidator(statistics=statistics_gen.outputs["statistics"],
                                          schema=schema_gen.outputs["schema"])
-    custom_config = config.to_custom_config()
+    custom_config = config.to_custom_config().to_json()
     statistics_resolver = Resolver(
         strategy_class=LatestArtifactStrategy,
         statistics=Channel(type=AcceptedStatistics),

@@ -11,7 +11,8 @@ from __future__ import annotations
 import csv
 from typing import List, Optional, Tuple
 
-from pipeline.config import NUMERIC_TREATMENTS, PipelineConfig, is_number, read_header
+from config import NUMERIC_TREATMENTS, PipelineConfig, is_remote
+from config.csv_probe import is_number, read_header
 
 
 class InputError(ValueError):
@@ -26,7 +27,7 @@ class InputError(ValueError):
 def check_csv_inputs(config: PipelineConfig) -> int:
     """Raises InputError on the first problem; returns the number of data rows. With spans, the files of
     the latest span (the one this run ingests) are checked."""
-    if "://" in config.data.path:
+    if is_remote(config.data.path):
         return -1
     files = config.data.files()
     if not files:

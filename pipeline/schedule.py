@@ -15,7 +15,7 @@ import os
 import time
 from typing import Callable, Dict, List, Optional, Set
 
-from pipeline.config import PipelineConfig
+from config import PipelineConfig
 
 STATE_FILE = ".tfxp-schedule.json"
 

@@ -129,14 +129,14 @@ def validation_failures(evaluation_uri: str) -> List[str]:
 
 def no_better_than_constant(metrics: Dict[str, float], constant: Dict[str, float]) -> List[str]:
     """Warnings for each metric where the model does not beat the constant predictor."""
-    from pipeline.config import METRICS
+    from config import METRICS
 
     warnings = []
     for name, value in constant.items():
         if name not in metrics:
             continue
         model = metrics[name]
-        if (model <= value) if METRICS[name][1] else (model >= value):
+        if (model <= value) if METRICS[name].higher_is_better else (model >= value):
             warnings.append(f"the model is no better than a constant predictor: {name} {model:.4f} vs "
                             f"{value:.4f} for always predicting the training label distribution (check "
                             f"the features' treatments, e.g. a large passthrough feature, and training.train_steps)")
@@ -164,7 +164,7 @@ def read_summary(metadata_path: str, pipeline_name: str, label: Optional[str] = 
             summary.blessed = bool(_custom(blessing, "blessed"))
         example_gen = latest_execution(store, pipeline_name, "CsvExampleGen")
         if label and task and summary.metrics and example_gen is not None:
-            from pipeline.config import METRICS
+            from config import METRICS
             from pipeline.constant_baseline import constant_metrics_of_examples
 
             for examples in output_artifacts(store, example_gen).get("examples", []):

@@ -17,10 +17,12 @@ Transformed features are named `<column>_xf`; the label becomes `<label>_xf`.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping
+from typing import Any, Dict
 
 import tensorflow as tf
 import tensorflow_transform as tft
+
+from config import CustomConfig, FeatureConfig
 
 LABEL_VOCAB = "vocab_label"
 
@@ -101,19 +103,19 @@ def scale_to_0_1(x: Any, fill: Any) -> tf.Tensor:
     return _as_dense(tft.scale_to_0_1(x), _finite_or(scaled_mean, 0.5))
 
 
-def scale_feature(x: Any, feature: Mapping[str, Any]) -> tf.Tensor:
-    treatment = feature["treatment"]
+def scale_feature(x: Any, feature: FeatureConfig) -> tf.Tensor:
+    treatment = feature.treatment
     if treatment == "vocab":
         return tft.compute_and_apply_vocabulary(
-            as_text(x), top_k=feature["top_k"], num_oov_buckets=feature["oov_buckets"],
-            vocab_filename=vocab_filename(feature["name"]))
+            as_text(x), top_k=feature.top_k, num_oov_buckets=feature.oov_buckets,
+            vocab_filename=vocab_filename(feature.name))
     if treatment == "zscore":
-        return scale_to_z_score(x, feature["fill"])
+        return scale_to_z_score(x, feature.fill)
     if treatment == "minmax":
-        return scale_to_0_1(x, feature["fill"])
+        return scale_to_0_1(x, feature.fill)
     if treatment == "passthrough":
-        return fill_numeric(x, feature["fill"])
-    raise ValueError(f"feature {feature['name']!r}: unknown treatment {treatment!r}")
+        return fill_numeric(x, feature.fill)
+    raise ValueError(f"feature {feature.name!r}: unknown treatment {treatment!r}")
 
 
 def transform_label(x: Any, task: str) -> tf.Tensor:
@@ -129,13 +131,14 @@ def transform_label(x: Any, task: str) -> tf.Tensor:
 def preprocessing_fn(inputs: Dict[str, Any], custom_config: Dict[str, Any]) -> Dict[str, tf.Tensor]:
     """TFX Transform entry point (`preprocessing.transform.preprocessing_fn`).
 
-    custom_config is `PipelineConfig.to_custom_config()`: the features with their treatments and the label.
+    custom_config is `CustomConfig.to_json()`: the features with their treatments and the label.
     """
+    config = CustomConfig.from_json(custom_config)
     outputs = {}
-    for feature in custom_config["features"]:
-        outputs[transformed_name(feature["name"])] = scale_feature(inputs[feature["name"]], feature)
-    label = custom_config["label"]
+    for feature in config.features:
+        outputs[transformed_name(feature.name)] = scale_feature(inputs[feature.name], feature)
+    label = config.label
     # The label is absent at serving time; TFT then leaves its output out.
-    if label["column"] in inputs:
-        outputs[transformed_name(label["column"])] = transform_label(inputs[label["column"]], label["task"])
+    if label.column in inputs:
+        outputs[transformed_name(label.column)] = transform_label(inputs[label.column], label.task)
     return outputs

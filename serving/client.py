@@ -1,59 +1,13 @@
-"""Load a pushed model and send it raw tf.Examples, as TF Serving would receive them.
+"""A client of a pushed model: load it and send it raw tf.Examples, as TF Serving would receive them.
 
-A pushed model lives in `<serving_dir>/<version>/` (TF Serving layout). Beside the SavedModel the Trainer
-writes `assets.extra/tfxp_features.json`: the raw feature names and dtypes the serving signature parses, the
-label and task, and the class names for multiclass models. This module uses it to encode requests.
+The serving directory's layout, and the features file this client encodes requests with, are
+serving/layout.py's.
 """
 from __future__ import annotations
 
-import json
-import os
 from typing import Any, Dict, Iterable, List, Mapping, Optional
 
-FEATURES_FILE = os.path.join("assets.extra", "tfxp_features.json")
-
-
-def is_remote(path: str) -> bool:
-    """gs://... and other filesystems that TensorFlow's gfile reads, rather than this machine's."""
-    return "://" in path
-
-
-def versions(serving_dir: str) -> List[int]:
-    """Pushed versions, oldest first (directories whose name is an integer)."""
-    if is_remote(serving_dir):
-        import tensorflow as tf
-
-        if not tf.io.gfile.isdir(serving_dir):
-            return []
-        names = [name.rstrip("/") for name in tf.io.gfile.listdir(serving_dir)]
-        return sorted(int(name) for name in names
-                      if name.isdigit() and tf.io.gfile.isdir(os.path.join(serving_dir, name)))
-    if not os.path.isdir(serving_dir):
-        return []
-    return sorted(int(name) for name in os.listdir(serving_dir)
-                  if name.isdigit() and os.path.isdir(os.path.join(serving_dir, name)))
-
-
-def latest_model_dir(serving_dir: str) -> str:
-    found = versions(serving_dir)
-    if not found:
-        raise FileNotFoundError(f"{serving_dir}: no pushed model versions")
-    return os.path.join(serving_dir, str(found[-1]))
-
-
-def read_text(path: str) -> str:
-    """A local file's text, or a remote one's through TensorFlow's gfile."""
-    if is_remote(path):
-        import tensorflow as tf
-
-        with tf.io.gfile.GFile(path) as f:
-            return f.read()
-    with open(path) as f:
-        return f.read()
-
-
-def read_feature_info(model_dir: str) -> Dict[str, Any]:
-    return json.loads(read_text(os.path.join(model_dir, FEATURES_FILE)))
+from serving.layout import latest_model_dir, read_feature_info
 
 
 def _feature(value: Any, dtype: str):

@@ -37,7 +37,7 @@ def test_failed_threshold_names_metric_and_value(tmp_path):
 
 
 def test_config_without_threshold_gets_a_value_check_every_finite_metric_passes(repo_dir, tmp_path):
-    from pipeline.config import load_config
+    from config import load_config
     from pipeline.pipeline import eval_config
 
     config = load_config(f"{repo_dir}/configs/diabetes.yaml")

@@ -9,7 +9,7 @@ from conftest import REPO
 from google.protobuf import json_format
 
 from pipeline import cli
-from pipeline.config import ConfigError, load_config
+from config import ConfigError, load_config
 from pipeline.kubeflow_runner import compile_pipeline
 
 VERTEX_CONFIG = os.path.join(REPO, "configs", "taxi_vertex.yaml")

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from pipeline.config import ConfigError, load_config
+from config import ConfigError, load_config
 
 TAXI = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "taxi.yaml")
 

@@ -34,7 +34,7 @@ def repo_dir():
 
 
 def sample_taxi_csv(path, rows, seed=0):
-    from pipeline.config import resolve_data_path
+    from config import resolve_data_path
 
     taxi_csv = os.path.join(resolve_data_path(
         "package://tfx/examples/chicago_taxi_pipeline/data/big_tipper_label", REPO), "data.csv")
@@ -53,7 +53,7 @@ def sample_taxi_csv(path, rows, seed=0):
 @pytest.fixture(scope="session")
 def taxi_run(tmp_path_factory):
     """One LocalDagRunner run of the default taxi config on a 3,000-row sample, shared by the test modules."""
-    from pipeline.config import load_config
+    from config import load_config
     from pipeline.local_runner import run_local
 
     root = tmp_path_factory.mktemp("taxi_e2e")

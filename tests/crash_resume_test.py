@@ -14,9 +14,9 @@ import pytest
 from conftest import REPO, sample_taxi_csv
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline.config import load_config
+from config import load_config
 from pipeline.summary import open_store
-from serving.client import versions
+from serving.layout import versions
 
 Execution, Artifact = metadata_store_pb2.Execution, metadata_store_pb2.Artifact
 

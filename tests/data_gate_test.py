@@ -8,7 +8,7 @@ import tensorflow_data_validation as tfdv
 from components.data_gate import checks
 from components.data_gate.freeze import frozen_schema
 from pipeline import cli
-from pipeline.config import ConfigError, load_config
+from config import ConfigError, load_config
 
 CONFIG = """
 name: gate
@@ -167,3 +167,33 @@ def test_validation_config_errors(config, tmp_path, validation, key, message):
     with pytest.raises(ConfigError) as error:
         load_config(str(tmp_path / "gate.yaml"))
     assert error.value.key == key and message in str(error.value)
+
+
+def test_freeze_reads_every_span_of_a_spans_config(tmp_path, capsys):
+    """`data.pattern: span-{SPAN}/*.csv`: the freeze command reads the CSV files inside the span directories
+    (the files ExampleGen reads), not the directories themselves; values seen only in one span are frozen."""
+    for span, category in ((1, "only-in-span-1"), (2, "only-in-span-2")):
+        (tmp_path / "data" / f"span-{span}").mkdir(parents=True)
+        rows = frame(c=["a" if i % 3 else category for i in range(N)], note=["n"] * N)
+        (tmp_path / "data" / f"span-{span}" / "rows.csv").write_text(csv_text(rows))
+    (tmp_path / "gate.yaml").write_text(CONFIG.replace("data: {path: data}",
+                                                       'data: {path: data, pattern: "span-{SPAN}/*.csv"}'))
+    output = tmp_path / "spans.schema.pbtxt"
+    assert cli.main(["schema", "freeze", "--config", str(tmp_path / "gate.yaml"), "--output", str(output)]) == 0
+    text = output.read_text()
+    assert '"only-in-span-1"' in text and '"only-in-span-2"' in text
+
+
+def test_anomaly_with_many_values_lists_ten_and_counts_the_rest():
+    from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+    anomalies = anomalies_pb2.Anomalies()
+    info = anomalies.anomaly_info["company"]
+    values = ", ".join(f"Bitcoin{i} (<1%)" for i in range(1000))
+    info.reason.add(type=anomalies_pb2.AnomalyInfo.ENUM_TYPE_UNEXPECTED_STRING_VALUES,
+                    description=f"Examples contain values missing from the schema: {values}.")
+    [anomaly] = checks.from_tfdv(anomalies, "train")
+    assert anomaly.description.startswith("Examples contain values missing from the schema: Bitcoin0 (<1%), ")
+    assert "Bitcoin9 (<1%)" in anomaly.description and "Bitcoin10 (<1%)" not in anomaly.description
+    assert anomaly.description.endswith("and 990 more.")
+    assert len(anomaly.line()) < 400

@@ -14,7 +14,7 @@ from conftest import REPO, sample_taxi_csv, tree_digest
 
 from pipeline import cli
 from pipeline import config as config_lib
-from pipeline.config import load_config
+from config import load_config
 from pipeline.local_runner import PipelineFailed, run_local
 from pipeline.preflight import InputError
 

@@ -11,7 +11,7 @@ import shutil
 import pytest
 from conftest import tree_digest
 
-from pipeline.config import ModelConfig, default_metadata_path
+from config import ModelConfig, default_metadata_path
 from pipeline.local_runner import PipelineFailed, run_local
 
 

@@ -14,10 +14,10 @@ import textwrap
 
 import pytest
 
-from pipeline.config import load_config
+from config import load_config
 from pipeline.local_runner import run_local
 from pipeline.summary import latest_execution, open_store
-from serving.client import latest_model_dir, versions
+from serving.layout import latest_model_dir, versions
 from trainer.task import SUMMARY_FILE
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -7,18 +7,21 @@ import tensorflow as tf
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
+from config import CustomConfig, FeatureConfig, LabelConfig, ModelConfig, TrainingConfig
 from preprocessing.transform import preprocessing_fn
 
 NAN = float("nan")
 
 
 def feature(name, treatment, **options):
-    return {"name": name, "treatment": treatment, "fill": options.get("fill", "mean"),
-            "top_k": options.get("top_k", 1000), "oov_buckets": options.get("oov_buckets", 1)}
+    return FeatureConfig(name=name, treatment=treatment, **options)
 
 
-def analyze_and_transform(rows, spec, custom_config, tmp_path):
-    """rows: dicts of column -> list of values ([] = missing cell), as CsvExampleGen's VarLen features."""
+def analyze_and_transform(rows, spec, config, tmp_path):
+    """rows: dicts of column -> list of values ([] = missing cell), as CsvExampleGen's VarLen features.
+    config: {"label": {...}, "features": [FeatureConfig...]}, passed as Transform passes custom_config."""
+    custom_config = CustomConfig(label=LabelConfig(**config["label"]), features=tuple(config["features"]),
+                                 model=ModelConfig(), training=TrainingConfig()).to_json()
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
     fn = functools.partial(preprocessing_fn, custom_config=custom_config)
     with tft_beam.Context(temp_dir=str(tmp_path), force_tf_compat_v1=False):

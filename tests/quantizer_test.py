@@ -15,8 +15,10 @@ from conftest import tree_digest
 
 from components.quantizer import gates as gates_lib
 from components.quantizer import push as push_lib
-from components.quantizer.quantize import FAULT_ENV, per_channel_int8
-from pipeline.config import QuantizationConfig
+from serving import layout
+from components.quantizer.layers import per_channel_int8
+from components.quantizer.quantize import FAULT_ENV
+from config import QuantizationConfig
 from pipeline.local_runner import run_local
 from pipeline.summary import latest_output_uri
 
@@ -64,14 +66,14 @@ def test_first_layer_rows_fed_by_numeric_features_get_their_own_int8_scale():
     the output channel's (set by the larger one-hot weights)."""
     import numpy as np
 
-    from components.quantizer.quantize import _layers, numeric_input_rows
+    from components.quantizer.layers import QuantizedDense
+    from components.quantizer.quantize import numeric_input_rows
+    from config import FeatureConfig
 
-    features = [{"name": "a", "treatment": "zscore"}, {"name": "v", "treatment": "vocab"},
-                {"name": "b", "treatment": "minmax"}]
+    features = [FeatureConfig("a", "zscore"), FeatureConfig("v", "vocab"), FeatureConfig("b", "minmax")]
     assert numeric_input_rows(features, {"v": 5}) == [0, 6]
     kernel = np.random.default_rng(1).normal(size=(7, 4)).astype("float32")
     kernel[[0, 6]] *= 0.01  # numeric rows with small weights
-    _, QuantizedDense = _layers()
     layer = QuantizedDense(4, None, "int8", row_scaled=[0, 6])
     layer.build((None, 7))
     layer.set_from_float(kernel, np.zeros(4, "float32"))
@@ -115,7 +117,7 @@ def previous_push(taxi_run, tmp_path):
     for source, target in ((summary.pushed_quantized_model_dir, serving),
                            (summary.pushed_float_model_dir, float_serving)):
         shutil.copytree(source, target / "1000")
-        record = target / "1000" / push_lib.PUSH_RECORD
+        record = target / "1000" / layout.PUSH_RECORD
         record.write_text(json.dumps({"source_model_uri": "an-earlier-model", "version": 1000}))
     return serving, float_serving
 
@@ -158,11 +160,11 @@ def test_failed_gate_pushes_the_blessed_float_model_by_default(taxi_run, previou
     assert summary.pushed and summary.pushed_kind == "float"
     assert summary.push_blocked_reasons == []
     assert any("max |prediction difference|" in r for r in summary.quantization_gate_failures)
-    versions = push_lib.versions(str(serving))
+    versions = layout.versions(str(serving))
     assert versions[0] == 1000 and len(versions) == 2
     new = os.path.join(serving, str(versions[1]))
     assert summary.pushed_model_dir == new and summary.pushed_quantized_model_dir is None
-    assert push_lib.pushed_kind(new) == "float"
+    assert layout.pushed_kind(new) == "float"
     assert all(dtype == tf.float32 for dtype in checkpoint_dtypes(new).values())
     assert tf.saved_model.load(new).signatures["serving_default"] is not None
     properties = pushed_model_properties(taxi_run)
@@ -187,7 +189,7 @@ def test_passing_gates_push_a_new_version_atomically_beside_the_previous(taxi_ru
     summary = rerun_pusher(taxi_run, serving, float_serving, method="float16",
                            gates=tuple(dict(QuantizationConfig().gates, min_size_ratio=1.5).items()))
     assert summary.pushed, summary.push_blocked_reasons
-    versions = push_lib.versions(str(serving))
+    versions = layout.versions(str(serving))
     assert versions[0] == 1000 and len(versions) == 2 and versions[1] > 1000
     assert not [n for n in os.listdir(serving) if n.startswith(".tmp-")]
     assert checkpoint_dtypes(summary.pushed_quantized_model_dir)
@@ -211,7 +213,7 @@ def test_push_to_an_object_store_writes_saved_model_pb_last(tmp_path, monkeypatc
         copied.append(os.path.basename(dst)), real_copy(src, dst, overwrite)))
     serving = "ram://serving_push_test"
     final = push_lib.push_atomically(str(model), serving, 7, {"source_model_uri": "m1"})
-    assert final == f"{serving}/7" and push_lib.versions(serving) == [7]
+    assert final == f"{serving}/7" and layout.versions(serving) == [7]
     assert copied[-1] == "saved_model.pb" and len(copied) == 3
     with tf.io.gfile.GFile(f"{final}/saved_model.pb", "rb") as f:
         assert f.read() == b"graph"

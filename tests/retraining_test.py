@@ -12,11 +12,11 @@ import pytest
 from conftest import REPO, sample_taxi_csv, tree_digest
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline.config import load_config
+from config import load_config
 from pipeline.local_runner import run_local
 from pipeline.schedule import CronSchedule, LocalScheduler, data_signature, last_signature
 from pipeline.summary import latest_execution, open_store
-from serving.client import versions
+from serving.layout import versions
 from trainer.task import SUMMARY_FILE
 
 # Vocabularies small enough that every span fills them: the model's shape stays the same across spans, so

@@ -4,10 +4,10 @@ import os
 
 import pytest
 
-from pipeline.config import load_config
+from config import load_config
 from pipeline.run_lock import lock_paths, run_lock
 from pipeline.schedule import CronError, CronSchedule, LocalScheduler, data_signature
-from pipeline.spans import check_pattern, date_to_span, list_spans
+from config.spans import check_pattern, date_to_span, list_spans
 
 SUNDAY = datetime.datetime(2026, 11, 22, 1, 7, 30)
 

@@ -23,7 +23,7 @@ def copy_config(name, tmp_path, edit=lambda text: text):
 
 
 def run_config(path):
-    from pipeline.config import load_config
+    from config import load_config
     from pipeline.local_runner import run_local
 
     config = load_config(path)

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from trainer import strategy as strategy_lib
+from config import FeatureConfig, ModelConfig
 from trainer.model import build_model, hidden_units
 
 
@@ -64,11 +65,11 @@ def test_model_head_and_loss_follow_the_task_and_learn_under_two_replicas(task, 
         y = cat.astype("int64")
     else:
         y = (2 * x + cat).astype("float32").reshape(-1, 1)
-    features = [{"name": "x", "treatment": "zscore"}, {"name": "c", "treatment": "vocab"}]
+    features = [FeatureConfig("x", "zscore"), FeatureConfig("c", "vocab")]
     strategy = strategy_lib.make_strategy(environ={})
     with strategy.scope():
         model = build_model(features, {"c": 4}, task, num_classes,
-                            {"width": 16, "depth": 2, "learning_rate": 0.02})
+                            ModelConfig(width=16, depth=2, learning_rate=0.02))
     dataset = tf.data.Dataset.from_tensor_slices(({"x_xf": x, "c_xf": cat}, y)).batch(
         strategy_lib.global_batch_size(32, strategy)).repeat()
     history = model.fit(dataset, steps_per_epoch=100, epochs=2, verbose=0)

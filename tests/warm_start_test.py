@@ -4,11 +4,12 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from config import FeatureConfig, ModelConfig
 from trainer.model import build_model
 from trainer.task import warm_start_from
 
-FEATURES = [{"name": "x", "treatment": "zscore"}, {"name": "c", "treatment": "vocab"}]
-MODEL = {"width": 8, "depth": 2, "learning_rate": 0.01}
+FEATURES = [FeatureConfig("x", "zscore"), FeatureConfig("c", "vocab")]
+MODEL = ModelConfig(width=8, depth=2, learning_rate=0.01)
 
 
 def exported(tmp_path, vocab_size):

@@ -6,10 +6,22 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import tf_keras as keras
 import tensorflow as tf
 
-from preprocessing.transform import transformed_name
+from config import FeatureConfig, ModelConfig
+from preprocessing.transform import LABEL_VOCAB, transformed_name, vocab_filename
 
 
 STEPS_PER_EXECUTION = 50
+
+
+def vocab_sizes(tf_transform_output, features: Sequence[FeatureConfig]) -> Dict[str, int]:
+    """Vocab feature name -> number of integer ids (its vocabulary + OOV buckets)."""
+    return {f.name: tf_transform_output.vocabulary_size_by_name(vocab_filename(f.name)) + f.oov_buckets
+            for f in features if f.treatment == "vocab"}
+
+
+def num_classes(tf_transform_output, task: str) -> int:
+    """Units of the output layer: the label vocabulary size for multiclass, else 1."""
+    return tf_transform_output.vocabulary_size_by_name(LABEL_VOCAB) if task == "multiclass" else 1
 
 
 def hidden_units(width: int, depth: int) -> list:
@@ -17,8 +29,8 @@ def hidden_units(width: int, depth: int) -> list:
     return [max(4, width // (2 ** i)) for i in range(depth)]
 
 
-def build_model(features: Sequence[Mapping[str, Any]], vocab_sizes: Mapping[str, int], task: str,
-                num_classes: int, model_config: Mapping[str, Any], dense=None) -> keras.Model:
+def build_model(features: Sequence[FeatureConfig], vocab_sizes: Mapping[str, int], task: str,
+                num_classes: int, model_config: ModelConfig, dense=None) -> keras.Model:
     """vocab_sizes: feature name -> number of integer ids (vocabulary + OOV buckets) for vocab features.
 
     dense(units, activation, name) makes the fully connected layers (default keras.layers.Dense); the
@@ -28,19 +40,19 @@ def build_model(features: Sequence[Mapping[str, Any]], vocab_sizes: Mapping[str,
     inputs: Dict[str, keras.Input] = {}
     encoded = []
     for feature in features:
-        name = transformed_name(feature["name"])
-        if feature["treatment"] == "vocab":
+        name = transformed_name(feature.name)
+        if feature.treatment == "vocab":
             inputs[name] = keras.Input(shape=(), name=name, dtype=tf.int64)
             encoded.append(keras.layers.CategoryEncoding(
-                num_tokens=vocab_sizes[feature["name"]], output_mode="one_hot", name=f"{name}_onehot")(
+                num_tokens=vocab_sizes[feature.name], output_mode="one_hot", name=f"{name}_onehot")(
                     inputs[name]))
         else:
             inputs[name] = keras.Input(shape=(), name=name, dtype=tf.float32)
             encoded.append(keras.layers.Reshape((1,), name=f"{name}_col")(inputs[name]))
     x = keras.layers.Concatenate(name="features")(encoded) if len(encoded) > 1 else encoded[0]
-    for i, units in enumerate(hidden_units(model_config["width"], model_config["depth"])):
+    for i, units in enumerate(hidden_units(model_config.width, model_config.depth)):
         x = dense(units, "relu", f"hidden_{i}")(x)
-    optimizer = keras.optimizers.Adam(learning_rate=model_config["learning_rate"])
+    optimizer = keras.optimizers.Adam(learning_rate=model_config.learning_rate)
     if task == "binary":
         output = dense(1, "sigmoid", "predictions")(x)
         loss = keras.losses.BinaryCrossentropy()

@@ -18,7 +18,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
 
-from pipeline.config import NUMERIC_TREATMENTS, is_number
+from config import NUMERIC_TREATMENTS, CustomConfig, FeatureConfig
+from config.csv_probe import is_number
 
 MISSING_TAG = "tfxp:max_missing_fraction="
 
@@ -83,6 +84,21 @@ def text_examples(stats) -> str:
 # --------------------------------------------------------------------------------------------------
 # Checks
 
+# A description that lists values ("...: a (<1%), b (<1%), ...") keeps this many, then says how many more.
+MAX_LISTED_VALUES = 10
+
+
+def shorten_value_list(description: str, limit: int = MAX_LISTED_VALUES) -> str:
+    """'<text>: v1, v2, ..., vN.' -> '<text>: v1, ..., v<limit>, and <N - limit> more.'"""
+    head, sep, listed = description.rpartition(": ")
+    if not sep:
+        return description
+    end = "." if listed.endswith(".") else ""
+    values = listed[:len(listed) - len(end)].split(", ")
+    if len(values) <= limit:
+        return description
+    return f"{head}: {', '.join(values[:limit])}, and {len(values) - limit} more{end}"
+
 
 def from_tfdv(anomalies: anomalies_pb2.Anomalies, split: str, only_kinds: Optional[Iterable[str]] = None
               ) -> List[Anomaly]:
@@ -101,7 +117,8 @@ def from_tfdv(anomalies: anomalies_pb2.Anomalies, split: str, only_kinds: Option
             kind = anomalies_pb2.AnomalyInfo.Type.Name(reason.type)
             if kinds is not None and kind not in kinds:
                 continue
-            out.append(Anomaly(split, feature, kind, reason.description or reason.short_description))
+            out.append(Anomaly(split, feature, kind,
+                               shorten_value_list(reason.description or reason.short_description)))
     return out
 
 
@@ -135,37 +152,37 @@ def missing_value_checks(dataset: statistics_pb2.DatasetFeatureStatistics, schem
 PASSTHROUGH_MAX_ABS = 30.0
 
 
-def passthrough_warnings(dataset: statistics_pb2.DatasetFeatureStatistics, features: Iterable[Mapping[str, Any]]
+def passthrough_warnings(dataset: statistics_pb2.DatasetFeatureStatistics, features: Iterable[FeatureConfig]
                          ) -> List[str]:
     """One warning per passthrough feature whose values reach PASSTHROUGH_MAX_ABS in magnitude."""
     stats_by_name = feature_stats(dataset)
     out = []
     for feature in features:
-        stats = stats_by_name.get(feature["name"])
-        if feature["treatment"] != "passthrough" or stats is None or not stats.HasField("num_stats"):
+        stats = stats_by_name.get(feature.name)
+        if feature.treatment != "passthrough" or stats is None or not stats.HasField("num_stats"):
             continue
         magnitude = max(abs(stats.num_stats.min), abs(stats.num_stats.max))
         if magnitude > PASSTHROUGH_MAX_ABS:
-            out.append(f"feature {feature['name']} is passthrough with values up to {magnitude:g} in magnitude "
+            out.append(f"feature {feature.name} is passthrough with values up to {magnitude:g} in magnitude "
                        f"(mean {stats.num_stats.mean:g}): unscaled inputs above ~{PASSTHROUGH_MAX_ABS:g} can stall "
                        f"training at a constant prediction; use zscore or minmax")
     return out
 
 
-def config_checks(dataset: statistics_pb2.DatasetFeatureStatistics, custom_config: Mapping[str, Any],
+def config_checks(dataset: statistics_pb2.DatasetFeatureStatistics, custom_config: CustomConfig,
                   split: str) -> List[Anomaly]:
     """What the config needs of the data, frozen schema or not."""
     stats_by_name = feature_stats(dataset)
     out = []
-    for feature in custom_config["features"]:
-        stats = stats_by_name.get(feature["name"])
+    for feature in custom_config.features:
+        stats = stats_by_name.get(feature.name)
         if stats is None:
-            out.append(Anomaly(split, feature["name"], "MISSING_COLUMN", "the configured column is absent"))
-        elif feature["treatment"] in NUMERIC_TREATMENTS and stats.type == statistics_pb2.FeatureNameStatistics.STRING:
-            out.append(Anomaly(split, feature["name"], "TEXT_IN_NUMERIC_COLUMN",
-                               f"{feature['treatment']} needs numbers, but the column was read as text "
+            out.append(Anomaly(split, feature.name, "MISSING_COLUMN", "the configured column is absent"))
+        elif feature.treatment in NUMERIC_TREATMENTS and stats.type == statistics_pb2.FeatureNameStatistics.STRING:
+            out.append(Anomaly(split, feature.name, "TEXT_IN_NUMERIC_COLUMN",
+                               f"{feature.treatment} needs numbers, but the column was read as text "
                                f"({text_examples(stats)})"))
-    label, task = custom_config["label"]["column"], custom_config["label"]["task"]
+    label, task = custom_config.label.column, custom_config.label.task
     stats = stats_by_name.get(label)
     if stats is None:
         return out + [Anomaly(split, label, "MISSING_COLUMN", "the label column is absent")]

@@ -12,6 +12,10 @@ from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionP
 from tfx.types.standard_component_specs import ImportSchemaGenSpec
 
 from components.data_gate.executor import Executor
+from config.sections import code_fingerprint
+
+# The code the DataGate runs: its hash is an exec property, so an upgrade of it re-runs the gate.
+CODE_PACKAGES = ("config", "components.data_gate")
 
 
 class AcceptedStatistics(Artifact):
@@ -23,9 +27,10 @@ class AcceptedStatistics(Artifact):
 
 class DataGateSpec(ComponentSpec):
     PARAMETERS = {
-        "custom_config": ExecutionParameter(type=str),  # JSON: features and label (PipelineConfig)
+        "custom_config": ExecutionParameter(type=str),  # JSON: config.CustomConfig.to_json()
         "drift": ExecutionParameter(type=str),  # JSON [[feature, threshold], ...]
         "skew": ExecutionParameter(type=str),
+        "code_fingerprint": ExecutionParameter(type=str),  # of CODE_PACKAGES
     }
     INPUTS = {
         "statistics": ChannelParameter(type=standard_artifacts.ExampleStatistics),
@@ -47,6 +52,7 @@ class DataGate(base_component.BaseComponent):
             statistics=statistics, schema=schema, anomalies=anomalies, baseline_statistics=baseline_statistics,
             custom_config=json.dumps(custom_config, sort_keys=True),
             drift=json.dumps([list(t) for t in drift]), skew=json.dumps([list(t) for t in skew]),
+            code_fingerprint=code_fingerprint(CODE_PACKAGES),
             accepted_statistics=Channel(type=AcceptedStatistics)))
 
 

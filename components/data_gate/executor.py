@@ -13,6 +13,7 @@ from tfx.dsl.io import fileio
 from tfx.utils import io_utils
 
 from components.data_gate import checks
+from config import CustomConfig
 
 STATS_FILE = "FeatureStats.pb"
 ANOMALIES_FILE = "SchemaDiff.pb"  # ExampleValidator's output per split
@@ -37,7 +38,7 @@ def load_anomalies(artifact, split: str):
     return anomalies_pb2.Anomalies.FromString(io_utils.read_bytes_file(path)) if fileio.exists(path) else None
 
 
-def gate(statistics, schema, anomalies, baseline, custom_config: Dict[str, Any], drift, skew
+def gate(statistics, schema, anomalies, baseline, custom_config: CustomConfig, drift, skew
          ) -> List[checks.Anomaly]:
     """All anomalies of one run; the artifacts are ExampleStatistics/Schema/ExampleAnomalies (baseline: the
     last AcceptedStatistics or None)."""
@@ -78,7 +79,8 @@ class Executor(base_executor.BaseExecutor):
         accepted = artifact_utils.get_single_instance(output_dict["accepted_statistics"])
         schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(schema_artifact.uri))
 
-        found = gate(statistics, schema, anomalies, baseline, json.loads(exec_properties["custom_config"]),
+        custom_config = CustomConfig.from_json(json.loads(exec_properties["custom_config"]))
+        found = gate(statistics, schema, anomalies, baseline, custom_config,
                      json.loads(exec_properties["drift"]), json.loads(exec_properties["skew"]))
         io_utils.write_string_file(os.path.join(accepted.uri, REPORT_FILE), json.dumps(
             {"anomalies": [a.__dict__ for a in found],
@@ -93,8 +95,7 @@ class Executor(base_executor.BaseExecutor):
                 io_utils.copy_file(source, _split_file(accepted, split, STATS_FILE), overwrite=True)
         accepted.set_string_custom_property("split_names", statistics.split_names)
         train = load_statistics(statistics, "train")
-        warnings = (checks.passthrough_warnings(train.datasets[0], json.loads(exec_properties["custom_config"])["features"])
-                    if train is not None else [])
+        warnings = checks.passthrough_warnings(train.datasets[0], custom_config.features) if train is not None else []
         for warning in warnings:
             logging.warning("DataGate: %s", warning)
         accepted.set_string_custom_property("warnings", json.dumps(warnings))

@@ -13,7 +13,6 @@ Columns the config does not use keep their type only, so that they cannot block 
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
@@ -22,21 +21,22 @@ from typing import List, Tuple
 from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 
 from components.data_gate.checks import MISSING_TAG, feature_stats, passthrough_warnings, present_fraction
-from pipeline.config import NUMERIC_TREATMENTS, PipelineConfig
+from config import NUMERIC_TREATMENTS, PipelineConfig
 
 # TFDV keeps this many distinct values per string feature in its rank histogram (StatsOptions default).
 MAX_VOCABULARY_DOMAIN = 1000
 
 
 def compute_statistics(config: PipelineConfig) -> statistics_pb2.DatasetFeatureStatisticsList:
-    """TFDV statistics of every data file (the same CSV decoder and type inference as CsvExampleGen)."""
+    """TFDV statistics of the files the pipeline reads, every span's with spans (the same CSV decoder and
+    type inference as CsvExampleGen)."""
     import tensorflow_data_validation as tfdv
     from apache_beam.options.pipeline_options import PipelineOptions
 
     options = PipelineOptions([f"--direct_running_mode={config.beam.direct_running_mode}",
                                f"--direct_num_workers={config.beam.direct_num_workers}"])
     stats_options = tfdv.StatsOptions(num_rank_histogram_buckets=MAX_VOCABULARY_DOMAIN)
-    return tfdv.generate_statistics_from_csv(os.path.join(config.data.path, "*"), stats_options=stats_options,
+    return tfdv.generate_statistics_from_csv(config.data.glob(), stats_options=stats_options,
                                              pipeline_options=options)
 
 
@@ -86,7 +86,7 @@ def frozen_schema(statistics: statistics_pb2.DatasetFeatureStatisticsList, confi
     stats_by_name = feature_stats(dataset)
     treatments = {f.name: f.treatment for f in config.features}
     validation, label = config.validation, config.label
-    notes = [f"warning: {w}" for w in passthrough_warnings(dataset, [dataclasses.asdict(f) for f in config.features])]
+    notes = [f"warning: {w}" for w in passthrough_warnings(dataset, config.features)]
     for feature in schema.feature:
         _clear_domain(feature)
         # CsvExampleGen writes an empty cell as a feature with no values, where TFDV's CSV reader drops the

@@ -11,6 +11,11 @@ from tfx.types import Channel, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
 from components.quantizer.executor import Executor
+from config.sections import code_fingerprint
+
+# The code the pusher runs (the quantizer rebuilds and exports the model with the trainer's code): its hash is
+# an exec property, so an upgrade of any of it re-runs the Pusher instead of taking it from cache.
+CODE_PACKAGES = ("config", "components.quantizer", "preprocessing", "trainer", "serving")
 
 
 class QuantizingPusherSpec(ComponentSpec):
@@ -21,7 +26,8 @@ class QuantizingPusherSpec(ComponentSpec):
         "on_gate_failure": ExecutionParameter(type=str),  # push_float | push_nothing
         "gates": ExecutionParameter(type=str),  # JSON of components.quantizer.gates.Gates
         "metric": ExecutionParameter(type=str),
-        "custom_config": ExecutionParameter(type=str),  # JSON: the Trainer's custom_config
+        "custom_config": ExecutionParameter(type=str),  # JSON: config.CustomConfig.to_json()
+        "code_fingerprint": ExecutionParameter(type=str),  # of CODE_PACKAGES
     }
     INPUTS = {
         "model": ChannelParameter(type=standard_artifacts.Model),
@@ -45,4 +51,5 @@ class QuantizingPusher(base_component.BaseComponent):
             on_gate_failure=on_gate_failure,
             gates=json.dumps(gates, sort_keys=True), metric=metric,
             custom_config=json.dumps(custom_config, sort_keys=True),
+            code_fingerprint=code_fingerprint(CODE_PACKAGES),
             pushed_model=Channel(type=standard_artifacts.PushedModel)))

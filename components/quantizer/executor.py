@@ -17,6 +17,7 @@ from tfx.types import artifact_utils
 
 from components.quantizer import gates as gates_lib
 from components.quantizer import push as push_lib
+from serving import layout
 
 QUANTIZER_TIMEOUT_S = 900
 STDERR_TAIL = 1500
@@ -120,10 +121,10 @@ class Executor(base_executor.BaseExecutor):
         existing = push_lib.already_pushed(serving_dir, model.uri, fingerprint)
         if existing:
             logging.info("QuantizingPusher: model %s is already pushed as %s", model.uri, existing)
-            kind = push_lib.pushed_kind(existing)
+            kind = layout.pushed_kind(existing)
             _record(pushed, {"pushed": 1, "pushed_destination": existing, "already_pushed": 1,
                              "quantization_method": method, "pushed_kind": kind,
-                             "pushed_quantized_model_dir": existing if kind == push_lib.QUANTIZED else None})
+                             "pushed_quantized_model_dir": existing if kind == layout.QUANTIZED else None})
             float_existing = float_serving_dir and push_lib.already_pushed(float_serving_dir, model.uri, fingerprint)
             if float_existing:
                 _record(pushed, {"pushed_float_model_dir": float_existing})
@@ -160,15 +161,15 @@ class Executor(base_executor.BaseExecutor):
             _record(pushed, dict(summary, pushed=0, push_blocked_reasons=failed, quantization_gate_failures=failed))
             return
         # A blessed model always ships: quantized when it passes every gate, else the float model itself.
-        kind, source = (push_lib.FLOAT, model_dir) if failed else (push_lib.QUANTIZED, quantized_dir)
+        kind, source = (layout.FLOAT, model_dir) if failed else (layout.QUANTIZED, quantized_dir)
         version = push_lib.next_version(serving_dir, *([float_serving_dir] if float_serving_dir else []))
         record = {"source_model_uri": model.uri, "source_model_fingerprint": fingerprint,
                   "quantization_method": method, "version": version}
         target = push_lib.push_atomically(source, serving_dir, version, dict(record, kind=kind))
         values = dict(summary, pushed=1, pushed_destination=target, pushed_version=str(version), pushed_kind=kind,
                       quantization_gate_failures=failed or None,
-                      pushed_quantized_model_dir=target if kind == push_lib.QUANTIZED else None)
+                      pushed_quantized_model_dir=target if kind == layout.QUANTIZED else None)
         if float_serving_dir:
             values["pushed_float_model_dir"] = push_lib.push_atomically(model_dir, float_serving_dir, version,
-                                                                        dict(record, kind=push_lib.FLOAT))
+                                                                        dict(record, kind=layout.FLOAT))
         _record(pushed, values)

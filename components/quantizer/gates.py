@@ -7,7 +7,7 @@ import os
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
-from pipeline.config import METRICS
+from config import METRICS
 
 LATENCY_BATCHES = (1, 256)
 LATENCY_ROUNDS = 300
@@ -17,7 +17,7 @@ LATENCY_CONFIDENCE = 0.99
 
 @dataclasses.dataclass(frozen=True)
 class Gates:
-    """Thresholds from the config's `quantization.gates` (defaults: pipeline.config.default_gates; None
+    """Thresholds from the config's `quantization.gates` (defaults: config.default_gates; None
     disables a gate)."""
     # Classification: in metric units (0.005 = 0.5 points of accuracy) and probability units. Regression,
     # whose metrics and predictions are in label units: relative to the float model's metric, and to the
@@ -92,7 +92,7 @@ def labels_of(serialized: Sequence[bytes], info: Dict[str, Any]):
 
 
 def higher_is_better(metric: str) -> bool:
-    return METRICS[metric][1]
+    return METRICS[metric].higher_is_better
 
 
 def metric_value(metric: str, labels, predictions) -> float:
@@ -103,7 +103,7 @@ def metric_value(metric: str, labels, predictions) -> float:
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}")
     predictions = np.asarray(predictions)
-    m = getattr(keras.metrics, METRICS[metric][2])()
+    m = getattr(keras.metrics, METRICS[metric].keras_class)()
     m.update_state(np.asarray(labels).reshape(len(labels), -1) if metric != "sparse_categorical_accuracy"
                    else np.asarray(labels), predictions)
     return float(m.result().numpy())
@@ -211,7 +211,7 @@ def prepare(float_dir: str, eval_pattern: str, limit: int = 50000) -> Dict[str, 
     The pusher does this while the quantizer child process runs."""
     import tensorflow as tf
 
-    from serving.client import read_feature_info
+    from serving.layout import read_feature_info
 
     serialized = read_examples(eval_pattern, limit)
     info = read_feature_info(float_dir)

@@ -8,11 +8,8 @@ import time
 import uuid
 from typing import Any, Dict, Optional
 
-from serving.client import is_remote, read_text, versions
-
-PUSH_RECORD = os.path.join("assets.extra", "tfxp_push.json")
-# What a pushed version holds (its push record's "kind", and the PushedModel's `pushed_kind` in ML Metadata).
-QUANTIZED, FLOAT = "quantized", "float"
+from config import is_remote
+from serving.layout import PUSH_RECORD, read_push_record, versions
 
 
 def next_version(*serving_dirs: str) -> int:
@@ -45,22 +42,11 @@ def already_pushed(serving_dir: str, source_model_uri: str, fingerprint: Optiona
     if not found:
         return None
     latest = os.path.join(serving_dir, str(found[-1]))
-    try:
-        record = json.loads(read_text(os.path.join(latest, PUSH_RECORD)))
-    except (OSError, ValueError):
-        return None
-    if record.get("source_model_uri") != source_model_uri:
+    record = read_push_record(latest)
+    if record is None or record.get("source_model_uri") != source_model_uri:
         return None
     recorded = record.get("source_model_fingerprint")
     return latest if recorded is None or fingerprint is None or recorded == fingerprint else None
-
-
-def pushed_kind(version_dir: str) -> Optional[str]:
-    """"quantized" or "float": what the push record of a pushed version says it holds."""
-    try:
-        return json.loads(read_text(os.path.join(version_dir, PUSH_RECORD))).get("kind")
-    except (OSError, ValueError):
-        return None
 
 
 def push_atomically(model_dir: str, serving_dir: str, version: int, record: Dict[str, Any]) -> str:

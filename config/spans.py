@@ -44,6 +44,11 @@ def _glob_and_regex(pattern: str):
     return glob_pattern, re.compile(f"^{regex}$")
 
 
+def files_glob(pattern: str) -> str:
+    """A glob (relative to data.path) matching the files of every span."""
+    return _glob_and_regex(pattern)[0]
+
+
 def date_to_span(year: int, month: int, day: int) -> int:
     return (datetime.date(year, month, day) - _EPOCH).days
 

@@ -1,0 +1,15 @@
+"""tfxp's config: the typed records (schema), loading and validation (load, sections), the cloud
+translation (cloud), the CSV probe (csv_probe) and spans (spans). Imports nothing else of tfxp's.
+
+The names most code needs are re-exported here: `from config import PipelineConfig, load_config`.
+"""
+from config.load import load_config
+from config.schema import (CLOUD_TARGETS, IDEAL_SIZE_RATIO, METRICS, NUMERIC_TREATMENTS, ON_GATE_FAILURE,
+                           QUANTIZATION_METHODS, TASK_METRICS, TASKS, TREATMENTS, BeamConfig, CloudConfig,
+                           CustomConfig, DataConfig, EvaluationConfig, FeatureConfig, LabelConfig, Metric,
+                           ModelConfig, PipelineConfig, QuantizationConfig, TrainingConfig, ValidationConfig,
+                           default_float_serving_dir, default_gates, default_metadata_path, is_remote)
+from config.load import default_schema_file
+from config.sections import ConfigError, resolve_data_path
+
+__all__ = [name for name in dir() if not name.startswith("_")]

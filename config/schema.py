@@ -1,0 +1,312 @@
+"""The typed config: every record and named constant of a tfxp config, and nothing that reads files.
+
+The bottom of tfxp's dependencies: imported by every package, importing nothing of tfxp's but config/.
+Loading and validation are in config/load.py, the cloud translation in config/cloud.py, the CSV probe in
+config/csv_probe.py, spans in config/spans.py.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+TASKS = ("binary", "multiclass", "regression")
+TREATMENTS = ("zscore", "minmax", "vocab", "passthrough")
+NUMERIC_TREATMENTS = ("zscore", "minmax", "passthrough")
+DATA_FORMATS = ("csv",)
+RUNNING_MODES = ("in_memory", "multi_threading", "multi_processing")
+PICKLE_LIBRARIES = ("cloudpickle", "dill", "default")
+CLOUD_TARGETS = ("vertex", "kubeflow")
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    """An eval metric: TFMA computes `keras_class` in the Evaluator, the quantizing pusher the same class for
+    its metric gate, and the summary for the constant predictor."""
+    name: str
+    task: str
+    higher_is_better: bool
+    keras_class: str
+
+
+METRICS: Dict[str, Metric] = {m.name: m for m in (
+    Metric("binary_accuracy", "binary", True, "BinaryAccuracy"),
+    Metric("auc", "binary", True, "AUC"),
+    Metric("sparse_categorical_accuracy", "multiclass", True, "SparseCategoricalAccuracy"),
+    Metric("mean_squared_error", "regression", False, "MeanSquaredError"),
+    Metric("mean_absolute_error", "regression", False, "MeanAbsoluteError"),
+)}
+# Per task: the metrics the Evaluator computes, the first being the default gating metric.
+TASK_METRICS: Dict[str, Tuple[str, ...]] = {
+    "binary": ("binary_accuracy", "auc"),
+    "multiclass": ("sparse_categorical_accuracy",),
+    "regression": ("mean_squared_error", "mean_absolute_error"),
+}
+
+
+def is_remote(path: str) -> bool:
+    """gs://... and other filesystems that TensorFlow's gfile reads, rather than this machine's."""
+    return "://" in path
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    path: str  # resolved directory holding the data files
+    format: str = "csv"
+    split: Tuple[Tuple[str, int], ...] = (("train", 2), ("eval", 1))
+    # Spans (config/spans.py): files under `path` matching this pattern with {SPAN} or {YYYY}-{MM}-{DD};
+    # each run ingests the latest span and trains on the latest `rolling_window` spans. None: every file
+    # directly in `path`, one dataset.
+    pattern: Optional[str] = None
+    rolling_window: int = 1
+
+    def latest(self) -> Tuple[Optional[int], List[str]]:
+        """(span, files) a run ingests: the latest span and its files, or (None, every file in the directory)."""
+        from config.csv_probe import csv_files
+        from config.spans import list_spans
+
+        if self.pattern is None:
+            return None, csv_files(self.path)
+        spans = list_spans(self.path, self.pattern)
+        return (max(spans), spans[max(spans)]) if spans else (None, [])
+
+    def files(self) -> List[str]:
+        return self.latest()[1]
+
+    def glob(self) -> str:
+        """A glob of every file the pipeline reads over time: every span's files with spans (ExampleGen reads
+        them one span a run), else every file in the directory (ExampleGen's default input pattern)."""
+        from config.spans import files_glob
+
+        return os.path.join(self.path, files_glob(self.pattern) if self.pattern is not None else "*")
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelConfig:
+    column: str
+    task: str
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureConfig:
+    name: str
+    treatment: str
+    # Value used for a missing numeric cell: "mean" (of the training split) or a number.
+    fill: Any = "mean"
+    top_k: int = 1000  # vocab only
+    oov_buckets: int = 1  # vocab only
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    width: int = 64
+    depth: int = 2
+    learning_rate: float = 0.005
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    train_steps: int = 500
+    eval_steps: int = 50
+    batch_size_per_replica: int = 128
+    # Start from the latest blessed model's weights when its layer shapes match (default: on with spans).
+    warm_start: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationConfig:
+    metric: str
+    higher_is_better: bool
+    # Value threshold: a candidate must reach this (lower bound if higher is better, else upper bound).
+    threshold: Optional[float]
+    # Change threshold vs the latest blessed model: how much worse the candidate may be (absolute, >= 0).
+    max_regression: float = 0.0
+
+
+# Method -> how many times smaller its kernels would be without scales (float32 bytes / stored bytes).
+IDEAL_SIZE_RATIO = {"int8": 4.0, "float16": 2.0, "dynamic_int8": 4.0, "static_int8": 4.0}
+QUANTIZATION_METHODS = tuple(IDEAL_SIZE_RATIO)
+# Methods whose kernels are dequantized once, when the SavedModel loads: serving runs float MatMuls.
+LOAD_TIME_METHODS = ("int8", "float16")
+# Default min_size_ratio: this share of the method's ideal ratio (int8: 3.0, float16: 1.5). The kernels of
+# every model measured, from wine (~4 KB) to taxi, quantize to 3.5-3.9x with int8 (README, "Quantized push");
+# a ratio below 3.0 means layers were left unquantized.
+SIZE_GATE_SHARE_OF_IDEAL = 0.75
+# What the pusher does with a blessed model whose quantized form fails a gate (or cannot be made).
+ON_GATE_FAILURE = ("push_float", "push_nothing")
+
+
+def default_gates(method: str) -> Tuple[Tuple[str, Optional[float]], ...]:
+    """components.quantizer.gates.Gates fields and their defaults for a method; None disables a gate."""
+    return (("max_metric_drop", 0.005), ("max_abs_prediction_diff", 0.05), ("max_label_flip_rate", 0.01),
+            ("min_size_ratio", SIZE_GATE_SHARE_OF_IDEAL * IDEAL_SIZE_RATIO[method]), ("max_latency_ratio", 1.10))
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantizationConfig:
+    method: str = "int8"
+    push_float: bool = True  # also push the float model to float_serving_dir, same version
+    on_gate_failure: str = "push_float"
+    gates: Tuple[Tuple[str, Optional[float]], ...] = default_gates("int8")
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidationConfig:
+    """Data validation: the frozen schema, per-feature drift/skew thresholds, and how `tfxp schema freeze`
+    turns observed statistics into a reviewed schema."""
+    # Frozen schema (text proto) imported by ImportSchemaGen; None: SchemaGen infers it on every run.
+    schema_file: Optional[str] = None
+    # sha256 of the schema file: ImportSchemaGen's cache key has only the path, so edits must change this.
+    schema_fingerprint: str = ""
+    # feature -> threshold: L-infinity distance (vocab features) or Jensen-Shannon divergence (numeric).
+    drift: Tuple[Tuple[str, float], ...] = ()  # this run's training data vs the last data that passed the gate
+    skew: Tuple[Tuple[str, float], ...] = ()  # training split vs eval split
+    # `tfxp schema freeze` settings:
+    range_margin: float = 0.1  # numeric domains widened by this fraction of the observed range on each side
+    max_new_category_fraction: float = 0.01  # share of values outside a frozen vocabulary that is tolerated
+    max_missing_increase: float = 0.05  # missing-cell fraction may exceed the frozen one by this much
+
+
+@dataclasses.dataclass(frozen=True)
+class DataflowConfig:
+    """Beam on Dataflow for every Beam-based component of a compiled (Vertex/Kubeflow) pipeline."""
+    machine_type: str = "n1-standard-4"
+    max_num_workers: int = 4
+    disk_size_gb: Optional[int] = None
+    temp_location: Optional[str] = None  # default <cloud.pipeline_root>/tmp
+    # How workers get tfxp: "image" runs them in cloud.image (--sdk_container_image); "setup_file" installs
+    # this package from its setup.py in the image (/tfxp/setup.py) on Beam's default worker image.
+    worker_code: str = "image"
+    extra_args: Tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class VertexTrainingConfig:
+    """The Trainer as a Vertex AI custom training job (TF_CONFIG then names the workers)."""
+    machine_type: str = "n1-standard-8"
+    accelerator_type: Optional[str] = None  # e.g. NVIDIA_TESLA_T4
+    accelerator_count: int = 0
+    replica_count: int = 1  # > 1: MultiWorkerMirroredStrategy
+
+
+@dataclasses.dataclass(frozen=True)
+class CloudConfig:
+    project: str
+    region: str
+    pipeline_root: str  # gs://...
+    image: str  # the pipeline image (Dockerfile): every component runs in it
+    data_path: str  # gs://... with the same layout as data.path (and data.pattern)
+    serving_dir: str  # gs://...
+    service_account: Optional[str] = None
+    dataflow: DataflowConfig = DataflowConfig()
+    training: Optional[VertexTrainingConfig] = None
+    image_workdir: str = "/tfxp"  # where the Dockerfile puts this repository
+
+
+@dataclasses.dataclass(frozen=True)
+class BeamConfig:
+    direct_running_mode: str = "in_memory"
+    direct_num_workers: int = 1
+    pickle_library: str = "cloudpickle"
+    extra_args: Tuple[str, ...] = ()
+    # This package's setup.py: remote Beam workers install tfxp from it, and TFX then skips building
+    # an ephemeral tfx sdist before every Beam component.
+    setup_file: Optional[str] = None
+    # Set by for_cloud(): the complete DataflowRunner arguments, used instead of the DirectRunner ones.
+    dataflow_args: Tuple[str, ...] = ()
+
+    def pipeline_args(self) -> List[str]:
+        if self.dataflow_args:
+            return list(self.dataflow_args)
+        args = [f"--direct_running_mode={self.direct_running_mode}",
+                f"--direct_num_workers={self.direct_num_workers}",
+                f"--pickle_library={self.pickle_library}"]
+        if self.setup_file and not any(a.startswith("--setup_file") for a in self.extra_args):
+            args.append(f"--setup_file={self.setup_file}")
+        return args + list(self.extra_args)
+
+
+@dataclasses.dataclass(frozen=True)
+class CustomConfig:
+    """The part of the config the components' code reads, passed through TFX as JSON (`custom_config`) and
+    read back into these records with from_json."""
+    label: LabelConfig
+    features: Tuple[FeatureConfig, ...]
+    model: ModelConfig
+    training: TrainingConfig
+    code_fingerprint: str = ""
+
+    def to_json(self) -> Dict[str, Any]:
+        return {"label": dataclasses.asdict(self.label), "features": [dataclasses.asdict(f) for f in self.features],
+                "model": dataclasses.asdict(self.model), "training": dataclasses.asdict(self.training),
+                "code_fingerprint": self.code_fingerprint}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> "CustomConfig":
+        """From to_json's output; other keys (the Vertex Trainer's arguments) are ignored."""
+        return cls(label=LabelConfig(**raw["label"]), features=tuple(FeatureConfig(**f) for f in raw["features"]),
+                   model=ModelConfig(**raw["model"]), training=TrainingConfig(**raw["training"]),
+                   code_fingerprint=raw.get("code_fingerprint", ""))
+
+    def feature_names(self) -> List[str]:
+        return [f.name for f in self.features]
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    name: str
+    source: str  # the YAML file this came from
+    data: DataConfig
+    label: LabelConfig
+    features: Tuple[FeatureConfig, ...]
+    model: ModelConfig
+    training: TrainingConfig
+    evaluation: EvaluationConfig
+    pipeline_root: str
+    serving_dir: str
+    metadata_path: str
+    beam: BeamConfig
+    float_serving_dir: str = ""
+    quantization: QuantizationConfig = QuantizationConfig()
+    validation: ValidationConfig = ValidationConfig()
+    cloud: Optional[CloudConfig] = None
+    # "local" (LocalDagRunner), or "vertex" / "kubeflow" for a config made by for_cloud().
+    target: str = "local"
+    enable_cache: bool = True
+    # Hash of the code Transform and Trainer run (config/load.py TRAINING_CODE): part of their custom_config,
+    # so that a code change invalidates their cached results (functions are referenced by dotted path).
+    code_fingerprint: str = ""
+
+    def with_overrides(self, pipeline_root: Optional[str] = None,
+                       serving_dir: Optional[str] = None) -> "PipelineConfig":
+        """Command-line overrides; the metadata store follows the pipeline root unless set explicitly."""
+        changes: Dict[str, Any] = {}
+        if pipeline_root:
+            changes["pipeline_root"] = os.path.abspath(pipeline_root)
+            if self.metadata_path == default_metadata_path(self.pipeline_root):
+                changes["metadata_path"] = default_metadata_path(changes["pipeline_root"])
+        if serving_dir:
+            changes["serving_dir"] = os.path.abspath(serving_dir)
+            if self.float_serving_dir == default_float_serving_dir(self.serving_dir):
+                changes["float_serving_dir"] = default_float_serving_dir(changes["serving_dir"])
+        return dataclasses.replace(self, **changes)
+
+    def for_cloud(self, target: str) -> "PipelineConfig":
+        """The same pipeline for Vertex AI Pipelines / Kubeflow (config/cloud.py)."""
+        from config.cloud import for_cloud
+
+        return for_cloud(self, target)
+
+    def to_custom_config(self) -> "CustomConfig":
+        """What Transform, Trainer, DataGate and the pusher receive as `custom_config` (as JSON)."""
+        return CustomConfig(label=self.label, features=self.features, model=self.model, training=self.training,
+                            code_fingerprint=self.code_fingerprint)
+
+
+def default_metadata_path(pipeline_root: str) -> str:
+    return os.path.join(pipeline_root, "metadata.sqlite")
+
+
+def default_float_serving_dir(serving_dir: str) -> str:
+    """Beside the serving dir, not inside it: TF Serving would take a float version there for the newest."""
+    return serving_dir.rstrip("/") + "_float"
