@@ -3,7 +3,7 @@
 Loads, in this one process, the float model, the SAME float model a second time (the control: any ratio it
 shows is machine noise or an ordering effect), and the quantized model. Each round calls all three once at
 a batch size, in a rotating order, and records per-round ratios to the first float model. Reports the median
-ratio and its distribution-free confidence interval (components.quantizer.gates.paired_ratio_interval) for
+ratio and its distribution-free confidence interval (components.quantizer.latency.paired_ratio_interval) for
 the control and for the quantized model, at batch 1 and 256. Writes JSON.
 
     python -m bench.latency --float DIR --quantized DIR --examples 'PATTERN' [--rounds 600] [--out FILE]
@@ -26,6 +26,7 @@ def measure(float_dir: str, quantized_dir: str, examples_pattern: str, rounds: i
     import tensorflow as tf
 
     from components.quantizer import gates as gates_lib
+    from components.quantizer import latency as latency_lib
 
     fns = {"float": tf.saved_model.load(float_dir).signatures["serving_default"],
            "float_again": tf.saved_model.load(float_dir).signatures["serving_default"],
@@ -34,10 +35,10 @@ def measure(float_dir: str, quantized_dir: str, examples_pattern: str, rounds: i
     result: Dict[str, Any] = {"float_dir": float_dir, "quantized_dir": quantized_dir, "rounds": rounds,
                               "batches": {}}
     for batch in batches:
-        times = gates_lib.interleaved_times(fns, serialized, batch, rounds)
-        per_batch: Dict[str, Any] = {name: {"p50_ms": gates_lib.percentile(t, 50)} for name, t in times.items()}
+        times = latency_lib.interleaved_times(fns, serialized, batch, rounds)
+        per_batch: Dict[str, Any] = {name: {"p50_ms": latency_lib.percentile(t, 50)} for name, t in times.items()}
         for name in ("float_again", "quantized"):
-            per_batch[name]["vs_float"] = gates_lib.paired_ratio_interval(times["float"], times[name]).to_json()
+            per_batch[name]["vs_float"] = latency_lib.paired_ratio_interval(times["float"], times[name]).to_json()
         result["batches"][str(batch)] = per_batch
         control, quantized = (per_batch[n]["vs_float"] for n in ("float_again", "quantized"))
         print(f"batch {batch:4d}: float p50 {per_batch['float']['p50_ms']:.3f} ms | float/float "

@@ -57,10 +57,11 @@ def main(argv=None) -> int:
         except Exception as e:  # report it and go on with the other methods
             report["methods"][method] = {"error": str(e)}
             continue
-        results = gates_lib.compare(model_dir, out, os.path.join(examples, "Split-eval", "*"),
-                                    config.evaluation.metric, batch_sizes=BATCHES, rounds=args.rounds)
+        comparison = gates_lib.compare(model_dir, out, os.path.join(examples, "Split-eval", "*"),
+                                       config.evaluation.metric, batch_sizes=BATCHES, rounds=args.rounds)
+        results = comparison.to_json()
         results["gate_failures_with_defaults"] = gates_lib.failures(
-            results, gates_lib.Gates(**dict(default_gates(method))))
+            comparison, gates_lib.Gates(**dict(default_gates(method))))
         report["methods"][method] = results
         latency = ", ".join(f"b{b} {i['ratio']:.3f}x [{i['low']:.3f}-{i['high']:.3f}]"
                             for b, i in results["latency_interval"].items())

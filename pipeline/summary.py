@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Any, Dict, List, Optional
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
+
+from components.properties import BLESSED, AcceptedStatisticsProperties, PushedModelProperties
 
 NODE_CONTEXT = "node"
 
@@ -152,7 +153,7 @@ def read_summary(metadata_path: str, pipeline_name: str, label: Optional[str] = 
     gate = latest_execution(store, pipeline_name, "DataGate")
     if gate is not None:
         for accepted in output_artifacts(store, gate).get("accepted_statistics", []):
-            summary.warnings += json.loads(_custom(accepted, "warnings") or "[]")
+            summary.warnings += AcceptedStatisticsProperties.read(accepted).warnings
     evaluator = latest_execution(store, pipeline_name, "Evaluator")
     if evaluator is not None:
         outputs = output_artifacts(store, evaluator)
@@ -161,7 +162,7 @@ def read_summary(metadata_path: str, pipeline_name: str, label: Optional[str] = 
             summary.metrics, summary.baseline_metrics = by_model["candidate"], by_model["baseline"]
             summary.validation_failures = validation_failures(evaluation.uri)
         for blessing in outputs.get("blessing", []):
-            summary.blessed = bool(_custom(blessing, "blessed"))
+            summary.blessed = bool(_custom(blessing, BLESSED))
         example_gen = latest_execution(store, pipeline_name, "CsvExampleGen")
         if label and task and summary.metrics and example_gen is not None:
             from config import METRICS
@@ -174,16 +175,15 @@ def read_summary(metadata_path: str, pipeline_name: str, label: Optional[str] = 
     pusher = latest_execution(store, pipeline_name, "Pusher")
     if pusher is not None:
         for pushed in output_artifacts(store, pusher).get("pushed_model", []):
-            summary.pushed = bool(_custom(pushed, "pushed"))
-            destination = _custom(pushed, "pushed_destination")
-            summary.pushed_model_dir = os.path.abspath(destination) if summary.pushed and destination else None
-            if summary.pushed:
-                summary.pushed_quantized_model_dir = _custom(pushed, "pushed_quantized_model_dir")
-                summary.pushed_float_model_dir = _custom(pushed, "pushed_float_model_dir")
-                summary.pushed_kind = _custom(pushed, "pushed_kind")
-            summary.quantization_gate_failures = json.loads(_custom(pushed, "quantization_gate_failures") or "[]")
-            summary.push_blocked_reasons = json.loads(_custom(pushed, "push_blocked_reasons") or "[]")
-            results = _custom(pushed, "quantization_results")
-            summary.quantization = {"method": _custom(pushed, "quantization_method"),
-                                    **(json.loads(results) if results else {})}
+            outcome = PushedModelProperties.read(pushed)
+            summary.pushed = outcome.pushed
+            if outcome.pushed:
+                summary.pushed_model_dir = (os.path.abspath(outcome.pushed_destination)
+                                            if outcome.pushed_destination else None)
+                summary.pushed_quantized_model_dir = outcome.pushed_quantized_model_dir
+                summary.pushed_float_model_dir = outcome.pushed_float_model_dir
+                summary.pushed_kind = outcome.pushed_kind
+            summary.quantization_gate_failures = outcome.quantization_gate_failures
+            summary.push_blocked_reasons = outcome.push_blocked_reasons
+            summary.quantization = {"method": outcome.quantization_method, **outcome.quantization_results}
     return summary

@@ -13,7 +13,7 @@ import pytest
 from conftest import REPO, sample_taxi_csv, tree_digest
 
 from pipeline import cli
-from pipeline import config as config_lib
+from config import csv_probe
 from config import load_config
 from pipeline.local_runner import PipelineFailed, run_local
 from pipeline.preflight import InputError
@@ -101,7 +101,7 @@ def test_new_file_missing_a_column(clean):
 
 
 def test_string_in_a_numeric_column_past_the_rows_the_config_check_reads(clean, monkeypatch):
-    monkeypatch.setattr(config_lib, "TYPE_SNIFF_ROWS", 50)
+    monkeypatch.setattr(csv_probe, "TYPE_SNIFF_ROWS", 50)
     rows = [list(row) for row in clean["rows"]]
     rows[900][clean["header"].index("fare")] = "twelve dollars"
     error = run_case(clean, write_case(clean, "text_in_fare", rows))
@@ -112,7 +112,7 @@ def test_string_in_a_numeric_column_past_the_rows_the_config_check_reads(clean, 
 
 def test_string_in_a_numeric_column_is_also_stopped_by_the_gate(clean, monkeypatch):
     """Remote data gets no pre-flight pass: the frozen schema and the config check stop it in the DAG."""
-    monkeypatch.setattr(config_lib, "TYPE_SNIFF_ROWS", 50)
+    monkeypatch.setattr(csv_probe, "TYPE_SNIFF_ROWS", 50)
     rows = [list(row) for row in clean["rows"]]
     rows[900][clean["header"].index("fare")] = "twelve dollars"
     error = run_case(clean, write_case(clean, "text_in_fare_gate", rows), preflight=False)

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
-from components.quantizer import gates as gates_lib
+from components.quantizer import latency as latency_lib
 
 TRIALS = 5
 THRESHOLD = 1.10  # the default max_latency_ratio
@@ -60,9 +60,9 @@ def cpu_hog():
 
 
 def gate_failures(fns):
-    timed = gates_lib.latencies(fns, examples())
-    intervals = {str(b): r.to_json() for b, r in timed["ratio"].items()}
-    return gates_lib.latency_failures(intervals, THRESHOLD), intervals
+    timed = latency_lib.latencies(fns, examples())
+    intervals = {str(b): r for b, r in timed["ratio"].items()}
+    return latency_lib.latency_failures(intervals, THRESHOLD), intervals
 
 
 def test_identical_serving_graphs_pass_every_time_beside_a_cpu_hog(tmp_path, cpu_hog):
@@ -88,11 +88,11 @@ def test_a_really_slower_model_fails_every_time_beside_a_cpu_hog(tmp_path, cpu_h
 
 def test_median_interval_covers_the_median_with_the_stated_confidence():
     rng = np.random.default_rng(1)
-    k = gates_lib.median_interval_ranks(300, 0.99)
+    k = latency_lib.median_interval_ranks(300, 0.99)
     assert 125 < k < 135  # sign-test ranks for n = 300: about n/2 - 2.58 * sqrt(n)/2
     misses = 0
     for _ in range(400):
-        ratio = gates_lib.paired_ratio_interval(np.ones(300), rng.lognormal(0.0, 0.3, 300), confidence=0.95)
+        ratio = latency_lib.paired_ratio_interval(np.ones(300), rng.lognormal(0.0, 0.3, 300), confidence=0.95)
         misses += not ratio.low <= 1.0 <= ratio.high  # the true median ratio is 1.0
     assert misses / 400 < 0.1  # 5% expected
 

@@ -13,6 +13,7 @@ from tfx.dsl.io import fileio
 from tfx.utils import io_utils
 
 from components.data_gate import checks
+from components.properties import AcceptedStatisticsProperties
 from config import CustomConfig
 
 STATS_FILE = "FeatureStats.pb"
@@ -93,9 +94,8 @@ class Executor(base_executor.BaseExecutor):
             source = _split_file(statistics, split, STATS_FILE)
             if fileio.exists(source):
                 io_utils.copy_file(source, _split_file(accepted, split, STATS_FILE), overwrite=True)
-        accepted.set_string_custom_property("split_names", statistics.split_names)
         train = load_statistics(statistics, "train")
         warnings = checks.passthrough_warnings(train.datasets[0], custom_config.features) if train is not None else []
         for warning in warnings:
             logging.warning("DataGate: %s", warning)
-        accepted.set_string_custom_property("warnings", json.dumps(warnings))
+        AcceptedStatisticsProperties(split_names=statistics.split_names, warnings=warnings).write(accepted)

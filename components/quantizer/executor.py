@@ -11,11 +11,12 @@ import sys
 import tempfile
 from typing import Any, Dict, List
 
-from tfx.dsl.components.base import base_executor
+from tfx.components.pusher import executor as pusher_executor
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 
 from components.quantizer import gates as gates_lib
+from components.properties import TFX_PUSH_PROPERTIES, PushedModelProperties
 from components.quantizer import push as push_lib
 from serving import layout
 
@@ -71,22 +72,6 @@ class QuantizerDied(RuntimeError):
     pass
 
 
-def _record(artifact, values: Dict[str, Any]) -> None:
-    for key, value in values.items():
-        if value is None:
-            continue
-        if isinstance(value, bool):
-            artifact.set_int_custom_property(key, int(value))
-        elif isinstance(value, int):
-            artifact.set_int_custom_property(key, value)
-        elif isinstance(value, float):
-            artifact.set_float_custom_property(key, value)
-        elif isinstance(value, str):
-            artifact.set_string_custom_property(key, value)
-        else:
-            artifact.set_string_custom_property(key, json.dumps(value, sort_keys=True))
-
-
 def _keep(local_dir: str, artifact_dir: str) -> None:
     """Copies the quantizer's work files into the output artifact, then removes the local copy."""
     fileio.makedirs(artifact_dir)
@@ -96,80 +81,88 @@ def _keep(local_dir: str, artifact_dir: str) -> None:
     shutil.rmtree(local_dir, ignore_errors=True)
 
 
-class Executor(base_executor.BaseExecutor):
+class Executor(pusher_executor.Executor):
+    """TFX's pusher executor (its blessing check, model path and pushed properties), pushing the quantized
+    model, or the float one when the quantized form fails a gate."""
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
+        self._log_startup(input_dict, output_dict, exec_properties)
         pushed = artifact_utils.get_single_instance(output_dict["pushed_model"])
         model = artifact_utils.get_single_instance(input_dict["model"])
-        blessing = artifact_utils.get_single_instance(input_dict["model_blessing"])
         transform_graph = artifact_utils.get_single_instance(input_dict["transform_graph"])
         examples = input_dict["examples"]
         serving_dir = exec_properties["serving_dir"]
         float_serving_dir = exec_properties.get("float_serving_dir") or ""
         method = exec_properties["method"]
         on_gate_failure = exec_properties.get("on_gate_failure") or "push_float"
-        custom_config = json.loads(exec_properties["custom_config"])
         gates = gates_lib.Gates(**json.loads(exec_properties["gates"]))
-        model_dir = os.path.join(model.uri, "Format-Serving")
+        model_dir = self.GetModelPath(input_dict)
+        outcome = PushedModelProperties(quantization_method=method)
 
-        if not blessing.get_int_custom_property("blessed"):
+        if not self.CheckBlessing(input_dict):
             logging.warning("QuantizingPusher: not pushing: the Evaluator did not bless the model")
-            _record(pushed, {"pushed": 0, "push_blocked_reasons": ["the Evaluator did not bless the model"],
-                             "quantization_method": method})
-            return
+            outcome.push_blocked_reasons = ["the Evaluator did not bless the model"]
+            return self._finish(pushed, outcome)
         fingerprint = push_lib.model_fingerprint(model_dir)
         existing = push_lib.already_pushed(serving_dir, model.uri, fingerprint)
         if existing:
             logging.info("QuantizingPusher: model %s is already pushed as %s", model.uri, existing)
             kind = layout.pushed_kind(existing)
-            _record(pushed, {"pushed": 1, "pushed_destination": existing, "already_pushed": 1,
-                             "quantization_method": method, "pushed_kind": kind,
-                             "pushed_quantized_model_dir": existing if kind == layout.QUANTIZED else None})
-            float_existing = float_serving_dir and push_lib.already_pushed(float_serving_dir, model.uri, fingerprint)
-            if float_existing:
-                _record(pushed, {"pushed_float_model_dir": float_existing})
-            return
+            outcome.pushed, outcome.already_pushed, outcome.pushed_destination = True, True, existing
+            outcome.pushed_version, outcome.pushed_kind = os.path.basename(existing), kind
+            outcome.pushed_quantized_model_dir = existing if kind == layout.QUANTIZED else None
+            if float_serving_dir:
+                outcome.pushed_float_model_dir = push_lib.already_pushed(float_serving_dir, model.uri, fingerprint)
+            return self._finish(pushed, outcome)
 
         quantized_dir = os.path.join(pushed.uri, "quantized")
         # The child's config, report and output: on this machine, then kept with the artifact (gs:// too).
         work_dir = tempfile.mkdtemp(prefix="tfxp_quantizer_")
-        child = QuantizerChild(model_dir, transform_graph.uri, custom_config, method, quantized_dir,
-                               os.path.join(artifact_utils.get_split_uri(examples, "train"), "*"), work_dir)
+        child = QuantizerChild(model_dir, transform_graph.uri, json.loads(exec_properties["custom_config"]), method,
+                               quantized_dir, os.path.join(artifact_utils.get_split_uri(examples, "train"), "*"),
+                               work_dir)
         # The float side of the comparison, on the other core, while the child quantizes.
-        prepared = gates_lib.prepare(model_dir,
-                                     os.path.join(artifact_utils.get_split_uri(examples, "eval"), "*"))
-        summary: Dict[str, Any] = {"quantization_method": method}
+        prepared = gates_lib.prepare(model_dir, os.path.join(artifact_utils.get_split_uri(examples, "eval"), "*"))
         try:
             report = child.wait()
         except QuantizerDied as e:
             failed = [str(e)]
         else:
             results = gates_lib.compare_prepared(prepared, quantized_dir, exec_properties["metric"])
-            results["quantizer"] = report
-            summary.update(quantization_results=results, size_ratio=results["size_ratio"],
-                           metric_drop=results["metric_drop"],
-                           max_abs_prediction_diff=results["max_abs_prediction_diff"],
-                           label_flip_rate=results["label_flip_rate"],
-                           latency_ratio_batch_1=results["latency_ratio"].get("1"),
-                           latency_ratio_batch_256=results["latency_ratio"].get("256"))
+            outcome.quantization_results = dict(results.to_json(), quantizer=report)
+            ratios = results.latency_ratio()
+            outcome.size_ratio, outcome.metric_drop = results.size_ratio, results.metric_drop
+            outcome.max_abs_prediction_diff, outcome.label_flip_rate = (results.max_abs_prediction_diff,
+                                                                        results.label_flip_rate)
+            outcome.latency_ratio_batch_1, outcome.latency_ratio_batch_256 = ratios.get("1"), ratios.get("256")
             failed = gates_lib.failures(results, gates)
         finally:
             _keep(work_dir, os.path.join(pushed.uri, "quantizer_work"))
         for reason in failed:
             logging.warning("QuantizingPusher: the quantized model fails a gate: %s", reason)
+        outcome.quantization_gate_failures = failed
         if failed and on_gate_failure == "push_nothing":
-            _record(pushed, dict(summary, pushed=0, push_blocked_reasons=failed, quantization_gate_failures=failed))
-            return
+            outcome.push_blocked_reasons = failed
+            return self._finish(pushed, outcome)
         # A blessed model always ships: quantized when it passes every gate, else the float model itself.
         kind, source = (layout.FLOAT, model_dir) if failed else (layout.QUANTIZED, quantized_dir)
         version = push_lib.next_version(serving_dir, *([float_serving_dir] if float_serving_dir else []))
         record = {"source_model_uri": model.uri, "source_model_fingerprint": fingerprint,
                   "quantization_method": method, "version": version}
         target = push_lib.push_atomically(source, serving_dir, version, dict(record, kind=kind))
-        values = dict(summary, pushed=1, pushed_destination=target, pushed_version=str(version), pushed_kind=kind,
-                      quantization_gate_failures=failed or None,
-                      pushed_quantized_model_dir=target if kind == layout.QUANTIZED else None)
+        outcome.pushed, outcome.pushed_destination, outcome.pushed_version = True, target, str(version)
+        outcome.pushed_kind = kind
+        outcome.pushed_quantized_model_dir = target if kind == layout.QUANTIZED else None
         if float_serving_dir:
-            values["pushed_float_model_dir"] = push_lib.push_atomically(model_dir, float_serving_dir, version,
-                                                                        dict(record, kind=layout.FLOAT))
-        _record(pushed, values)
+            outcome.pushed_float_model_dir = push_lib.push_atomically(model_dir, float_serving_dir, version,
+                                                                      dict(record, kind=layout.FLOAT))
+        self._finish(pushed, outcome)
+
+    def _finish(self, pushed, outcome: PushedModelProperties) -> None:
+        """TFX's pushed properties through its own methods, then ours."""
+        if outcome.pushed:
+            self._MarkPushed(pushed, pushed_destination=outcome.pushed_destination,
+                             pushed_version=outcome.pushed_version)
+        else:
+            self._MarkNotPushed(pushed)
+        outcome.write(pushed, skip=TFX_PUSH_PROPERTIES)

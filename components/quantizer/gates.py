@@ -2,17 +2,13 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-import time
 from typing import Any, Dict, List, Optional, Sequence
 
+from components.quantizer.latency import (LATENCY_BATCHES, LATENCY_ROUNDS, RatioInterval, latencies,
+                                          latency_failures)
 from config import METRICS
 
-LATENCY_BATCHES = (1, 256)
-LATENCY_ROUNDS = 300
-# The latency gate fails only when the quantized model is slower than max_latency_ratio with this confidence.
-LATENCY_CONFIDENCE = 0.99
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,95 +116,19 @@ def decisions(task: str, predictions):
     return None
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    import numpy as np
-
-    return float(np.percentile(np.asarray(values), q))
-
-
-def interleaved_times(fns: Dict[str, Any], serialized: Sequence[bytes], batch: int, rounds: int,
-                      warmup: int = 10) -> Dict[str, List[float]]:
-    """Milliseconds of each call, per model: every round calls each model once, in an order that rotates
-    from round to round, so that machine noise and call-order effects hit the models alike."""
-    import tensorflow as tf
-
-    examples = tf.constant([serialized[i % len(serialized)] for i in range(batch)])
-    items = list(fns.items())
-    times: Dict[str, List[float]] = {name: [] for name in fns}
-    for i in range(warmup + rounds):
-        shift = i % len(items)
-        order = items[shift:] + items[:shift]
-        if (i // len(items)) % 2:
-            order.reverse()
-        for name, fn in order:
-            start = time.perf_counter()
-            fn(examples=examples)["predictions"].numpy()
-            if i >= warmup:
-                times[name].append((time.perf_counter() - start) * 1000.0)
-    return times
-
-
 @dataclasses.dataclass(frozen=True)
-class RatioInterval:
-    """The median over rounds of (other model's time / base model's time) in the same round, with a
-    distribution-free confidence interval for that median."""
-    ratio: float
-    low: float
-    high: float
-    rounds: int
-    confidence: float
-
-    def to_json(self) -> Dict[str, float]:
-        return dataclasses.asdict(self)
+class FloatBaseline:
+    """The float side of the comparison: eval examples, their labels, the loaded float model and its
+    predictions. The pusher prepares it while the quantizer child process runs."""
+    float_dir: str
+    serialized: List[bytes]
+    info: Dict[str, Any]  # serving.layout's features file
+    labels: Any
+    float_fn: Any
+    float_predictions: Any
 
 
-def median_interval_ranks(n: int, confidence: float) -> int:
-    """k such that [x_(k), x_(n+1-k)] (1-based order statistics) covers the median of any continuous
-    distribution with probability >= confidence: the largest k with P(Binomial(n, 1/2) < k) <= alpha/2."""
-    alpha_half = (1.0 - confidence) / 2.0
-    total, cumulative, k = 2 ** n, 0, 0
-    for i in range(n + 1):
-        cumulative += math.comb(n, i)  # P(B <= i) * 2^n
-        if cumulative * 1.0 / total > alpha_half:
-            break
-        k = i + 1
-    return max(k, 1)
-
-
-def paired_ratio_interval(base_ms: Sequence[float], other_ms: Sequence[float],
-                          confidence: float = LATENCY_CONFIDENCE) -> RatioInterval:
-    """Per-round ratios other/base; their median and its confidence interval (sign-test order statistics).
-
-    Paired per round, a burst of load slows both calls of that round and leaves their ratio alone; the
-    median ignores the rounds it does not; the interval says how far the median can move by chance."""
-    import numpy as np
-
-    ratios = np.sort(np.asarray(other_ms) / np.asarray(base_ms))
-    n = len(ratios)
-    k = median_interval_ranks(n, confidence)
-    return RatioInterval(ratio=float(np.median(ratios)), low=float(ratios[k - 1]), high=float(ratios[n - k]),
-                         rounds=n, confidence=confidence)
-
-
-def latencies(fns: Dict[str, Any], serialized: Sequence[bytes], batch_sizes=LATENCY_BATCHES,
-              rounds: int = LATENCY_ROUNDS) -> Dict[str, Any]:
-    """`ms[model][batch]` (p50 and p99 per call) and, for two models, `ratio[batch]`: the second model's
-    time over the first's, paired per round (paired_ratio_interval)."""
-    names = list(fns)
-    result: Dict[str, Any] = {"ms": {name: {} for name in names}, "ratio": {}}
-    for batch in batch_sizes:
-        times = interleaved_times(fns, serialized, batch, rounds)
-        for name in names:
-            result["ms"][name][batch] = {"p50_ms": percentile(times[name], 50),
-                                         "p99_ms": percentile(times[name], 99)}
-        if len(names) == 2:
-            result["ratio"][batch] = paired_ratio_interval(times[names[0]], times[names[1]])
-    return result
-
-
-def prepare(float_dir: str, eval_pattern: str, limit: int = 50000) -> Dict[str, Any]:
-    """The float side of the comparison: eval examples, labels, the loaded float model and its predictions.
-    The pusher does this while the quantizer child process runs."""
+def prepare(float_dir: str, eval_pattern: str, limit: int = 50000) -> FloatBaseline:
     import tensorflow as tf
 
     from serving.layout import read_feature_info
@@ -216,98 +136,111 @@ def prepare(float_dir: str, eval_pattern: str, limit: int = 50000) -> Dict[str, 
     serialized = read_examples(eval_pattern, limit)
     info = read_feature_info(float_dir)
     fn = tf.saved_model.load(float_dir).signatures["serving_default"]
-    return {"float_dir": float_dir, "serialized": serialized, "info": info,
-            "labels": labels_of(serialized, info), "float_fn": fn,
-            "float_predictions": fn(examples=tf.constant(serialized))["predictions"].numpy()}
+    return FloatBaseline(float_dir=float_dir, serialized=serialized, info=info, labels=labels_of(serialized, info),
+                         float_fn=fn, float_predictions=fn(examples=tf.constant(serialized))["predictions"].numpy())
 
 
-def compare_prepared(prepared: Dict[str, Any], quantized_dir: str, metric: str, batch_sizes=LATENCY_BATCHES,
-                     rounds: int = LATENCY_ROUNDS) -> Dict[str, Any]:
-    """Everything the gates look at, measured on the eval split."""
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """Everything the gates look at, measured on the eval split (quantized vs float)."""
+    examples: int
+    metric: str
+    float_metric: float
+    quantized_metric: float
+    metric_drop: float  # in metric units, positive = worse
+    max_abs_prediction_diff: float
+    # What the two measurements above are divided by for their gates: 1 for classification; for regression
+    # (label units) the float metric and the standard deviation of the float predictions.
+    metric_drop_scale: float
+    prediction_diff_scale: float
+    label_flip_rate: Optional[float]  # None for regression
+    float_weight_bytes: int
+    quantized_weight_bytes: int
+    weight_size_ratio: float
+    float_kernel_bytes: int
+    quantized_kernel_bytes: int
+    size_ratio: float  # kernels with their scales: the gated one
+    float_variables_bytes: int  # variables/ on disk
+    quantized_variables_bytes: int
+    latency_ms: Dict[str, Dict[int, Dict[str, float]]]  # model -> batch -> p50_ms, p99_ms
+    latency_interval: Dict[str, RatioInterval]  # batch -> quantized/float median paired ratio and interval
+
+    def latency_ratio(self) -> Dict[str, float]:
+        return {batch: interval.ratio for batch, interval in self.latency_interval.items()}
+
+    def to_json(self) -> Dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["latency_ratio"] = self.latency_ratio()
+        return out
+
+
+def compare_prepared(prepared: FloatBaseline, quantized_dir: str, metric: str, batch_sizes=LATENCY_BATCHES,
+                     rounds: int = LATENCY_ROUNDS) -> Comparison:
     import numpy as np
     import tensorflow as tf
 
-    serialized, task, labels = prepared["serialized"], prepared["info"]["task"], prepared["labels"]
-    fns = {"float": prepared["float_fn"],
-           "quantized": tf.saved_model.load(quantized_dir).signatures["serving_default"]}
-    predictions = {"float": prepared["float_predictions"],
+    serialized, task, labels = prepared.serialized, prepared.info["task"], prepared.labels
+    fns = {"float": prepared.float_fn, "quantized": tf.saved_model.load(quantized_dir).signatures["serving_default"]}
+    predictions = {"float": prepared.float_predictions,
                    "quantized": fns["quantized"](examples=tf.constant(serialized))["predictions"].numpy()}
     diff = np.abs(predictions["float"] - predictions["quantized"])
     float_decisions, quantized_decisions = (decisions(task, predictions[n]) for n in ("float", "quantized"))
     timed = latencies(fns, serialized, batch_sizes, rounds=rounds)
-    float_bytes, quantized_bytes = weight_bytes(prepared["float_dir"]), weight_bytes(quantized_dir)
+    float_bytes, quantized_bytes = weight_bytes(prepared.float_dir), weight_bytes(quantized_dir)
     # What quantization controls: the kernels, stored in a smaller dtype plus their scales. The biases (every
     # method keeps them float32) and the object graph are the same in both models; in a tiny model they
-    # would decide the ratio (README, "Quantized push": sizes measured from wine to taxi).
-    biases = bias_bytes(prepared["float_dir"])
+    # would decide the ratio (README, "Quantized push": sizes measured from iris to taxi).
+    biases = bias_bytes(prepared.float_dir)
     float_kernel_bytes, quantized_kernel_bytes = float_bytes - biases, quantized_bytes - biases
     float_metric = metric_value(metric, labels, predictions["float"])
     quantized_metric = metric_value(metric, labels, predictions["quantized"])
-    return {
-        "examples": len(serialized),
-        "metric": metric,
-        "float_metric": float_metric,
-        "quantized_metric": quantized_metric,
-        "metric_drop": (float_metric - quantized_metric) * (1 if higher_is_better(metric) else -1),
-        "max_abs_prediction_diff": float(diff.max()),
-        # What the two gates above divide by: 1 for classification; label units for regression.
-        "metric_drop_scale": abs(float_metric) or 1.0 if task == "regression" else 1.0,
-        "prediction_diff_scale": float(np.std(predictions["float"])) or 1.0 if task == "regression" else 1.0,
-        "label_flip_rate": (float(np.mean(float_decisions != quantized_decisions))
-                            if float_decisions is not None else None),
-        "float_weight_bytes": float_bytes,
-        "quantized_weight_bytes": quantized_bytes,
-        "weight_size_ratio": float_bytes / max(quantized_bytes, 1),
-        "float_kernel_bytes": float_kernel_bytes,
-        "quantized_kernel_bytes": quantized_kernel_bytes,
-        "size_ratio": float_kernel_bytes / max(quantized_kernel_bytes, 1),  # the gated one
-        "float_variables_bytes": variables_bytes(prepared["float_dir"]),
-        "quantized_variables_bytes": variables_bytes(quantized_dir),
-        "latency_ms": timed["ms"],
-        # quantized / float: the median of per-round ratios, and its confidence interval
-        "latency_ratio": {str(b): timed["ratio"][b].ratio for b in batch_sizes},
-        "latency_interval": {str(b): timed["ratio"][b].to_json() for b in batch_sizes},
-    }
+    regression = task == "regression"
+    return Comparison(
+        examples=len(serialized), metric=metric, float_metric=float_metric, quantized_metric=quantized_metric,
+        metric_drop=(float_metric - quantized_metric) * (1 if higher_is_better(metric) else -1),
+        max_abs_prediction_diff=float(diff.max()),
+        metric_drop_scale=(abs(float_metric) or 1.0) if regression else 1.0,
+        prediction_diff_scale=(float(np.std(predictions["float"])) or 1.0) if regression else 1.0,
+        label_flip_rate=(float(np.mean(float_decisions != quantized_decisions))
+                         if float_decisions is not None else None),
+        float_weight_bytes=float_bytes, quantized_weight_bytes=quantized_bytes,
+        weight_size_ratio=float_bytes / max(quantized_bytes, 1),
+        float_kernel_bytes=float_kernel_bytes, quantized_kernel_bytes=quantized_kernel_bytes,
+        size_ratio=float_kernel_bytes / max(quantized_kernel_bytes, 1),
+        float_variables_bytes=variables_bytes(prepared.float_dir),
+        quantized_variables_bytes=variables_bytes(quantized_dir),
+        latency_ms=timed["ms"], latency_interval={str(b): timed["ratio"][b] for b in batch_sizes})
 
 
 def compare(float_dir: str, quantized_dir: str, eval_pattern: str, metric: str, limit: int = 50000,
-            batch_sizes=LATENCY_BATCHES, rounds: int = LATENCY_ROUNDS) -> Dict[str, Any]:
+            batch_sizes=LATENCY_BATCHES, rounds: int = LATENCY_ROUNDS) -> Comparison:
     return compare_prepared(prepare(float_dir, eval_pattern, limit), quantized_dir, metric, batch_sizes,
                             rounds)
 
 
-def failures(results: Dict[str, Any], gates: Gates) -> List[str]:
+def failures(results: Comparison, gates: Gates) -> List[str]:
     """One line per failed gate, naming the measurement and the threshold."""
     failed = []
-    metric_scale, diff_scale = results.get("metric_drop_scale", 1.0), results.get("prediction_diff_scale", 1.0)
+    metric_scale, diff_scale = results.metric_drop_scale, results.prediction_diff_scale
     per = lambda scale, what: "" if scale == 1.0 else f" ({what} {scale:.4g})"  # noqa: E731
-    if gates.max_metric_drop is not None and results["metric_drop"] / metric_scale > gates.max_metric_drop:
-        failed.append(f"{results['metric']} drops by {results['metric_drop'] / metric_scale:.4f}"
+    if gates.max_metric_drop is not None and results.metric_drop / metric_scale > gates.max_metric_drop:
+        failed.append(f"{results.metric} drops by {results.metric_drop / metric_scale:.4f}"
                       f"{per(metric_scale, 'relative to the float value')} "
-                      f"({results['float_metric']:.4f} -> {results['quantized_metric']:.4f}), "
+                      f"({results.float_metric:.4f} -> {results.quantized_metric:.4f}), "
                       f"more than max_metric_drop {gates.max_metric_drop}")
     if (gates.max_abs_prediction_diff is not None
-            and results["max_abs_prediction_diff"] / diff_scale > gates.max_abs_prediction_diff):
-        failed.append(f"max |prediction difference| {results['max_abs_prediction_diff'] / diff_scale:.4g}"
+            and results.max_abs_prediction_diff / diff_scale > gates.max_abs_prediction_diff):
+        failed.append(f"max |prediction difference| {results.max_abs_prediction_diff / diff_scale:.4g}"
                       f"{per(diff_scale, 'in standard deviations of the float predictions,')} exceeds "
                       f"max_abs_prediction_diff {gates.max_abs_prediction_diff}")
-    if (gates.max_label_flip_rate is not None and results["label_flip_rate"] is not None
-            and results["label_flip_rate"] > gates.max_label_flip_rate):
-        failed.append(f"label flip rate {results['label_flip_rate']:.4f} exceeds max_label_flip_rate "
+    if (gates.max_label_flip_rate is not None and results.label_flip_rate is not None
+            and results.label_flip_rate > gates.max_label_flip_rate):
+        failed.append(f"label flip rate {results.label_flip_rate:.4f} exceeds max_label_flip_rate "
                       f"{gates.max_label_flip_rate}")
-    if gates.min_size_ratio is not None and results["size_ratio"] < gates.min_size_ratio:
-        failed.append(f"size ratio {results['size_ratio']:.2f}x ({results['float_kernel_bytes']} -> "
-                      f"{results['quantized_kernel_bytes']} bytes of kernels with their scales) is below "
+    if gates.min_size_ratio is not None and results.size_ratio < gates.min_size_ratio:
+        failed.append(f"size ratio {results.size_ratio:.2f}x ({results.float_kernel_bytes} -> "
+                      f"{results.quantized_kernel_bytes} bytes of kernels with their scales) is below "
                       f"min_size_ratio {gates.min_size_ratio}")
     if gates.max_latency_ratio is not None:
-        failed += latency_failures(results["latency_interval"], gates.max_latency_ratio)
+        failed += latency_failures(results.latency_interval, gates.max_latency_ratio)
     return failed
-
-
-def latency_failures(intervals: Dict[str, Dict[str, Any]], max_ratio: float) -> List[str]:
-    """Fails only when the quantized model is slower than max_ratio with confidence: the whole interval of
-    the median paired ratio lies above it. Noise widens the interval; it cannot fail the gate."""
-    return [f"latency at batch {batch} is {i['ratio']:.2f}x the float model's ({i['confidence']:.0%} "
-            f"interval {i['low']:.2f}-{i['high']:.2f}x over {i['rounds']} paired rounds), above "
-            f"max_latency_ratio {max_ratio}"
-            for batch, i in intervals.items() if i["low"] > max_ratio]

@@ -1,0 +1,108 @@
+"""How much slower is one serving function than another? Paired, interleaved calls and a confidence interval
+for the median ratio, so that a gate on it judges the model, not the machine (README, "Quantized push")."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any, Dict, List, Sequence
+
+LATENCY_BATCHES = (1, 256)
+LATENCY_ROUNDS = 300
+# The latency gate fails only when the quantized model is slower than max_latency_ratio with this confidence.
+LATENCY_CONFIDENCE = 0.99
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    import numpy as np
+
+    return float(np.percentile(np.asarray(values), q))
+
+
+def interleaved_times(fns: Dict[str, Any], serialized: Sequence[bytes], batch: int, rounds: int,
+                      warmup: int = 10) -> Dict[str, List[float]]:
+    """Milliseconds of each call, per model: every round calls each model once, in an order that rotates
+    from round to round, so that machine noise and call-order effects hit the models alike."""
+    import tensorflow as tf
+
+    examples = tf.constant([serialized[i % len(serialized)] for i in range(batch)])
+    items = list(fns.items())
+    times: Dict[str, List[float]] = {name: [] for name in fns}
+    for i in range(warmup + rounds):
+        shift = i % len(items)
+        order = items[shift:] + items[:shift]
+        if (i // len(items)) % 2:
+            order.reverse()
+        for name, fn in order:
+            start = time.perf_counter()
+            fn(examples=examples)["predictions"].numpy()
+            if i >= warmup:
+                times[name].append((time.perf_counter() - start) * 1000.0)
+    return times
+
+
+@dataclasses.dataclass(frozen=True)
+class RatioInterval:
+    """The median over rounds of (other model's time / base model's time) in the same round, with a
+    distribution-free confidence interval for that median."""
+    ratio: float
+    low: float
+    high: float
+    rounds: int
+    confidence: float
+
+    def to_json(self) -> Dict[str, float]:
+        return dataclasses.asdict(self)
+
+
+def median_interval_ranks(n: int, confidence: float) -> int:
+    """k such that [x_(k), x_(n+1-k)] (1-based order statistics) covers the median of any continuous
+    distribution with probability >= confidence: the largest k with P(Binomial(n, 1/2) < k) <= alpha/2."""
+    alpha_half = (1.0 - confidence) / 2.0
+    total, cumulative, k = 2 ** n, 0, 0
+    for i in range(n + 1):
+        cumulative += math.comb(n, i)  # P(B <= i) * 2^n
+        if cumulative * 1.0 / total > alpha_half:
+            break
+        k = i + 1
+    return max(k, 1)
+
+
+def paired_ratio_interval(base_ms: Sequence[float], other_ms: Sequence[float],
+                          confidence: float = LATENCY_CONFIDENCE) -> RatioInterval:
+    """Per-round ratios other/base; their median and its confidence interval (sign-test order statistics).
+
+    Paired per round, a burst of load slows both calls of that round and leaves their ratio alone; the
+    median ignores the rounds it does not; the interval says how far the median can move by chance."""
+    import numpy as np
+
+    ratios = np.sort(np.asarray(other_ms) / np.asarray(base_ms))
+    n = len(ratios)
+    k = median_interval_ranks(n, confidence)
+    return RatioInterval(ratio=float(np.median(ratios)), low=float(ratios[k - 1]), high=float(ratios[n - k]),
+                         rounds=n, confidence=confidence)
+
+
+def latencies(fns: Dict[str, Any], serialized: Sequence[bytes], batch_sizes=LATENCY_BATCHES,
+              rounds: int = LATENCY_ROUNDS) -> Dict[str, Any]:
+    """`ms[model][batch]` (p50 and p99 per call) and, for two models, `ratio[batch]`: the second model's
+    time over the first's, paired per round (paired_ratio_interval)."""
+    names = list(fns)
+    result: Dict[str, Any] = {"ms": {name: {} for name in names}, "ratio": {}}
+    for batch in batch_sizes:
+        times = interleaved_times(fns, serialized, batch, rounds)
+        for name in names:
+            result["ms"][name][batch] = {"p50_ms": percentile(times[name], 50),
+                                         "p99_ms": percentile(times[name], 99)}
+        if len(names) == 2:
+            result["ratio"][batch] = paired_ratio_interval(times[names[0]], times[names[1]])
+    return result
+
+
+def latency_failures(intervals: Dict[str, RatioInterval], max_ratio: float) -> List[str]:
+    """Fails only when the quantized model is slower than max_ratio with confidence: the whole interval of
+    the median paired ratio lies above it. Noise widens the interval; it cannot fail the gate."""
+    return [f"latency at batch {batch} is {i.ratio:.2f}x the float model's ({i.confidence:.0%} "
+            f"interval {i.low:.2f}-{i.high:.2f}x over {i.rounds} paired rounds), above "
+            f"max_latency_ratio {max_ratio}"
+            for batch, i in intervals.items() if i.low > max_ratio]
