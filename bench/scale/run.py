@@ -1,0 +1,119 @@
+"""bench/scale: tfxp end to end at growing sizes of a taxi-shaped table, in one bench run.
+
+For each size: generate the table (bench/scale/generate.py; 15k is the shipped table itself), run
+`tfxp run` on configs/taxi.yaml pointed at it in a fresh process and a fresh pipeline root, and record the
+wall seconds, per-component seconds (ML Metadata execution times), rows/s of the data-proportional steps and
+the peak RSS of the run (the largest process of it, from getrusage of a wrapper). Writes JSON and prints a
+Markdown table for README.
+
+    python -m bench.scale.run --sizes 15000 150000 1000000 [--sizes 10000000] --out bench/results/scale.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Dict, List
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SHIPPED_ROWS = 15_000
+# Steps whose work grows with the rows, and which rows they read (the Evaluator reads the eval split only).
+PER_ROW_STEPS = {"CsvExampleGen": 1.0, "StatisticsGen": 1.0, "Transform": 2 / 3, "Evaluator": 1 / 3}
+RSS_WRAPPER = ("import json, resource, subprocess, sys\n"
+               "code = subprocess.run(sys.argv[1:]).returncode\n"
+               "print(json.dumps({'returncode': code, 'peak_rss_kb': "
+               "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))")
+
+
+def config_for(data_dir: str, work: str) -> str:
+    text = open(os.path.join(REPO, "configs", "taxi.yaml")).read()
+    text = text.replace("package://tfx/examples/chicago_taxi_pipeline/data/big_tipper_label", data_dir)
+    text = text.replace("schema: taxi.schema.pbtxt", f"schema: {os.path.join(REPO, 'configs', 'taxi.schema.pbtxt')}")
+    text = text.replace("../runs/taxi/", os.path.join(work, "out") + "/")
+    path = os.path.join(work, "taxi.yaml")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def run_size(rows: int, work: str, env: Dict[str, str]) -> Dict[str, Any]:
+    from bench.pipeline import component_seconds
+    from bench.scale.generate import generate
+
+    os.makedirs(work, exist_ok=True)
+    if rows == SHIPPED_ROWS:
+        data_dir = "package://tfx/examples/chicago_taxi_pipeline/data/big_tipper_label"
+        generated = 0.0
+    else:
+        data_dir = os.path.join(work, "data")
+        started = time.monotonic()
+        generate(rows, os.path.join(data_dir, "data.csv"))
+        generated = round(time.monotonic() - started, 1)
+    config = config_for(data_dir, work)
+    summary_path = os.path.join(work, "summary.json")
+    command = [sys.executable, "-c", RSS_WRAPPER, os.path.join(os.path.dirname(sys.executable), "tfxp"), "run",
+               "--config", config, "--summary-json", summary_path]
+    started = time.monotonic()
+    with open(os.path.join(work, "run.log"), "w") as log:
+        result = subprocess.run(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True)
+    wall = round(time.monotonic() - started, 1)
+    wrapper = json.loads(result.stdout.strip().splitlines()[-1])
+    if wrapper["returncode"] != 0:
+        raise RuntimeError(f"tfxp run on {rows} rows failed; see {work}/run.log")
+    summary = json.load(open(summary_path))
+    seconds = component_seconds(os.path.join(work, "out", "pipeline_root", "metadata.sqlite"), "taxi")
+    return {"rows": rows, "generate_seconds": generated, "wall_seconds": wall,
+            "peak_rss_mb": round(wrapper["peak_rss_kb"] / 1024), "component_seconds": seconds,
+            "rows_per_second": {step: round(rows * share / seconds[step]) for step, share in PER_ROW_STEPS.items()
+                                if seconds.get(step)},
+            "pushed": summary["pushed"], "pushed_kind": summary.get("pushed_kind"),
+            "metrics": summary["metrics"]}
+
+
+def table(results: List[Dict[str, Any]]) -> str:
+    steps = ["CsvExampleGen", "StatisticsGen", "Transform", "Trainer", "Evaluator", "Pusher"]
+    lines = ["| rows | " + " | ".join(steps) + " | total | peak RSS | pushed |",
+             "| --- | " + " | ".join("---" for _ in steps) + " | --- | --- | --- |"]
+    for r in results:
+        cells = []
+        for step in steps:
+            cell = f"{r['component_seconds'].get(step, 0):.1f} s"
+            if step in r["rows_per_second"]:
+                cell += f" ({r['rows_per_second'][step]:,} rows/s)"
+            cells.append(cell)
+        lines.append(f"| {r['rows']:,} | " + " | ".join(cells) +
+                     f" | {r['wall_seconds']:.0f} s | {r['peak_rss_mb']:,} MB | {r['pushed_kind'] or r['pushed']} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[15_000, 150_000, 1_000_000])
+    parser.add_argument("--out", default=os.path.join(REPO, "bench", "results", "scale.json"))
+    parser.add_argument("--keep", action="store_true", help="keep the generated data and runs")
+    args = parser.parse_args(argv)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_USE_LEGACY_KERAS="1")
+    work = tempfile.mkdtemp(prefix="tfxp_bench_scale_")
+    results = []
+    try:
+        for rows in args.sizes:
+            results.append(run_size(rows, os.path.join(work, str(rows)), env))
+            print(f"{rows:>10,} rows: {results[-1]['wall_seconds']} s, peak RSS {results[-1]['peak_rss_mb']} MB",
+                  flush=True)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump({"machine": {"cpus": os.cpu_count()}, "results": results}, f, indent=2, sort_keys=True)
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
