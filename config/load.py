@@ -15,7 +15,7 @@ import yaml
 
 from config.cloud import load_cloud
 from config.csv_probe import sniff_csv_columns
-from config.schema import (DATA_FORMATS, METRICS, NUMERIC_TREATMENTS, PICKLE_LIBRARIES, RUNNING_MODES,
+from config.schema import (CSV_READERS, DATA_FORMATS, METRICS, NUMERIC_TREATMENTS, PICKLE_LIBRARIES, RUNNING_MODES,
                            TASK_METRICS, TASKS, TREATMENTS, BeamConfig, CloudConfig, DataConfig, DataflowConfig,
                            EvaluationConfig, FeatureConfig, LabelConfig, ModelConfig, ON_GATE_FAILURE,
                            PipelineConfig, QUANTIZATION_METHODS, QuantizationConfig, TrainingConfig,
@@ -192,9 +192,10 @@ def _load_data(section: Section, base_dir: str) -> DataConfig:
     rolling_window = section.positive_int("rolling_window", DataConfig.rolling_window)
     if pattern is None and "rolling_window" in section.raw:
         raise section.error("rolling_window", "needs data.pattern: a window of spans")
+    reader = section.choice("reader", CSV_READERS, DataConfig.reader)
     section.finish()
     return DataConfig(path=data_dir, format=data_format, split=split, pattern=pattern,
-                      rolling_window=rolling_window)
+                      rolling_window=rolling_window, reader=reader)
 
 
 def _load_label(section: Section, header: List[str], numeric: Dict[str, bool], data_file: str) -> LabelConfig:

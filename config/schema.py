@@ -14,6 +14,9 @@ TASKS = ("binary", "multiclass", "regression")
 TREATMENTS = ("zscore", "minmax", "vocab", "passthrough")
 NUMERIC_TREATMENTS = ("zscore", "minmax", "passthrough")
 DATA_FORMATS = ("csv",)
+# How CSV files become tf.Examples: "columnar" (components/example_gen: pyarrow blocks, C++ encoding; the
+# same examples and splits) or "stock" (TFX's CsvExampleGen, one Python tf.Example per row).
+CSV_READERS = ("columnar", "stock")
 RUNNING_MODES = ("in_memory", "multi_threading", "multi_processing")
 PICKLE_LIBRARIES = ("cloudpickle", "dill", "default")
 CLOUD_TARGETS = ("vertex", "kubeflow")
@@ -59,6 +62,7 @@ class DataConfig:
     # directly in `path`, one dataset.
     pattern: Optional[str] = None
     rolling_window: int = 1
+    reader: str = "columnar"  # CSV_READERS
 
     def latest(self) -> Tuple[Optional[int], List[str]]:
         """(span, files) a run ingests: the latest span and its files, or (None, every file in the directory)."""

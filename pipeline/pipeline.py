@@ -24,6 +24,7 @@ from tfx.proto import example_gen_pb2, range_config_pb2, trainer_pb2
 from tfx.types import Channel, standard_artifacts
 
 from components.data_gate.component import AcceptedStatistics, DataGate, FrozenSchemaGen
+from components.example_gen.component import ColumnarCsvExampleGen
 from components.quantizer.component import QuantizingPusher
 from config import METRICS, TASK_METRICS, PipelineConfig
 from preprocessing.transform import transformed_name
@@ -66,10 +67,12 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
     spans = config.data.pattern is not None
     # With spans, each run ingests the latest span (ExampleGen's default range); Transform and Trainer get a
     # window. Without, ExampleGen reads every file in the directory (its default input config).
-    example_gen = CsvExampleGen(
+    example_gen_class = ColumnarCsvExampleGen if config.data.reader == "columnar" else CsvExampleGen
+    example_gen = example_gen_class(
         input_base=config.data.path, output_config=output_config,
         input_config=example_gen_pb2.Input(splits=[
-            example_gen_pb2.Input.Split(name="single_split", pattern=config.data.pattern)]) if spans else None)
+            example_gen_pb2.Input.Split(name="single_split", pattern=config.data.pattern)]) if spans else None
+    ).with_id("CsvExampleGen")
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     validation = config.validation
     if validation.schema_file:

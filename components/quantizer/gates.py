@@ -5,7 +5,7 @@ import dataclasses
 import os
 from typing import Any, Dict, List, Optional, Sequence
 
-from components.quantizer.latency import (LATENCY_BATCHES, LATENCY_ROUNDS, RatioInterval, latencies,
+from components.quantizer.latency import (LATENCY_BATCHES, LATENCY_ROUNDS, RatioInterval, balanced_latencies,
                                           latency_failures)
 from config import METRICS
 
@@ -180,16 +180,18 @@ def compare_prepared(prepared: FloatBaseline, quantized_dir: str, metric: str, b
     import tensorflow as tf
 
     serialized, task, labels = prepared.serialized, prepared.info["task"], prepared.labels
-    # Timed: the float model loaded again, just before the quantized one. Measured against the float model
-    # loaded long before (and used for the predictions), even the same float model loaded a second time was
-    # 0.7-0.9% slower at batch 1: the timing compares two models loaded alike.
-    fns = {"float": tf.saved_model.load(prepared.float_dir).signatures["serving_default"],
-           "quantized": tf.saved_model.load(quantized_dir).signatures["serving_default"]}
+    # Timed: two fresh copies of each model, loaded float, quantized, quantized, float. Against the float
+    # model loaded long before (and used for the predictions), the same float model loaded again was
+    # 0.7-0.9% slower at batch 1; a model loaded right after another still ran ~0.5% slower than it.
+    load = lambda path: tf.saved_model.load(path).signatures["serving_default"]  # noqa: E731
+    float_first, quantized_first, quantized_second, float_second = (
+        load(prepared.float_dir), load(quantized_dir), load(quantized_dir), load(prepared.float_dir))
+    copies = {"float": [float_first, float_second], "quantized": [quantized_first, quantized_second]}
     predictions = {"float": prepared.float_predictions,
-                   "quantized": fns["quantized"](examples=tf.constant(serialized))["predictions"].numpy()}
+                   "quantized": quantized_first(examples=tf.constant(serialized))["predictions"].numpy()}
     diff = np.abs(predictions["float"] - predictions["quantized"])
     float_decisions, quantized_decisions = (decisions(task, predictions[n]) for n in ("float", "quantized"))
-    timed = latencies(fns, serialized, batch_sizes, rounds=rounds)
+    timed = balanced_latencies(copies, serialized, batch_sizes, rounds=rounds)
     float_bytes, quantized_bytes = weight_bytes(prepared.float_dir), weight_bytes(quantized_dir)
     # What quantization controls: the kernels, stored in a smaller dtype plus their scales. The biases (every
     # method keeps them float32) and the object graph are the same in both models; in a tiny model they

@@ -1,0 +1,1 @@
+"""A columnar CSV ExampleGen: CsvExampleGen's outputs at pyarrow's speed."""

@@ -1,0 +1,152 @@
+"""CSV files to serialized tf.Examples, a block of rows at a time, with pyarrow and tfx-bsl's C++ encoder.
+
+Plain functions (no Beam, no TFX): components/example_gen/executor.py runs them in a Beam DoFn.
+
+Column types follow TFX's CsvExampleGen (tfx_bsl.coders.csv_decoder.ColumnTypeInferrer): a column whose
+non-empty cells all parse as integers is INT, else as numbers FLOAT, else STRING; a column with no value at
+all has no type. They are inferred from a sample of rows, not from a full pass; when a later block holds a
+value the sampled type cannot take (a decimal in an INT column), the column is promoted and the file read
+again, so the result never depends on the sample.
+
+The bytes are those of `tf.train.Example.SerializeToString(deterministic=True)` of CsvExampleGen's examples:
+features in sorted-name order, an empty cell as an empty value list of the column's type. ExampleGen splits
+by a hash of those bytes, so both ExampleGens put every row in the same split.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from typing import Dict, Iterator, List, Optional
+
+INT, FLOAT, STRING, UNKNOWN = "int", "float", "string", "unknown"
+_ORDER = {UNKNOWN: 0, INT: 1, FLOAT: 2, STRING: 3}
+SAMPLE_ROWS = 10_000
+BLOCK_BYTES = 16 << 20
+
+
+def rank(kind: str) -> int:
+    return _ORDER[kind]
+
+
+def cell_type(cell: str) -> str:
+    if not cell:
+        return UNKNOWN
+    try:
+        int(cell)
+        return INT
+    except ValueError:
+        pass
+    try:
+        float(cell)
+        return FLOAT
+    except ValueError:
+        return STRING
+
+
+def sample_types(path: str, rows: Optional[int] = None) -> Dict[str, str]:
+    """Column types from the first `rows` (default SAMPLE_ROWS) rows of a CSV file (header first)."""
+    rows = rows or SAMPLE_ROWS
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        header = next(reader)
+        types = {name: UNKNOWN for name in header}
+        for _, row in zip(range(rows), reader):
+            for name, cell in zip(header, row):
+                kind = cell_type(cell)
+                if _ORDER[kind] > _ORDER[types[name]]:
+                    types[name] = kind
+    return types
+
+
+def _arrow_type(kind: str):
+    import pyarrow as pa
+
+    return {INT: pa.int64(), FLOAT: pa.float64(), STRING: pa.binary(), UNKNOWN: pa.string()}[kind]
+
+
+def _as_feature_lists(column, kind: str):
+    """A column of cells -> list<value> per row: one value, or none for an empty cell."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if kind == UNKNOWN:  # no value anywhere: tf.train.Feature() with no kind, as CsvExampleGen writes
+        return pa.array([None] * len(column), type=pa.list_(pa.int64()))
+    if kind == FLOAT:
+        column = pc.cast(column, pa.float32())
+    offsets = np.zeros(len(column) + 1, dtype=np.int32)
+    if column.null_count:
+        np.cumsum(column.is_valid().to_numpy(zero_copy_only=False), out=offsets[1:])
+    else:
+        offsets[1:] = np.arange(1, len(column) + 1, dtype=np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), column.drop_null())
+
+
+class PromoteColumn(Exception):
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.name = name
+
+
+def _promoted(kind: str) -> str:
+    return {UNKNOWN: INT, INT: FLOAT, FLOAT: STRING}[kind]
+
+
+def _read_blocks(path: str, types: Dict[str, str], block_bytes: int) -> Iterator:
+    import pyarrow as pa
+    from pyarrow import csv as pacsv
+
+    convert = pacsv.ConvertOptions(column_types={n: _arrow_type(k) for n, k in types.items()},
+                                   null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=False)
+    read = pacsv.ReadOptions(block_size=block_bytes)
+    parse = pacsv.ParseOptions(newlines_in_values=True)
+    try:
+        with pacsv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert) as reader:
+            for batch in reader:
+                yield batch
+    except pa.ArrowInvalid as e:
+        message = str(e)
+        for name in types:
+            if f"In CSV column #{list(types).index(name)}:" in message or f"column '{name}'" in message:
+                raise PromoteColumn(name) from e
+        raise ValueError(f"{path}: {message}") from e
+
+
+def encode_file(path: str, types: Optional[Dict[str, str]] = None, block_bytes: int = BLOCK_BYTES,
+                allow_promotion: bool = True) -> Iterator[List[bytes]]:
+    """Serialized tf.Examples of a CSV file, one list per block of rows.
+
+    A column the sample typed too narrowly is promoted and the file read again; with allow_promotion=False
+    (several files, which must share the types) that is an error naming the file and the column."""
+    import pyarrow as pa
+    from tensorflow.core.example.example_pb2 import Example
+    from tfx_bsl.coders import example_coder
+
+    types = dict(types or sample_types(path))
+    while True:
+        try:
+            names = list(types)
+            for batch in _read_blocks(path, types, block_bytes):
+                for name, kind in types.items():  # a value in a column the sample saw empty
+                    if kind == UNKNOWN and batch.column(batch.schema.get_field_index(name)).null_count < batch.num_rows:
+                        raise PromoteColumn(name)
+                columns = [_as_feature_lists(batch.column(batch.schema.get_field_index(n)), types[n]) for n in names]
+                encoded = example_coder.RecordBatchToExamples(pa.RecordBatch.from_arrays(columns, names=names))
+                # The encoder's feature order is not the sorted one: parse and serialize deterministically (upb,
+                # in C: ~3 µs an example), so the bytes and the split of every row are CsvExampleGen's.
+                yield [Example.FromString(b).SerializeToString(deterministic=True) for b in encoded]
+            return
+        except PromoteColumn as promote:
+            if types[promote.name] == STRING:
+                raise
+            if not allow_promotion:
+                raise ValueError(
+                    f"{path}: column {promote.name!r} holds a value that is not {types[promote.name]} past the "
+                    f"first {SAMPLE_ROWS} rows of each file that the column types were sampled from; put such a "
+                    f"value in the first rows, or use data.reader: stock (a full pass over the data)") from None
+            types[promote.name] = _promoted(types[promote.name])  # and read the file again
+
+
+def header_of(path: str) -> List[str]:
+    with io.open(path, newline="", encoding="utf-8") as f:
+        return next(csv.reader(f))

@@ -1,0 +1,106 @@
+"""ColumnarCsvExampleGen gives CsvExampleGen's examples, splits and statistics on the taxi data (both
+executors run here on the same input, as TFX's executor tests do), and types columns like it."""
+import glob
+import gzip
+import os
+
+import pytest
+import tensorflow as tf
+import tensorflow_data_validation as tfdv
+from tfx.components.example_gen.csv_example_gen import executor as stock_executor
+from tfx.proto import example_gen_pb2
+from tfx.types import standard_artifacts
+from tfx.utils import proto_utils
+
+from components.example_gen import csv_blocks
+from components.example_gen import executor as columnar_executor
+from config import resolve_data_path
+from conftest import REPO
+
+TAXI = resolve_data_path("package://tfx/examples/chicago_taxi_pipeline/data/big_tipper_label", REPO)
+
+
+def run_example_gen(executor_class, input_base, out):
+    examples = standard_artifacts.Examples()
+    examples.uri = str(out)
+    input_config = example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="single_split", pattern="*")])
+    output_config = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
+        example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=2),
+        example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=1)]))
+    executor_class(executor_class.Context(beam_pipeline_args=["--direct_running_mode=in_memory"])).Do(
+        {}, {"examples": [examples]},
+        {"input_base": str(input_base), "input_config": proto_utils.proto_to_json(input_config),
+         "output_config": proto_utils.proto_to_json(output_config), "output_data_format": example_gen_pb2.FORMAT_TF_EXAMPLE,
+         "output_file_format": example_gen_pb2.FORMAT_TFRECORDS_GZIP})
+    return examples
+
+
+def records(examples_dir, split):
+    out = []
+    for path in sorted(glob.glob(os.path.join(examples_dir, f"Split-{split}", "*.gz"))):
+        out += [tf.train.Example.FromString(r.numpy()).SerializeToString(deterministic=True)
+                for r in tf.data.TFRecordDataset(path, compression_type="GZIP")]
+    return sorted(out)
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory):
+    root = tmp_path_factory.mktemp("example_gen")
+    run_example_gen(stock_executor.Executor, TAXI, root / "stock")
+    run_example_gen(columnar_executor.Executor, TAXI, root / "columnar")
+    return root
+
+
+@pytest.mark.parametrize("split", ["train", "eval"])
+def test_same_examples_in_the_same_splits_as_csv_example_gen(both, split):
+    stock, columnar = records(both / "stock", split), records(both / "columnar", split)
+    assert len(stock) > 4000 and stock == columnar
+
+
+def test_same_statistics_as_csv_example_gen(both):
+    stats = [tfdv.generate_statistics_from_tfrecord(str(both / kind / "Split-eval" / "*.gz"))
+             for kind in ("stock", "columnar")]
+    by_name = [{f.path.step[0]: f for f in s.datasets[0].features} for s in stats]
+    assert stats[0].datasets[0].num_examples == stats[1].datasets[0].num_examples
+    assert by_name[0].keys() == by_name[1].keys()
+    for name in by_name[0]:  # exact counts and ranges; sketches (quantiles) depend on the order of examples
+        a, b = by_name[0][name], by_name[1][name]
+        assert a.type == b.type, name
+        if a.HasField("num_stats"):
+            assert a.num_stats.common_stats.num_non_missing == b.num_stats.common_stats.num_non_missing, name
+            assert (a.num_stats.min, a.num_stats.max) == (b.num_stats.min, b.num_stats.max), name
+            assert a.num_stats.mean == pytest.approx(b.num_stats.mean, rel=1e-9), name
+            assert a.num_stats.num_zeros == b.num_stats.num_zeros, name
+        else:
+            assert a.string_stats.common_stats.num_non_missing == b.string_stats.common_stats.num_non_missing, name
+            assert a.string_stats.unique == b.string_stats.unique, name
+            assert list(a.string_stats.top_values) == list(b.string_stats.top_values), name
+
+
+def write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def decoded(path, **kwargs):
+    return [tf.train.Example.FromString(b) for block in csv_blocks.encode_file(str(path), **kwargs) for b in block]
+
+
+def test_column_types_and_empty_cells_follow_csv_example_gen(tmp_path):
+    write(tmp_path / "a.csv", 'i,f,s,e\n1,1.5,x,\n,2,"y, z",\n3,,,\n')
+    rows = decoded(tmp_path / "a.csv")
+    first = rows[0].features.feature
+    assert first["i"].int64_list.value == [1] and first["f"].float_list.value == [1.5]
+    assert first["s"].bytes_list.value == [b"x"] and first["e"].WhichOneof("kind") is None
+    assert rows[1].features.feature["i"].HasField("int64_list") and not rows[1].features.feature["i"].int64_list.value
+    assert rows[1].features.feature["s"].bytes_list.value == [b"y, z"]
+
+
+def test_a_value_past_the_sample_promotes_the_column_of_a_single_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(csv_blocks, "SAMPLE_ROWS", 3)
+    write(tmp_path / "a.csv", "n,label\n" + "".join(f"{i},0\n" for i in range(10)) + "2.5,1\n")
+    rows = decoded(tmp_path / "a.csv", block_bytes=64)
+    assert [r.features.feature["n"].float_list.value[0] for r in rows][-2:] == [9.0, 2.5]
+    with pytest.raises(ValueError, match="column 'n' holds a value that is not int past the first 3 rows"):
+        decoded(tmp_path / "a.csv", types=csv_blocks.sample_types(str(tmp_path / "a.csv")), allow_promotion=False,
+                block_bytes=64)
