@@ -1,7 +1,8 @@
 """bench/scale: tfxp end to end at growing sizes of a taxi-shaped table, in one bench run.
 
 For each size: generate the table (bench/scale/generate.py; 15k is the shipped table itself), run
-`tfxp run` on configs/taxi.yaml pointed at it in a fresh process and a fresh pipeline root, and record the
+`tfxp run` on configs/taxi.yaml pointed at it in a fresh process and a fresh pipeline root (at --stock-at
+sizes a second time with `data.reader: stock`, TFX's CsvExampleGen), and record the
 wall seconds, per-component seconds (ML Metadata execution times), rows/s of the data-proportional steps and
 the peak RSS of the run (the largest process of it, from getrusage of a wrapper). Writes JSON and prints a
 Markdown table for README.
@@ -30,8 +31,9 @@ RSS_WRAPPER = ("import json, resource, subprocess, sys\n"
                "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))")
 
 
-def config_for(data_dir: str, work: str) -> str:
+def config_for(data_dir: str, work: str, reader: str) -> str:
     text = open(os.path.join(REPO, "configs", "taxi.yaml")).read()
+    text = text.replace("  format: csv\n", f"  format: csv\n  reader: {reader}\n")
     text = text.replace("package://tfx/examples/chicago_taxi_pipeline/data/big_tipper_label", data_dir)
     text = text.replace("schema: taxi.schema.pbtxt", f"schema: {os.path.join(REPO, 'configs', 'taxi.schema.pbtxt')}")
     text = text.replace("../runs/taxi/", os.path.join(work, "out") + "/")
@@ -41,7 +43,7 @@ def config_for(data_dir: str, work: str) -> str:
     return path
 
 
-def run_size(rows: int, work: str, env: Dict[str, str]) -> Dict[str, Any]:
+def run_size(rows: int, work: str, env: Dict[str, str], reader: str = "columnar") -> Dict[str, Any]:
     from bench.pipeline import component_seconds
     from bench.scale.generate import generate
 
@@ -54,7 +56,7 @@ def run_size(rows: int, work: str, env: Dict[str, str]) -> Dict[str, Any]:
         started = time.monotonic()
         generate(rows, os.path.join(data_dir, "data.csv"))
         generated = round(time.monotonic() - started, 1)
-    config = config_for(data_dir, work)
+    config = config_for(data_dir, work, reader)
     summary_path = os.path.join(work, "summary.json")
     command = [sys.executable, "-c", RSS_WRAPPER, os.path.join(os.path.dirname(sys.executable), "tfxp"), "run",
                "--config", config, "--summary-json", summary_path]
@@ -67,7 +69,7 @@ def run_size(rows: int, work: str, env: Dict[str, str]) -> Dict[str, Any]:
         raise RuntimeError(f"tfxp run on {rows} rows failed; see {work}/run.log")
     summary = json.load(open(summary_path))
     seconds = component_seconds(os.path.join(work, "out", "pipeline_root", "metadata.sqlite"), "taxi")
-    return {"rows": rows, "generate_seconds": generated, "wall_seconds": wall,
+    return {"rows": rows, "reader": reader, "generate_seconds": generated, "wall_seconds": wall,
             "peak_rss_mb": round(wrapper["peak_rss_kb"] / 1024), "component_seconds": seconds,
             "rows_per_second": {step: round(rows * share / seconds[step]) for step, share in PER_ROW_STEPS.items()
                                 if seconds.get(step)},
@@ -77,8 +79,8 @@ def run_size(rows: int, work: str, env: Dict[str, str]) -> Dict[str, Any]:
 
 def table(results: List[Dict[str, Any]]) -> str:
     steps = ["CsvExampleGen", "StatisticsGen", "Transform", "Trainer", "Evaluator", "Pusher"]
-    lines = ["| rows | " + " | ".join(steps) + " | total | peak RSS | pushed |",
-             "| --- | " + " | ".join("---" for _ in steps) + " | --- | --- | --- |"]
+    lines = ["| rows | CSV reader | " + " | ".join(steps) + " | total | peak RSS | pushed |",
+             "| --- | --- | " + " | ".join("---" for _ in steps) + " | --- | --- | --- |"]
     for r in results:
         cells = []
         for step in steps:
@@ -86,7 +88,7 @@ def table(results: List[Dict[str, Any]]) -> str:
             if step in r["rows_per_second"]:
                 cell += f" ({r['rows_per_second'][step]:,} rows/s)"
             cells.append(cell)
-        lines.append(f"| {r['rows']:,} | " + " | ".join(cells) +
+        lines.append(f"| {r['rows']:,} | {r['reader']} | " + " | ".join(cells) +
                      f" | {r['wall_seconds']:.0f} s | {r['peak_rss_mb']:,} MB | {r['pushed_kind'] or r['pushed']} |")
     return "\n".join(lines)
 
@@ -95,6 +97,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[15_000, 150_000, 1_000_000])
     parser.add_argument("--out", default=os.path.join(REPO, "bench", "results", "scale.json"))
+    parser.add_argument("--stock-at", type=int, nargs="*", default=[150_000],
+                        help="sizes at which the stock CsvExampleGen also runs, for the ratio")
     parser.add_argument("--keep", action="store_true", help="keep the generated data and runs")
     args = parser.parse_args(argv)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_USE_LEGACY_KERAS="1")
@@ -102,9 +106,10 @@ def main(argv=None) -> int:
     results = []
     try:
         for rows in args.sizes:
-            results.append(run_size(rows, os.path.join(work, str(rows)), env))
-            print(f"{rows:>10,} rows: {results[-1]['wall_seconds']} s, peak RSS {results[-1]['peak_rss_mb']} MB",
-                  flush=True)
+            for reader in ("columnar", "stock") if rows in args.stock_at else ("columnar",):
+                results.append(run_size(rows, os.path.join(work, f"{rows}_{reader}"), env, reader))
+                print(f"{rows:>10,} rows ({reader}): {results[-1]['wall_seconds']} s, peak RSS "
+                      f"{results[-1]['peak_rss_mb']} MB", flush=True)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
