@@ -49,12 +49,13 @@ def measure(float_dir: str, quantized_dir: str, examples_pattern: str, rounds: i
 
 def _latest_pair() -> Dict[str, str]:
     from config import load_config
+    from pipeline import nodes
     from pipeline.summary import latest_output_uri
     from serving.layout import versions
 
     config = load_config(os.path.join(REPO, "configs", "taxi.yaml"))
     version = str(versions(config.serving_dir)[-1])
-    examples = latest_output_uri(config.metadata_path, config.name, "CsvExampleGen", "examples")
+    examples = latest_output_uri(config.metadata_path, config.name, nodes.EXAMPLE_GEN, "examples")
     return {"float": os.path.join(config.float_serving_dir, version),
             "quantized": os.path.join(config.serving_dir, version),
             "examples": os.path.join(examples, "Split-eval", "*")}

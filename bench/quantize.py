@@ -34,6 +34,7 @@ def main(argv=None) -> int:
     from components.quantizer import gates as gates_lib
     from components.quantizer.executor import quantize_in_child
     from config import QUANTIZATION_METHODS, default_gates, load_config
+    from pipeline import nodes
     from pipeline.summary import latest_output_uri
 
     work = tempfile.mkdtemp(prefix="tfxp_bench_quantize_")
@@ -46,7 +47,7 @@ def main(argv=None) -> int:
     metadata = os.path.join(root, "metadata.sqlite")
     model_dir = os.path.join(latest_output_uri(metadata, config.name, "Trainer", "model"), "Format-Serving")
     transform_graph = latest_output_uri(metadata, config.name, "Transform", "transform_graph")
-    examples = latest_output_uri(metadata, config.name, "CsvExampleGen", "examples")
+    examples = latest_output_uri(metadata, config.name, nodes.EXAMPLE_GEN, "examples")
     report: Dict[str, Any] = {"model": model_dir, "metric": config.evaluation.metric, "batches": BATCHES,
                               "methods": {}}
     for method in QUANTIZATION_METHODS:

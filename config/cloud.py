@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from typing import List, Optional
 
 from config.schema import (CLOUD_TARGETS, CloudConfig, DataflowConfig, PipelineConfig, VertexTrainingConfig,
@@ -16,6 +17,9 @@ def for_cloud(config: PipelineConfig, target: str) -> PipelineConfig:
     metadata store (the orchestrator's), the frozen schema read from the pipeline image."""
     if target not in CLOUD_TARGETS:
         raise ValueError(f"target must be one of {', '.join(CLOUD_TARGETS)}, got {target!r}")
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,127}", config.name):
+        raise ConfigError(config.source, "name", f"{config.name!r} cannot name a {target} pipeline: use lowercase "
+                                                 f"letters, digits and '-' ([a-z0-9][a-z0-9-]*)")
     cloud = config.cloud
     if cloud is None:
         raise ConfigError(config.source, "cloud", "is required to compile for Vertex AI or Kubeflow")
@@ -25,12 +29,15 @@ def for_cloud(config: PipelineConfig, target: str) -> PipelineConfig:
                           "KubeflowV2DagRunner compiles only resolvers of the single latest artifact. Use "
                           "rolling_window: 1 there (each run trains on the newest span, warm-started from "
                           "the latest blessed model)")
+    if config.data.format != "bigquery" and not cloud.data_path:
+        raise ConfigError(config.source, "cloud.data_path", f"is required for {config.data.format} files: the "
+                                                           f"gs:// directory with the layout of data.path")
     validation = config.validation
     if validation.schema_file and not is_remote(validation.schema_file):
         validation = dataclasses.replace(validation, schema_file=_path_in_image(
             validation.schema_file, cloud.image_workdir, config.source))
     return dataclasses.replace(
-        config, target=target, data=dataclasses.replace(config.data, path=cloud.data_path),
+        config, target=target, data=dataclasses.replace(config.data, path=cloud.data_path or config.data.path),
         pipeline_root=cloud.pipeline_root, metadata_path="", serving_dir=cloud.serving_dir,
         float_serving_dir=default_float_serving_dir(cloud.serving_dir) if config.float_serving_dir else "",
         validation=validation,
@@ -104,7 +111,8 @@ def load_cloud(section: Section) -> Optional[CloudConfig]:
     cloud = CloudConfig(
         project=section.get("project", str), region=section.get("region", str),
         pipeline_root=_remote(section, "pipeline_root"), image=section.get("image", str),
-        data_path=_remote(section, "data_path"), serving_dir=_remote(section, "serving_dir"),
+        data_path=_remote(section, "data_path") if "data_path" in section.raw else None,
+        serving_dir=_remote(section, "serving_dir"),
         service_account=section.get("service_account", str, None), dataflow=dataflow, training=training,
         image_workdir=section.get("image_workdir", str, CloudConfig.image_workdir))
     section.finish()

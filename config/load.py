@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Mapping, Tuple
 import yaml
 
 from config.cloud import load_cloud
-from config.csv_probe import sniff_csv_columns
+from config.file_probe import probe_columns
 from config.schema import (CSV_READERS, DATA_FORMATS, METRICS, NUMERIC_TREATMENTS, PICKLE_LIBRARIES, RUNNING_MODES,
                            TASK_METRICS, TASKS, TREATMENTS, BeamConfig, CloudConfig, DataConfig, DataflowConfig,
                            EvaluationConfig, FeatureConfig, LabelConfig, ModelConfig, ON_GATE_FAILURE,
@@ -173,12 +173,20 @@ def _with_base(raw: Any, path: str, seen: Tuple[str, ...] = ()) -> Any:
 
 def _load_data(section: Section, base_dir: str) -> DataConfig:
     data_format = section.choice("format", DATA_FORMATS, "csv")
-    try:
-        data_dir = resolve_data_path(section.get("path", str), base_dir)
-    except FileNotFoundError as e:
-        raise section.error("path", str(e)) from None
-    if not os.path.isdir(data_dir):
-        raise section.error("path", f"{data_dir} is not a directory holding {data_format} files")
+    query = section.get("query", str, None)
+    if data_format == "bigquery":
+        if query is None:
+            raise section.error("query", "is required with format: bigquery (the SQL query of the examples)")
+        data_dir = section.get("path", str, "")
+    else:
+        if query is not None:
+            raise section.error("query", f"is for format: bigquery, not {data_format}")
+        try:
+            data_dir = resolve_data_path(section.get("path", str), base_dir)
+        except FileNotFoundError as e:
+            raise section.error("path", str(e)) from None
+        if not os.path.isdir(data_dir):
+            raise section.error("path", f"{data_dir} is not a directory holding {data_format} files")
     split_section = section.section("split")
     split = tuple((k, split_section.positive_int(k)) for k in list(split_section.raw)) or DataConfig.split
     split_section.finish()
@@ -195,7 +203,7 @@ def _load_data(section: Section, base_dir: str) -> DataConfig:
     reader = section.choice("reader", CSV_READERS, DataConfig.reader)
     section.finish()
     return DataConfig(path=data_dir, format=data_format, split=split, pattern=pattern,
-                      rolling_window=rolling_window, reader=reader)
+                      rolling_window=rolling_window, reader=reader, query=query)
 
 
 def _load_label(section: Section, header: List[str], numeric: Dict[str, bool], data_file: str) -> LabelConfig:
@@ -264,6 +272,20 @@ def _load_beam(section: Section) -> BeamConfig:
     return beam
 
 
+class _AnyNumeric(dict):
+    """numeric-by-column for a query's columns: not known before it runs (the DataGate checks the types)."""
+
+    def __getitem__(self, name: str) -> bool:
+        return True
+
+
+def _query_columns(root: Section) -> List[str]:
+    """A bigquery config's columns: the features and the label it names (checked when the query runs)."""
+    features = root.raw.get("features") or {}
+    label = (root.raw.get("label") or {}).get("column")
+    return list(features) + ([label] if label else [])
+
+
 def _read_yaml(path: str) -> Any:
     try:
         with open(path) as f:
@@ -284,10 +306,13 @@ def load_config(path: str, schema_must_exist: bool = True) -> PipelineConfig:
     name = root.get("name", str)
     data_section = root.section("data")
     data = _load_data(data_section, base_dir)
-    try:
-        data_file, header, numeric = sniff_csv_columns(data)
-    except (OSError, ValueError, csv.Error) as e:
-        raise data_section.error("path", str(e)) from None
+    if data.format == "bigquery":  # the columns are the query's, known only where it runs
+        data_file, header, numeric = "the query", _query_columns(root), _AnyNumeric()
+    else:
+        try:
+            data_file, header, numeric = probe_columns(data)
+        except (OSError, ValueError, csv.Error) as e:
+            raise data_section.error("path", str(e)) from None
     label = _load_label(root.section("label"), header, numeric, data_file)
     features = _load_features(root, header, numeric, data_file)
     if label.column in {f.name for f in features}:

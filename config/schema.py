@@ -13,7 +13,10 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 TASKS = ("binary", "multiclass", "regression")
 TREATMENTS = ("zscore", "minmax", "vocab", "passthrough")
 NUMERIC_TREATMENTS = ("zscore", "minmax", "passthrough")
-DATA_FORMATS = ("csv",)
+# csv, parquet and tfrecord (gzipped or plain tf.train.Example TFRecords) are directories of files, local or
+# remote; bigquery is a query, for compiled (Vertex/Kubeflow) pipelines.
+DATA_FORMATS = ("csv", "parquet", "tfrecord", "bigquery")
+FILE_FORMATS = ("csv", "parquet", "tfrecord")
 # How CSV files become tf.Examples: "columnar" (components/example_gen: pyarrow blocks, C++ encoding; the
 # same examples and splits) or "stock" (TFX's CsvExampleGen, one Python tf.Example per row).
 CSV_READERS = ("columnar", "stock")
@@ -63,6 +66,7 @@ class DataConfig:
     pattern: Optional[str] = None
     rolling_window: int = 1
     reader: str = "columnar"  # CSV_READERS
+    query: Optional[str] = None  # format bigquery: the SQL query whose rows are the examples
 
     def latest(self) -> Tuple[Optional[int], List[str]]:
         """(span, files) a run ingests: the latest span and its files, or (None, every file in the directory)."""
@@ -199,7 +203,7 @@ class CloudConfig:
     region: str
     pipeline_root: str  # gs://...
     image: str  # the pipeline image (Dockerfile): every component runs in it
-    data_path: str  # gs://... with the same layout as data.path (and data.pattern)
+    data_path: Optional[str]  # gs://... with the same layout as data.path (and data.pattern); not for bigquery
     serving_dir: str  # gs://...
     service_account: Optional[str] = None
     dataflow: DataflowConfig = DataflowConfig()

@@ -109,6 +109,9 @@ def _tf_environment() -> None:
 def _run(args) -> int:
     try:
         config = load_config(args.config).with_overrides(args.pipeline_root, args.serving_dir)
+        if config.data.format == "bigquery":
+            raise ConfigError(config.source, "data.format", "bigquery runs in compiled pipelines, where the "
+                                                            "query runs in BigQuery: `tfxp compile --target vertex`")
     except ConfigError as e:
         return _config_error(e)
     _tf_environment()

@@ -12,8 +12,8 @@ from typing import List
 import tensorflow_model_analysis as tfma
 # Modules rather than the `tfx.v1` facade: that also imports the Google Cloud extensions (aiplatform),
 # ~2.5 s of start-up that a local run does not use.
-from tfx.components import (CsvExampleGen, Evaluator, ExampleValidator, SchemaGen, StatisticsGen, Trainer,
-                            Transform)
+from tfx.components import (CsvExampleGen, Evaluator, ExampleValidator, ImportExampleGen, SchemaGen,
+                            StatisticsGen, Trainer, Transform)
 from tfx.dsl.components.common.resolver import Resolver
 from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import LatestArtifactStrategy
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
@@ -24,9 +24,10 @@ from tfx.proto import example_gen_pb2, range_config_pb2, trainer_pb2
 from tfx.types import Channel, standard_artifacts
 
 from components.data_gate.component import AcceptedStatistics, DataGate, FrozenSchemaGen
-from components.example_gen.component import ColumnarCsvExampleGen
+from components.example_gen.component import ColumnarCsvExampleGen, ParquetExampleGen
 from components.quantizer.component import QuantizingPusher
 from config import METRICS, TASK_METRICS, PipelineConfig
+from pipeline import nodes
 from preprocessing.transform import transformed_name
 
 PREPROCESSING_FN = "preprocessing.transform.preprocessing_fn"
@@ -67,12 +68,8 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
     spans = config.data.pattern is not None
     # With spans, each run ingests the latest span (ExampleGen's default range); Transform and Trainer get a
     # window. Without, ExampleGen reads every file in the directory (its default input config).
-    example_gen_class = ColumnarCsvExampleGen if config.data.reader == "columnar" else CsvExampleGen
-    example_gen = example_gen_class(
-        input_base=config.data.path, output_config=output_config,
-        input_config=example_gen_pb2.Input(splits=[
-            example_gen_pb2.Input.Split(name="single_split", pattern=config.data.pattern)]) if spans else None
-    ).with_id("CsvExampleGen")
+    example_gen = _example_gen(config, output_config, example_gen_pb2.Input(splits=[
+        example_gen_pb2.Input.Split(name="single_split", pattern=config.data.pattern)]) if spans else None)
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     validation = config.validation
     if validation.schema_file:
@@ -93,14 +90,14 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         anomalies=example_validator.outputs["anomalies"],
         baseline_statistics=statistics_resolver.outputs["statistics"],
         custom_config=custom_config, drift=validation.drift, skew=validation.skew)
-    nodes: List = []
+    extra_nodes: List = []
     training_examples = example_gen.outputs["examples"]
     if spans:
         # The previous run's analyzer cache: analyzers of spans seen before are not computed again.
         analyzer_cache = Resolver(
             strategy_class=LatestArtifactStrategy,
             cache=Channel(type=standard_artifacts.TransformCache)).with_id("latest_transform_cache_resolver")
-        nodes.append(analyzer_cache)
+        extra_nodes.append(analyzer_cache)
         transform_cache = {"analyzer_cache": analyzer_cache.outputs["cache"], "disable_analyzer_cache": False}
         if config.data.rolling_window > 1:
             # The latest `rolling_window` spans ExampleGen has ingested in any run, this run's included: a
@@ -113,7 +110,7 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
                 examples=Channel(type=standard_artifacts.Examples, producer_component_id=example_gen.id,
                                  output_key="examples")).with_id("span_window_resolver")
             span_window.add_upstream_node(example_gen)
-            nodes.append(span_window)
+            extra_nodes.append(span_window)
             training_examples = span_window.outputs["examples"]
     else:
         # The analyzer cache pays off only when later runs analyze some of the same input spans again;
@@ -161,10 +158,10 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         gates=dict(config.quantization.gates),
         metric=config.evaluation.metric,
         custom_config=custom_config,
-    ).with_id("Pusher")
+    ).with_id(nodes.PUSHER)
 
     components: List = [example_gen, statistics_gen, schema_gen, example_validator, statistics_resolver,
-                        data_gate, *nodes, transform, model_resolver, trainer, evaluator, pusher]
+                        data_gate, *extra_nodes, transform, model_resolver, trainer, evaluator, pusher]
     return tfx_pipeline.Pipeline(
         pipeline_name=config.name,
         pipeline_root=config.pipeline_root,
@@ -174,6 +171,20 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         metadata_connection_config=(metadata.sqlite_metadata_connection_config(config.metadata_path)
                                     if config.target == "local" else None),
         beam_pipeline_args=config.beam.pipeline_args())
+
+
+def _example_gen(config: PipelineConfig, output_config, input_config):
+    """The ExampleGen of the data format: CSV (columnar or TFX's), Parquet, tf.Example TFRecords
+    (ImportExampleGen) or a BigQuery query (BigQueryExampleGen, for compiled pipelines)."""
+    data = config.data
+    if data.format == "bigquery":
+        from tfx.extensions.google_cloud_big_query.example_gen.component import BigQueryExampleGen
+
+        return BigQueryExampleGen(query=data.query, output_config=output_config).with_id(nodes.EXAMPLE_GEN)
+    component = {"csv": ColumnarCsvExampleGen if data.reader == "columnar" else CsvExampleGen,
+                 "parquet": ParquetExampleGen, "tfrecord": ImportExampleGen}[data.format]
+    return component(input_base=data.path, output_config=output_config,
+                     input_config=input_config).with_id(nodes.EXAMPLE_GEN)
 
 
 def _on_vertex_training(config: PipelineConfig) -> bool:

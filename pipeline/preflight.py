@@ -27,8 +27,8 @@ class InputError(ValueError):
 def check_csv_inputs(config: PipelineConfig) -> int:
     """Raises InputError on the first problem; returns the number of data rows. With spans, the files of
     the latest span (the one this run ingests) are checked."""
-    if is_remote(config.data.path):
-        return -1
+    if is_remote(config.data.path) or config.data.format != "csv":
+        return -1  # Parquet and TFRecord files carry their types: ExampleGen and the data gate check them
     files = config.data.files()
     if not files:
         raise InputError(config.data.path, "no data files" + (f" match {config.data.pattern!r}"

@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Optional
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from pipeline import nodes
 from components.properties import BLESSED, AcceptedStatisticsProperties, PushedModelProperties
 
 NODE_CONTEXT = "node"
@@ -150,11 +151,11 @@ def read_summary(metadata_path: str, pipeline_name: str, label: Optional[str] = 
     metrics (and a warning when the model does not beat it)."""
     summary = RunSummary(pipeline_name=pipeline_name)
     store = open_store(metadata_path)
-    gate = latest_execution(store, pipeline_name, "DataGate")
+    gate = latest_execution(store, pipeline_name, nodes.DATA_GATE)
     if gate is not None:
         for accepted in output_artifacts(store, gate).get("accepted_statistics", []):
             summary.warnings += AcceptedStatisticsProperties.read(accepted).warnings
-    evaluator = latest_execution(store, pipeline_name, "Evaluator")
+    evaluator = latest_execution(store, pipeline_name, nodes.EVALUATOR)
     if evaluator is not None:
         outputs = output_artifacts(store, evaluator)
         for evaluation in outputs.get("evaluation", []):
@@ -163,7 +164,7 @@ def read_summary(metadata_path: str, pipeline_name: str, label: Optional[str] = 
             summary.validation_failures = validation_failures(evaluation.uri)
         for blessing in outputs.get("blessing", []):
             summary.blessed = bool(_custom(blessing, BLESSED))
-        example_gen = latest_execution(store, pipeline_name, "CsvExampleGen")
+        example_gen = latest_execution(store, pipeline_name, nodes.EXAMPLE_GEN)
         if label and task and summary.metrics and example_gen is not None:
             from config import METRICS
             from pipeline.constant_baseline import constant_metrics_of_examples
@@ -172,7 +173,7 @@ def read_summary(metadata_path: str, pipeline_name: str, label: Optional[str] = 
                 summary.constant_metrics = constant_metrics_of_examples(
                     examples.uri, label, task, [m for m in summary.metrics if m in METRICS])
             summary.warnings += no_better_than_constant(summary.metrics, summary.constant_metrics)
-    pusher = latest_execution(store, pipeline_name, "Pusher")
+    pusher = latest_execution(store, pipeline_name, nodes.PUSHER)
     if pusher is not None:
         for pushed in output_artifacts(store, pusher).get("pushed_model", []):
             outcome = PushedModelProperties.read(pushed)

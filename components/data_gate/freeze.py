@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 import time
 from typing import List, Tuple
 
@@ -28,16 +29,36 @@ MAX_VOCABULARY_DOMAIN = 1000
 
 
 def compute_statistics(config: PipelineConfig) -> statistics_pb2.DatasetFeatureStatisticsList:
-    """TFDV statistics of the files the pipeline reads, every span's with spans (the same CSV decoder and
-    type inference as CsvExampleGen)."""
+    """TFDV statistics of the files the pipeline reads, every span's with spans, decoded as its ExampleGen
+    decodes them (CSV: the same decoder and type inference as CsvExampleGen)."""
+    import apache_beam as beam
     import tensorflow_data_validation as tfdv
     from apache_beam.options.pipeline_options import PipelineOptions
 
     options = PipelineOptions([f"--direct_running_mode={config.beam.direct_running_mode}",
                                f"--direct_num_workers={config.beam.direct_num_workers}"])
     stats_options = tfdv.StatsOptions(num_rank_histogram_buckets=MAX_VOCABULARY_DOMAIN)
-    return tfdv.generate_statistics_from_csv(config.data.glob(), stats_options=stats_options,
-                                             pipeline_options=options)
+    pattern = config.data.glob()
+    if config.data.format == "csv":
+        return tfdv.generate_statistics_from_csv(pattern, stats_options=stats_options, pipeline_options=options)
+    if config.data.format == "tfrecord":
+        return tfdv.generate_statistics_from_tfrecord(pattern, stats_options=stats_options,
+                                                      pipeline_options=options)
+    # Parquet: the same tf.Examples ParquetExampleGen writes, decoded back into record batches.
+    import glob
+
+    from tfx_bsl.coders import example_coder
+
+    from components.example_gen.csv_blocks import encode_parquet_file
+
+    decoder = example_coder.ExamplesToRecordBatchDecoder()
+    batches = [decoder.DecodeBatch(block) for path in sorted(glob.glob(pattern))
+               for block in encode_parquet_file(path)]
+    output = os.path.join(tempfile.mkdtemp(prefix="tfxp_freeze_"), "stats.tfrecord")
+    with beam.Pipeline(options=options) as p:
+        _ = (p | beam.Create(batches) | tfdv.GenerateStatistics(stats_options)
+             | tfdv.WriteStatisticsToBinaryFile(output))
+    return tfdv.load_stats_binary(output)
 
 
 def _widened(low: float, high: float, margin: float, integer: bool) -> Tuple[float, float]:

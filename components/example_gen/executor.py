@@ -57,3 +57,28 @@ def _ColumnarCsvToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, An
 class Executor(BaseExampleGenExecutor):
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
         return _ColumnarCsvToExample
+
+
+class _EncodeParquetFile(beam.DoFn):
+    def process(self, path: str):
+        for block in csv_blocks.encode_parquet_file(path):
+            yield from block
+
+
+@beam.ptransform_fn
+@beam.typehints.with_input_types(beam.Pipeline)
+@beam.typehints.with_output_types(bytes)
+def _ParquetToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any],
+                      split_pattern: str) -> beam.pvalue.PCollection:
+    pattern = os.path.join(exec_properties[standard_component_specs.INPUT_BASE_KEY], split_pattern)
+    files = sorted(fileio.glob(pattern))
+    if not files:
+        raise RuntimeError(f"Split pattern {pattern} does not match any files.")
+    return pipeline | "CreateFilenames" >> beam.Create(files) | "EncodeBatches" >> beam.ParDo(_EncodeParquetFile())
+
+
+class ParquetExecutor(BaseExampleGenExecutor):
+    """Parquet files to tf.Examples, a batch of rows at a time, typed by each file's schema."""
+
+    def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
+        return _ParquetToExample

@@ -1,0 +1,8 @@
+"""Node ids of the tfxp DAG that the summary, the report and the benches read outputs of (no TFX import)."""
+# The ExampleGen's id whatever the input format (CSV columnar or stock, Parquet, TFRecord, BigQuery).
+EXAMPLE_GEN = "CsvExampleGen"
+TRAINER = "Trainer"
+TRANSFORM = "Transform"
+EVALUATOR = "Evaluator"
+DATA_GATE = "DataGate"
+PUSHER = "Pusher"

@@ -1,0 +1,158 @@
+"""Every input format end to end on a small table, with no code change: the iris table as CSV, Parquet and
+tf.Example TFRecords gives the same transformed examples; the freeze command reads each format; BigQuery
+compiles into the Vertex spec and is refused by a local run with the reason."""
+import csv
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import tensorflow as tf
+
+from conftest import REPO
+
+CONFIG = os.path.join(REPO, "configs", "iris.yaml")
+
+
+def iris_rows():
+    with open(os.path.join(REPO, "data", "iris", "iris.csv")) as f:
+        reader = csv.reader(f)
+        header = next(reader)
+        return header, list(reader)
+
+
+def write_parquet(path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    header, rows = iris_rows()
+    columns = {name: [float(r[i]) for r in rows] if name != "species" else [r[i] for r in rows]
+               for i, name in enumerate(header)}
+    pq.write_table(pa.table(columns), str(path))
+
+
+def write_tfrecord(path):
+    header, rows = iris_rows()
+    with tf.io.TFRecordWriter(str(path), options="GZIP") as writer:
+        for row in rows:
+            example = tf.train.Example()
+            for name, cell in zip(header, row):
+                if name == "species":
+                    example.features.feature[name].bytes_list.value.append(cell.encode())
+                else:
+                    example.features.feature[name].float_list.value.append(float(cell))
+            writer.write(example.SerializeToString(deterministic=True))
+
+
+def config_for(tmp_path, data_format):
+    data = tmp_path / data_format / "data"
+    data.mkdir(parents=True)
+    if data_format == "csv":
+        shutil.copy(os.path.join(REPO, "data", "iris", "iris.csv"), data / "iris.csv")
+    elif data_format == "parquet":
+        write_parquet(data / "iris.parquet")
+    else:
+        write_tfrecord(data / "iris.tfrecord.gz")
+    text = open(CONFIG).read().replace("path: ../data/iris", f"path: {data}\n  format: {data_format}")
+    text = text.replace("../runs/iris/", f"{tmp_path / data_format}/out/")
+    path = tmp_path / data_format / "iris.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def transformed(config):
+    """Every transformed example of both splits, as sorted tuples of (feature, values)."""
+    from pipeline import nodes
+    from pipeline.summary import latest_output_uri
+
+    uri = latest_output_uri(config.metadata_path, config.name, nodes.TRANSFORM, "transformed_examples")
+    rows = []
+    for path in glob.glob(os.path.join(uri, "Split-*", "*.gz")):
+        for record in tf.data.TFRecordDataset(path, compression_type="GZIP"):
+            features = tf.train.Example.FromString(record.numpy()).features.feature
+            rows.append(tuple(sorted((name, tuple(round(v, 5) for v in f.float_list.value) or
+                                      tuple(f.int64_list.value)) for name, f in features.items())))
+    return sorted(rows)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    from config import load_config
+    from pipeline.local_runner import run_local
+
+    tmp_path = tmp_path_factory.mktemp("formats")
+    out = {}
+    for data_format in ("csv", "parquet", "tfrecord"):
+        config = load_config(config_for(tmp_path, data_format))
+        out[data_format] = (config, run_local(config, emit_line=lambda line: None))
+    return out
+
+
+@pytest.mark.parametrize("data_format", ["parquet", "tfrecord"])
+def test_each_format_gives_the_csv_path_s_transformed_examples(runs, data_format):
+    csv_config, csv_summary = runs["csv"]
+    config, summary = runs[data_format]
+    assert summary.pushed and summary.blessed, summary.validation_failures
+    assert len(transformed(config)) == 150
+    assert transformed(config) == transformed(csv_config)
+
+
+@pytest.mark.parametrize("data_format", ["parquet", "tfrecord"])
+def test_freeze_reads_each_format(runs, data_format, tmp_path):
+    config, _ = runs[data_format]
+    output = tmp_path / "schema.pbtxt"
+    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "schema", "freeze", "--config", config.source,
+                             "--output", str(output)], capture_output=True, text=True, timeout=600,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = output.read_text()
+    assert 'name: "petal_length"' in text and '"virginica"' in text
+
+
+def test_a_parquet_config_names_a_missing_column(tmp_path):
+    from config import ConfigError, load_config
+
+    path = config_for(tmp_path, "parquet")
+    with open(path) as f:
+        text = f.read().replace("  petal_width: zscore", "  petal_area: zscore")
+    with open(path, "w") as f:
+        f.write(text)
+    with pytest.raises(ConfigError, match="feature 'petal_area' is not a column of .*iris.parquet"):
+        load_config(path)
+
+
+BIGQUERY = """
+name: iris-bq
+data:
+  format: bigquery
+  query: SELECT * FROM `my-project.iris.flowers`
+label: {column: species, task: multiclass}
+features: {sepal_length: zscore, petal_length: zscore}
+cloud:
+  project: my-project
+  region: us-central1
+  pipeline_root: gs://bucket/root
+  image: us-docker.pkg.dev/my-project/tfxp/tfxp:1
+  serving_dir: gs://bucket/serving
+"""
+
+
+def test_bigquery_compiles_into_the_vertex_spec_and_a_local_run_says_why_not(tmp_path):
+    path = tmp_path / "bq.yaml"
+    path.write_text(BIGQUERY)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--config", str(path)],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 2 and "bigquery runs in compiled pipelines" in result.stderr
+    spec_path = tmp_path / "spec.json"
+    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "compile", "--config", str(path), "--target",
+                             "vertex", "--output", str(spec_path)], capture_output=True, text=True, timeout=600,
+                            env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    spec = json.loads(spec_path.read_text())
+    text = json.dumps(spec)
+    assert "BigQueryExampleGen" in text or "big_query" in text
+    assert "my-project.iris.flowers" in text
