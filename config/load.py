@@ -16,10 +16,9 @@ import yaml
 from config.cloud import load_cloud
 from config.file_probe import probe_columns
 from config.schema import (CSV_READERS, DATA_FORMATS, METRICS, NUMERIC_TREATMENTS, PICKLE_LIBRARIES, RUNNING_MODES,
-                           TASK_METRICS, TASKS, TREATMENTS, BeamConfig, CloudConfig, DataConfig, DataflowConfig,
-                           EvaluationConfig, FeatureConfig, LabelConfig, ModelConfig, ON_GATE_FAILURE,
+                           TASK_METRICS, TASKS, TREATMENTS, BeamConfig, DataConfig, EvaluationConfig, FeatureConfig, LabelConfig, ModelConfig, ON_GATE_FAILURE,
                            PipelineConfig, QUANTIZATION_METHODS, QuantizationConfig, TrainingConfig,
-                           ValidationConfig, VertexTrainingConfig, default_float_serving_dir, default_gates,
+                           ValidationConfig, default_float_serving_dir, default_gates,
                            default_metadata_path, is_remote)
 from config.sections import (ConfigError, Section, code_fingerprint, default_setup_file, file_fingerprint,
                              resolve_data_path, resolve_output)

@@ -5,7 +5,7 @@ serving/layout.py's.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Mapping, Optional
+from typing import Any, Iterable, List, Mapping, Optional
 
 from serving.layout import latest_model_dir, read_feature_info
 

@@ -1,7 +1,6 @@
 """ColumnarCsvExampleGen gives CsvExampleGen's examples, splits and statistics on the taxi data (both
 executors run here on the same input, as TFX's executor tests do), and types columns like it."""
 import glob
-import gzip
 import os
 
 import pytest

@@ -17,7 +17,7 @@ from components.data_gate.component import AcceptedStatistics
 from components.data_gate.executor import Executor as DataGateExecutor
 from components.properties import AcceptedStatisticsProperties
 from components.quantizer.executor import Executor as PusherExecutor
-from config import CustomConfig, default_gates, load_config
+from config import default_gates, load_config
 from serving import layout
 
 

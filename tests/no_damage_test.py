@@ -5,7 +5,6 @@ quantizer_test.py. Each test works on a copy of the session run's pipeline root 
 included) and of its serving directories, so the upstream components come from cache.
 """
 import dataclasses
-import os
 import shutil
 
 import pytest

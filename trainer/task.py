@@ -10,7 +10,7 @@ import logging
 import math
 import os
 import tempfile
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Optional
 
 import tensorflow as tf
 import tensorflow_transform as tft

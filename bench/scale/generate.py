@@ -1,7 +1,7 @@
 """A taxi-shaped table of any size, derived from the Chicago taxi CSV that ships in the tfx wheel.
 
-Rows are drawn (seeded) from the 15k shipped rows; numeric cells get a small relative jitter (so that rows
-are not duplicates), integer and categorical cells, blanks and the label are kept as they are. Written in
+Rows are drawn (seeded) from the 15k shipped rows; float cells get a small jitter (so that rows are not
+duplicates), integer and categorical cells, blanks and the label are kept as they are. Written in
 chunks: 10M rows never sit in memory.
 
     python -m bench.scale.generate --rows 1000000 --out /tmp/taxi_1m/data.csv
@@ -16,10 +16,12 @@ import sys
 from typing import List
 
 TAXI_DATA = "package://tfx/examples/chicago_taxi_pipeline/data/big_tipper_label"
-# Float columns of the taxi table: jittered. The others (ints, text, the label) are copied.
-JITTERED = ("fare", "pickup_latitude", "pickup_longitude", "dropoff_latitude", "dropoff_longitude",
-            "trip_miles", "tips")
-JITTER = 0.01  # relative
+# Float columns of the taxi table: jittered, amounts relatively and coordinates by a few tens of meters
+# (a relative jitter of coordinates would move rows out of the city, and the frozen schema's domains, which
+# the data gate rightly blocks). The others (ints, text, the label) are copied.
+RELATIVE_JITTER = {"fare": 0.01, "trip_miles": 0.01, "tips": 0.01}
+ABSOLUTE_JITTER = {"pickup_latitude": 0.0005, "pickup_longitude": 0.0005, "dropoff_latitude": 0.0005,
+                   "dropoff_longitude": 0.0005}
 CHUNK_ROWS = 50_000
 
 
@@ -35,7 +37,8 @@ def generate(rows: int, out: str, seed: int = 0) -> int:
     """Writes `rows` data rows (plus the header) to `out`; returns the bytes written."""
     table = source_rows()
     header, data = table[0], table[1:]
-    jittered = [header.index(name) for name in JITTERED]
+    relative = [(header.index(name), share) for name, share in RELATIVE_JITTER.items()]
+    absolute = [(header.index(name), step) for name, step in ABSOLUTE_JITTER.items()]
     rng = random.Random(seed)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w", newline="") as f:
@@ -46,9 +49,12 @@ def generate(rows: int, out: str, seed: int = 0) -> int:
             chunk = []
             for _ in range(min(CHUNK_ROWS, rows - written)):
                 row = list(data[rng.randrange(len(data))])
-                for i in jittered:
+                for i, share in relative:
                     if row[i]:
-                        row[i] = f"{float(row[i]) * (1.0 + rng.uniform(-JITTER, JITTER)):.6g}"
+                        row[i] = f"{float(row[i]) * (1.0 + rng.uniform(-share, share)):.6g}"
+                for i, step in absolute:
+                    if row[i]:
+                        row[i] = f"{float(row[i]) + rng.uniform(-step, step):.6f}"
                 chunk.append(row)
             writer.writerows(chunk)
             written += len(chunk)

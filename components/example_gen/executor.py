@@ -35,15 +35,21 @@ class _EncodeFile(beam.DoFn):
             yield from block
 
 
+def _input_files(exec_properties: Dict[str, Any], split_pattern: str) -> List[str]:
+    pattern = os.path.join(exec_properties[standard_component_specs.INPUT_BASE_KEY], split_pattern)
+    files = sorted(fileio.glob(pattern))
+    if not files:
+        raise RuntimeError(f"Split pattern {pattern} does not match any files.")
+    return files
+
+
 @beam.ptransform_fn
 @beam.typehints.with_input_types(beam.Pipeline)
 @beam.typehints.with_output_types(bytes)
 def _ColumnarCsvToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any],
                           split_pattern: str) -> beam.pvalue.PCollection:
+    files = _input_files(exec_properties, split_pattern)
     pattern = os.path.join(exec_properties[standard_component_specs.INPUT_BASE_KEY], split_pattern)
-    files = sorted(fileio.glob(pattern))
-    if not files:
-        raise RuntimeError(f"Split pattern {pattern} does not match any files.")
     header = csv_blocks.header_of(files[0])
     for path in files[1:]:
         if csv_blocks.header_of(path) != header:
@@ -70,10 +76,7 @@ class _EncodeParquetFile(beam.DoFn):
 @beam.typehints.with_output_types(bytes)
 def _ParquetToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any],
                       split_pattern: str) -> beam.pvalue.PCollection:
-    pattern = os.path.join(exec_properties[standard_component_specs.INPUT_BASE_KEY], split_pattern)
-    files = sorted(fileio.glob(pattern))
-    if not files:
-        raise RuntimeError(f"Split pattern {pattern} does not match any files.")
+    files = _input_files(exec_properties, split_pattern)
     return pipeline | "CreateFilenames" >> beam.Create(files) | "EncodeBatches" >> beam.ParDo(_EncodeParquetFile())
 
 

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 from tfx.components.pusher import executor as pusher_executor
 from tfx.dsl.io import fileio
