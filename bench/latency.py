@@ -13,10 +13,11 @@ Without --float/--quantized it uses the latest pushed pair of configs/taxi.yaml 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import Any, Dict
+
+from bench import write_json
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -74,9 +75,7 @@ def main(argv=None) -> int:
     pair = (_latest_pair() if not (args.float_dir and args.quantized and args.examples)
             else {"float": args.float_dir, "quantized": args.quantized, "examples": args.examples})
     result = measure(pair["float"], pair["quantized"], pair["examples"], args.rounds)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2, sort_keys=True)
+    write_json(args.out, result)
     return 0
 
 

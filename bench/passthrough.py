@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import sys
+
+from bench import write_json
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAGNITUDES = (0, 1, 10, 30, 100, 300, 1000, 3000)
@@ -57,9 +58,7 @@ def main(argv=None) -> int:
             accuracies.append(round(float(model.evaluate(rows_of(test), y[test], verbose=0)[1]), 4))
         result[str(magnitude)] = accuracies
         print(f"passthrough ~{magnitude}: accuracy {accuracies}", flush=True)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump({"accuracy_by_magnitude": result, "seeds": args.seeds}, f, indent=2)
+    write_json(args.out, {"accuracy_by_magnitude": result, "seeds": args.seeds})
     return 0
 
 

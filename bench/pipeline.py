@@ -22,6 +22,8 @@ import tempfile
 import time
 from typing import Any, Dict, List
 
+from bench import write_json
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OFFICIAL_NAME = "chicago_taxi_native_keras"
 
@@ -134,9 +136,7 @@ def main(argv=None) -> int:
         raise
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(report, f, indent=2, sort_keys=True)
+    write_json(args.out, report)
     print(json.dumps({k: report[k] for k in report if k in ("ratio_tfxp_to_official_wall",
                                                              "eval_binary_accuracy")}, indent=2))
     return 0

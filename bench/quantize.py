@@ -11,13 +11,14 @@ alternately, and the median paired ratio with its 99% interval. Writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 from typing import Any, Dict
+
+from bench import write_json
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCHES = (1, 32, 256)
@@ -71,9 +72,7 @@ def main(argv=None) -> int:
               f"max|d| {results['max_abs_prediction_diff']:.3g}  flips {results['label_flip_rate']:.4f}  "
               f"p50 vs float: {latency}", flush=True)
     shutil.rmtree(work, ignore_errors=True)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(report, f, indent=2, sort_keys=True)
+    write_json(args.out, report)
     return 0
 
 

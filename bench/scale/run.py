@@ -21,6 +21,8 @@ import tempfile
 import time
 from typing import Any, Dict, List
 
+from bench import write_json
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHIPPED_ROWS = 15_000
 # Steps whose work grows with the rows, and which rows they read (the Evaluator reads the eval split only).
@@ -113,9 +115,7 @@ def main(argv=None) -> int:
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump({"machine": {"cpus": os.cpu_count()}, "results": results}, f, indent=2, sort_keys=True)
+    write_json(args.out, {"machine": {"cpus": os.cpu_count()}, "results": results})
     print(table(results))
     return 0
 

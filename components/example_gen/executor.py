@@ -3,8 +3,9 @@ CSV files read a block at a time by pyarrow and encoded in C++ (components/examp
 instead of one Python tf.train.Example per row."""
 from __future__ import annotations
 
+import functools
 import os
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, Iterator, List
 
 import apache_beam as beam
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
@@ -26,12 +27,14 @@ def global_types(files: List[str]) -> Dict[str, str]:
     return types
 
 
-class _EncodeFile(beam.DoFn):
-    def __init__(self, types: Dict[str, str], single_file: bool):
-        self._types, self._single_file = types, single_file
+class _EncodeFiles(beam.DoFn):
+    """Each input file's serialized examples; `encode(path)` yields them a block at a time."""
+
+    def __init__(self, encode: Callable[[str], Iterator[List[bytes]]]):
+        self._encode = encode
 
     def process(self, path: str):
-        for block in csv_blocks.encode_file(path, self._types, allow_promotion=self._single_file):
+        for block in self._encode(path):
             yield from block
 
 
@@ -57,18 +60,13 @@ def _ColumnarCsvToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, An
     types = global_types(files)
     return (pipeline
             | "CreateFilenames" >> beam.Create(files)
-            | "EncodeBlocks" >> beam.ParDo(_EncodeFile(types, single_file=len(files) == 1)))
+            | "EncodeBlocks" >> beam.ParDo(_EncodeFiles(functools.partial(
+                csv_blocks.encode_file, types=types, allow_promotion=len(files) == 1))))
 
 
 class Executor(BaseExampleGenExecutor):
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
         return _ColumnarCsvToExample
-
-
-class _EncodeParquetFile(beam.DoFn):
-    def process(self, path: str):
-        for block in csv_blocks.encode_parquet_file(path):
-            yield from block
 
 
 @beam.ptransform_fn
@@ -77,7 +75,8 @@ class _EncodeParquetFile(beam.DoFn):
 def _ParquetToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any],
                       split_pattern: str) -> beam.pvalue.PCollection:
     files = _input_files(exec_properties, split_pattern)
-    return pipeline | "CreateFilenames" >> beam.Create(files) | "EncodeBatches" >> beam.ParDo(_EncodeParquetFile())
+    return pipeline | "CreateFilenames" >> beam.Create(files) | "EncodeBatches" >> beam.ParDo(
+        _EncodeFiles(csv_blocks.encode_parquet_file))
 
 
 class ParquetExecutor(BaseExampleGenExecutor):

@@ -87,9 +87,7 @@ def latencies(fns: Dict[str, Any], serialized: Sequence[bytes], batch_sizes=LATE
               rounds: int = LATENCY_ROUNDS) -> Dict[str, Any]:
     """`ms[model][batch]` (p50 and p99 per call) and, for two models, `ratio[batch]`: the second model's
     time over the first's, paired per round (paired_ratio_interval)."""
-    names = list(fns)
-    return balanced_latencies({names[0]: [fns[names[0]]], names[-1]: [fns[names[-1]]]} if len(names) == 2
-                              else {name: [fn] for name, fn in fns.items()}, serialized, batch_sizes, rounds)
+    return balanced_latencies({name: [fn] for name, fn in fns.items()}, serialized, batch_sizes, rounds)
 
 
 def balanced_latencies(copies: Dict[str, List[Any]], serialized: Sequence[bytes], batch_sizes=LATENCY_BATCHES,
