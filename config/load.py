@@ -15,7 +15,7 @@ import yaml
 
 from config.cloud import load_cloud
 from config.file_probe import probe_columns
-from config.schema import (CSV_READERS, DATA_FORMATS, METRICS, NUMERIC_TREATMENTS, PICKLE_LIBRARIES, RUNNING_MODES,
+from config.schema import (CSV_READERS, DATA_FORMATS, EVALUATORS, METRICS, NUMERIC_TREATMENTS, PICKLE_LIBRARIES, RUNNING_MODES,
                            TASK_METRICS, TASKS, TREATMENTS, BeamConfig, DataConfig, EvaluationConfig, FeatureConfig, LabelConfig, ModelConfig, ON_GATE_FAILURE,
                            PipelineConfig, QUANTIZATION_METHODS, QuantizationConfig, TrainingConfig,
                            ValidationConfig, default_float_serving_dir, default_gates,
@@ -64,9 +64,10 @@ def _load_evaluation(section: Section, task: str) -> EvaluationConfig:
     max_regression = section.get("max_regression", float, 0.0)
     if max_regression < 0:
         raise section.error("max_regression", f"must be >= 0, got {max_regression}")
+    evaluator = section.choice("evaluator", EVALUATORS, EvaluationConfig.evaluator)
     section.finish()
     return EvaluationConfig(metric=metric, higher_is_better=higher_is_better, threshold=threshold,
-                            max_regression=max_regression)
+                            max_regression=max_regression, evaluator=evaluator)
 
 
 def _thresholds(section: Section, name: str, feature_names) -> Tuple[Tuple[str, float], ...]:

@@ -20,6 +20,9 @@ FILE_FORMATS = ("csv", "parquet", "tfrecord")
 # How CSV files become tf.Examples: "columnar" (components/example_gen: pyarrow blocks, C++ encoding; the
 # same examples and splits) or "stock" (TFX's CsvExampleGen, one Python tf.Example per row).
 CSV_READERS = ("columnar", "stock")
+# How the Evaluator computes metrics: "columnar" (components/evaluator: a batch at a time with numpy; TFMA's
+# config, validation, output files and blessing) or "tfma" (TFX's Evaluator, one example at a time).
+EVALUATORS = ("columnar", "tfma")
 RUNNING_MODES = ("in_memory", "multi_threading", "multi_processing")
 PICKLE_LIBRARIES = ("cloudpickle", "dill", "default")
 CLOUD_TARGETS = ("vertex", "kubeflow")
@@ -129,6 +132,7 @@ class EvaluationConfig:
     threshold: Optional[float]
     # Change threshold vs the latest blessed model: how much worse the candidate may be (absolute, >= 0).
     max_regression: float = 0.0
+    evaluator: str = "columnar"  # one of EVALUATORS
 
 
 # Method -> how many times smaller its kernels would be without scales (float32 bytes / stored bytes).

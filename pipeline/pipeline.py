@@ -24,6 +24,7 @@ from tfx.proto import example_gen_pb2, range_config_pb2, trainer_pb2
 from tfx.types import Channel, standard_artifacts
 
 from components.data_gate.component import AcceptedStatistics, DataGate, FrozenSchemaGen
+from components.evaluator.component import ColumnarEvaluator
 from components.example_gen.component import ColumnarCsvExampleGen, ParquetExampleGen
 from components.quantizer.component import QuantizingPusher
 from config import METRICS, TASK_METRICS, PipelineConfig
@@ -140,12 +141,9 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         train_args=trainer_pb2.TrainArgs(num_steps=config.training.train_steps),
         eval_args=trainer_pb2.EvalArgs(num_steps=config.training.eval_steps),
         custom_config=dict(custom_config, **_vertex_training_args(config)))
-    evaluator = Evaluator(
-        examples=example_gen.outputs["examples"],
-        example_splits=["eval"],
-        model=trainer.outputs["model"],
-        baseline_model=model_resolver.outputs["model"],
-        eval_config=eval_config(config))
+    evaluator = _evaluator(config, examples=example_gen.outputs["examples"], example_splits=["eval"],
+                           model=trainer.outputs["model"], baseline_model=model_resolver.outputs["model"],
+                           eval_config=eval_config(config))
     pusher = QuantizingPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
@@ -185,6 +183,13 @@ def _example_gen(config: PipelineConfig, output_config, input_config):
                  "parquet": ParquetExampleGen, "tfrecord": ImportExampleGen}[data.format]
     return component(input_base=data.path, output_config=output_config,
                      input_config=input_config).with_id(nodes.EXAMPLE_GEN)
+
+
+def _evaluator(config: PipelineConfig, **inputs):
+    """The columnar Evaluator (batch-at-a-time metrics, TFMA's outputs and blessing), or TFX's own."""
+    if config.evaluation.evaluator == "tfma":
+        return Evaluator(**inputs).with_id(nodes.EVALUATOR)
+    return ColumnarEvaluator(task=config.label.task, **inputs).with_id(nodes.EVALUATOR)
 
 
 def _on_vertex_training(config: PipelineConfig) -> bool:

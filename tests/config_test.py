@@ -53,6 +53,7 @@ def test_minimal_config_gets_defaults_and_paths_relative_to_the_file(tiny, tmp_p
     assert [f.treatment for f in config.features] == ["zscore", "vocab"]
     assert config.training.batch_size_per_replica == 128
     assert config.evaluation.metric == "binary_accuracy"
+    assert config.evaluation.evaluator == "columnar" and config.data.reader == "columnar"
 
 
 def test_pipeline_root_override_moves_the_metadata_store(tiny, tmp_path):
@@ -76,6 +77,7 @@ def test_pipeline_root_override_moves_the_metadata_store(tiny, tmp_path):
     (MINIMAL + "training: {train_steps: 0}\n", "training.train_steps", "must be > 0"),
     (MINIMAL + "training: {train_steps: many}\n", "training.train_steps", "must be int"),
     (MINIMAL + "evaluation: {metric: mean_squared_error}\n", "evaluation.metric", "must be one of"),
+    (MINIMAL + "evaluation: {evaluator: fast}\n", "evaluation.evaluator", "must be one of"),
     (MINIMAL.replace("x: zscore", "x: {treatment: zscore, fill: median}"), "features.x.fill",
      "must be 'mean' or a number"),
 ])
@@ -176,3 +178,14 @@ def test_quantization_config_errors(tiny, text, key, message):
     with pytest.raises(ConfigError) as error:
         load_config(tiny(MINIMAL + text))
     assert error.value.key == key and message in str(error.value)
+
+
+@pytest.mark.parametrize("evaluator, component", [("columnar", "ColumnarEvaluator"), ("tfma", "Evaluator")])
+def test_evaluation_evaluator_picks_the_evaluator_component(tiny, evaluator, component):
+    from pipeline import nodes
+    from pipeline.pipeline import create_pipeline
+
+    config = load_config(tiny(MINIMAL + f"evaluation: {{evaluator: {evaluator}}}\n"))
+    assert config.evaluation.evaluator == evaluator
+    [node] = [c for c in create_pipeline(config).components if c.id == nodes.EVALUATOR]
+    assert type(node).__name__ == component

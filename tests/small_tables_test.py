@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from conftest import REPO
+from tfma_compare import assert_same_evaluation, evaluate_both
 
 
 def copy_config(name, tmp_path, edit=lambda text: text):
@@ -48,6 +49,8 @@ def test_tiny_multiclass_table_pushes_a_quantized_model(tmp_path):
     constant = summary.constant_metrics["sparse_categorical_accuracy"]
     assert 0.2 < constant < 0.5  # three balanced species
     assert summary.metrics["sparse_categorical_accuracy"] > constant and summary.warnings == []
+    # The columnar Evaluator's multiclass metrics and blessing are TFMA's on the same model and eval split.
+    assert_same_evaluation(evaluate_both(config, tmp_path / "evaluators"))
 
 
 def test_regression_without_threshold_is_blessed_on_its_first_run_and_pushed(tmp_path):
@@ -58,6 +61,7 @@ def test_regression_without_threshold_is_blessed_on_its_first_run_and_pushed(tmp
     assert summary.validation_failures == []
     mae, constant = summary.metrics["mean_absolute_error"], summary.constant_metrics["mean_absolute_error"]
     assert mae < constant  # the model beats always predicting the training mean
+    assert_same_evaluation(evaluate_both(config, tmp_path / "evaluators"))  # regression: TFMA's numbers
     # The CLI prints the constant beside the metric.
     result = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--config", path], capture_output=True,
                             text=True, timeout=600, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))

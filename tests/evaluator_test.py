@@ -1,0 +1,76 @@
+"""The columnar Evaluator (components/evaluator) against TFX's stock Evaluator on the same run's examples and
+model: the same metrics, validation result, blessing and output files. Multiclass and regression are compared
+in small_tables_test.py (iris, diabetes); the metric arithmetic is also checked here on numbers worked by hand."""
+import dataclasses
+
+import numpy as np
+import pytest
+
+from components.evaluator.metrics import Sums, batch_sums, metric_value
+from tfma_compare import assert_same_evaluation, evaluate_both
+
+
+def test_binary_metrics_validation_and_blessing_match_tfma(taxi_run, tmp_path):
+    results = evaluate_both(taxi_run["config"], tmp_path)
+    assert_same_evaluation(results)
+    metrics = results["columnar"]["metrics"]
+    assert metrics[("", "example_count", False)] > 500
+    assert 0.5 < metrics[("", "auc", False)] <= 1.0
+    assert results["columnar"]["blessed"] == 1
+
+
+def test_baseline_diffs_and_a_failed_threshold_match_tfma(taxi_run, tmp_path):
+    """With a baseline (TFMA's diff metrics and change threshold), and with a value threshold the model
+    cannot reach: the same failures in the validation result, and NOT_BLESSED from both."""
+    config = taxi_run["config"]
+    results = evaluate_both(config, tmp_path / "baseline", with_baseline=True)
+    assert_same_evaluation(results)
+    assert results["columnar"]["metrics"][("candidate", "binary_accuracy", True)] == 0.0
+    unreachable = dataclasses.replace(config, evaluation=dataclasses.replace(config.evaluation, threshold=0.999))
+    results = evaluate_both(unreachable, tmp_path / "unreachable", with_baseline=True)
+    assert_same_evaluation(results)
+    assert results["columnar"]["blessed"] == 0 and results["columnar"]["blessing_files"] == ["NOT_BLESSED"]
+    [failed] = results["columnar"]["validation"].metric_validations_per_slice
+    assert [f.metric_key.name for f in failed.failures] == ["binary_accuracy"]
+
+
+def test_batch_sums_merge_to_the_metrics_of_the_whole():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 1000)
+    scores = np.clip(labels * 0.3 + rng.random(1000) * 0.7, 0, 1)[:, None]
+    whole = batch_sums("binary", labels, scores)
+    merged = Sums()
+    for start in range(0, 1000, 300):
+        merged.merge(batch_sums("binary", labels[start:start + 300], scores[start:start + 300]))
+    for name in ("ExampleCount", "BinaryAccuracy", "AUC"):
+        assert metric_value(name, merged) == pytest.approx(metric_value(name, whole))
+    # AUC is the probability that a positive outscores a negative (ties at 10,000 thresholds aside).
+    positives, negatives = scores[labels == 1, 0], scores[labels == 0, 0]
+    exact = np.mean(positives[:, None] > negatives[None, :])
+    assert metric_value("AUC", whole) == pytest.approx(exact, abs=1e-3)
+
+
+def test_metrics_on_numbers_worked_by_hand():
+    binary = batch_sums("binary", np.array([1, 0, 1, 0]), np.array([[0.9], [0.6], [0.4], [0.1]]))
+    assert metric_value("BinaryAccuracy", binary) == 0.5
+    assert metric_value("AUC", binary) == pytest.approx(0.75)  # 3 of 4 positive-negative pairs ordered
+    multiclass = batch_sums("multiclass", np.array([2, 0, 1]), np.array([[0.1, 0.2, 0.7], [0.5, 0.4, 0.1],
+                                                                         [0.6, 0.3, 0.1]]))
+    assert metric_value("SparseCategoricalAccuracy", multiclass) == pytest.approx(2 / 3)
+    regression = batch_sums("regression", np.array([1.0, 3.0]), np.array([[2.0], [1.0]]))
+    assert metric_value("MeanSquaredError", regression) == pytest.approx(2.5)
+    assert metric_value("MeanAbsoluteError", regression) == pytest.approx(1.5)
+    assert np.isnan(metric_value("MeanSquaredError", Sums()))
+
+
+def test_unsupported_metric_or_slicing_is_refused_by_name():
+    import tensorflow_model_analysis as tfma
+
+    from components.evaluator.executor import _metric_classes
+
+    config = tfma.EvalConfig(metrics_specs=[tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="Precision")])])
+    with pytest.raises(ValueError, match="'Precision'.*evaluator: tfma|'Precision'.*stock TFMA"):
+        _metric_classes(config)
+    config = tfma.EvalConfig(slicing_specs=[tfma.SlicingSpec(feature_keys=["company"])])
+    with pytest.raises(ValueError, match="feature_keys"):
+        _metric_classes(config)
