@@ -122,7 +122,11 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         preprocessing_fn=PREPROCESSING_FN, custom_config=custom_config,
         # StatisticsGen already profiles the raw data; post-transform statistics would cost a second
         # full TFDV pass inside Transform.
-        disable_statistics=True, **transform_cache)
+        disable_statistics=True,
+        # Only the Trainer would read transformed examples, and it reads train_steps batches of them: it
+        # applies the transform graph to raw examples itself (trainer/task.py). Writing the transformed
+        # splits took half of Transform's time (150k rows: 20.2 s with, 12.5 s without).
+        materialize=False, **transform_cache)
     # Transform reads the schema from (Frozen)SchemaGen, so that its cache key does not change when only the
     # gate re-ran; this edge makes it wait for the gate, which fails the run on anomalies.
     transform.add_upstream_node(data_gate)
@@ -133,7 +137,7 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
     ).with_id("latest_blessed_model_resolver")
     trainer = _trainer(config)(
         run_fn=RUN_FN,
-        examples=transform.outputs["transformed_examples"],
+        examples=training_examples,
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         # Warm start: run_fn loads these weights when the layer shapes match (trainer/task.py).

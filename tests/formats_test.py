@@ -64,17 +64,25 @@ def config_for(tmp_path, data_format):
 
 
 def transformed(config):
-    """Every transformed example of both splits, as sorted tuples of (feature, values)."""
+    """Every example of both splits through the run's tf.Transform graph (what the Trainer and serving see),
+    as sorted tuples of (feature, values)."""
+    import tensorflow_transform as tft
+
     from pipeline import nodes
     from pipeline.summary import latest_output_uri
 
-    uri = latest_output_uri(config.metadata_path, config.name, nodes.TRANSFORM, "transformed_examples")
+    examples = latest_output_uri(config.metadata_path, config.name, nodes.EXAMPLE_GEN, "examples")
+    output = tft.TFTransformOutput(latest_output_uri(config.metadata_path, config.name, nodes.TRANSFORM,
+                                                     "transform_graph"))
+    layer = output.transform_features_layer()
     rows = []
-    for path in glob.glob(os.path.join(uri, "Split-*", "*.gz")):
-        for record in tf.data.TFRecordDataset(path, compression_type="GZIP"):
-            features = tf.train.Example.FromString(record.numpy()).features.feature
-            rows.append(tuple(sorted((name, tuple(round(v, 5) for v in f.float_list.value) or
-                                      tuple(f.int64_list.value)) for name, f in features.items())))
+    for path in glob.glob(os.path.join(examples, "Split-*", "*.gz")):
+        serialized = [r.numpy() for r in tf.data.TFRecordDataset(path, compression_type="GZIP")]
+        features = layer(tf.io.parse_example(serialized, output.raw_feature_spec()))
+        values = {name: tensor.numpy().reshape(len(serialized), -1) for name, tensor in features.items()}
+        for i in range(len(serialized)):
+            rows.append(tuple(sorted((name, tuple(round(float(v), 5) for v in column[i]))
+                                     for name, column in values.items())))
     return sorted(rows)
 
 

@@ -1,6 +1,6 @@
 """TFX Trainer entry point: `trainer.task.run_fn`.
 
-Trains the tf_keras model on the transformed examples under a distribution strategy, writes TensorBoard logs
+Trains the tf_keras model on the raw examples, transformed by the tf.Transform graph, under a distribution strategy, writes TensorBoard logs
 and `training_summary.json` to the model run dir, and exports the SavedModel (trainer/export.py).
 """
 from __future__ import annotations
@@ -28,14 +28,22 @@ SUMMARY_FILE = "training_summary.json"
 
 def _input_fn(file_pattern: List[str], data_accessor, tf_transform_output: tft.TFTransformOutput,
               label_key: str, task: str, batch_size: int) -> tf.data.Dataset:
+    """Batches of (transformed features, label) from RAW examples: Transform does not materialize its output
+    (its analyzers ran over the whole training split; the Trainer reads only train_steps batches), so the
+    same tf.Transform graph that serving runs is applied here, a batch at a time."""
     from tfx_bsl.public import tfxio
 
     dataset = data_accessor.tf_dataset_factory(
-        file_pattern,
-        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=label_key, num_epochs=1),
-        tf_transform_output.transformed_metadata.schema)
-    # Parse and decompress the (small) transformed split once, then replay it from memory.
-    dataset = dataset.cache().repeat()
+        file_pattern, tfxio.TensorFlowDatasetOptions(batch_size=batch_size, num_epochs=1),
+        tf_transform_output.raw_metadata.schema)
+    transform_layer = tf_transform_output.transform_features_layer()
+
+    def transform(raw):
+        features = transform_layer(raw)
+        return features, features.pop(label_key)
+
+    # Transform each example once, then replay the transformed batches from memory.
+    dataset = dataset.map(transform, num_parallel_calls=tf.data.AUTOTUNE).cache().repeat()
     if task in ("binary", "regression"):  # heads with one unit: labels shaped [batch, 1]
         dataset = dataset.map(lambda x, y: (x, tf.reshape(tf.cast(y, tf.float32), [-1, 1])))
     return dataset.prefetch(tf.data.AUTOTUNE)
