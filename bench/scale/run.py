@@ -2,7 +2,7 @@
 
 For each size: generate the table (bench/scale/generate.py; 15k is the shipped table itself), run
 `tfxp run` on configs/taxi.yaml pointed at it in a fresh process and a fresh pipeline root (at --stock-at
-sizes a second time with `data.reader: stock`, TFX's CsvExampleGen), and record the
+sizes a second time with TFX's CsvExampleGen and TFMA's Evaluator: the "stock" variant), and record the
 wall seconds, per-component seconds (ML Metadata execution times), rows/s of the data-proportional steps and
 the peak RSS of the run (the largest process of it, from getrusage of a wrapper). Writes JSON and prints a
 Markdown table for README.
@@ -33,9 +33,15 @@ RSS_WRAPPER = ("import json, resource, subprocess, sys\n"
                "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))")
 
 
-def config_for(data_dir: str, work: str, reader: str) -> str:
+# Per variant: data.reader and evaluation.evaluator. "stock" runs TFX's CsvExampleGen and TFMA's Evaluator.
+VARIANTS = {"columnar": ("columnar", "columnar"), "stock": ("stock", "tfma")}
+
+
+def config_for(data_dir: str, work: str, variant: str) -> str:
+    reader, evaluator = VARIANTS[variant]
     text = open(os.path.join(REPO, "configs", "taxi.yaml")).read()
     text = text.replace("  format: csv\n", f"  format: csv\n  reader: {reader}\n")
+    text = text.replace("  metric: binary_accuracy\n", f"  metric: binary_accuracy\n  evaluator: {evaluator}\n")
     text = text.replace("package://tfx/examples/chicago_taxi_pipeline/data/big_tipper_label", data_dir)
     text = text.replace("schema: taxi.schema.pbtxt", f"schema: {os.path.join(REPO, 'configs', 'taxi.schema.pbtxt')}")
     text = text.replace("../runs/taxi/", os.path.join(work, "out") + "/")
@@ -45,7 +51,7 @@ def config_for(data_dir: str, work: str, reader: str) -> str:
     return path
 
 
-def run_size(rows: int, work: str, env: Dict[str, str], reader: str = "columnar") -> Dict[str, Any]:
+def run_size(rows: int, work: str, env: Dict[str, str], variant: str = "columnar") -> Dict[str, Any]:
     from bench.pipeline import component_seconds
     from bench.scale.generate import generate
 
@@ -58,7 +64,7 @@ def run_size(rows: int, work: str, env: Dict[str, str], reader: str = "columnar"
         started = time.monotonic()
         generate(rows, os.path.join(data_dir, "data.csv"))
         generated = round(time.monotonic() - started, 1)
-    config = config_for(data_dir, work, reader)
+    config = config_for(data_dir, work, variant)
     summary_path = os.path.join(work, "summary.json")
     command = [sys.executable, "-c", RSS_WRAPPER, os.path.join(os.path.dirname(sys.executable), "tfxp"), "run",
                "--config", config, "--summary-json", summary_path]
@@ -71,7 +77,7 @@ def run_size(rows: int, work: str, env: Dict[str, str], reader: str = "columnar"
         raise RuntimeError(f"tfxp run on {rows} rows failed; see {work}/run.log")
     summary = json.load(open(summary_path))
     seconds = component_seconds(os.path.join(work, "out", "pipeline_root", "metadata.sqlite"), "taxi")
-    return {"rows": rows, "reader": reader, "generate_seconds": generated, "wall_seconds": wall,
+    return {"rows": rows, "variant": variant, "generate_seconds": generated, "wall_seconds": wall,
             "peak_rss_mb": round(wrapper["peak_rss_kb"] / 1024), "component_seconds": seconds,
             "rows_per_second": {step: round(rows * share / seconds[step]) for step, share in PER_ROW_STEPS.items()
                                 if seconds.get(step)},
@@ -81,7 +87,7 @@ def run_size(rows: int, work: str, env: Dict[str, str], reader: str = "columnar"
 
 def table(results: List[Dict[str, Any]]) -> str:
     steps = ["CsvExampleGen", "StatisticsGen", "Transform", "Trainer", "Evaluator", "Pusher"]
-    lines = ["| rows | CSV reader | " + " | ".join(steps) + " | total | peak RSS | pushed |",
+    lines = ["| rows | ExampleGen, Evaluator | " + " | ".join(steps) + " | total | peak RSS | pushed |",
              "| --- | --- | " + " | ".join("---" for _ in steps) + " | --- | --- | --- |"]
     for r in results:
         cells = []
@@ -90,9 +96,23 @@ def table(results: List[Dict[str, Any]]) -> str:
             if step in r["rows_per_second"]:
                 cell += f" ({r['rows_per_second'][step]:,} rows/s)"
             cells.append(cell)
-        lines.append(f"| {r['rows']:,} | {r['reader']} | " + " | ".join(cells) +
+        lines.append(f"| {r['rows']:,} | {r['variant']} | " + " | ".join(cells) +
                      f" | {r['wall_seconds']:.0f} s | {r['peak_rss_mb']:,} MB | {r['pushed_kind'] or r['pushed']} |")
     return "\n".join(lines)
+
+
+def speedups(results: List[Dict[str, Any]]) -> Dict[str, Dict[str, float]]:
+    """Per size run in both variants: stock seconds / columnar seconds of each data-proportional step."""
+    by_size: Dict[int, Dict[str, Dict[str, Any]]] = {}
+    for r in results:
+        by_size.setdefault(r["rows"], {})[r["variant"]] = r
+    out = {}
+    for rows, variants in by_size.items():
+        if {"columnar", "stock"} <= set(variants):
+            stock, columnar = variants["stock"]["component_seconds"], variants["columnar"]["component_seconds"]
+            out[str(rows)] = {step: round(stock[step] / columnar[step], 2) for step in PER_ROW_STEPS
+                              if stock.get(step) and columnar.get(step)}
+    return out
 
 
 def main(argv=None) -> int:
@@ -100,7 +120,7 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[15_000, 150_000, 1_000_000])
     parser.add_argument("--out", default=os.path.join(REPO, "bench", "results", "scale.json"))
     parser.add_argument("--stock-at", type=int, nargs="*", default=[150_000],
-                        help="sizes at which the stock CsvExampleGen also runs, for the ratio")
+                        help="sizes at which TFX's CsvExampleGen and TFMA's Evaluator also run, for the ratios")
     parser.add_argument("--keep", action="store_true", help="keep the generated data and runs")
     args = parser.parse_args(argv)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_USE_LEGACY_KERAS="1")
@@ -108,15 +128,19 @@ def main(argv=None) -> int:
     results = []
     try:
         for rows in args.sizes:
-            for reader in ("columnar", "stock") if rows in args.stock_at else ("columnar",):
-                results.append(run_size(rows, os.path.join(work, f"{rows}_{reader}"), env, reader))
-                print(f"{rows:>10,} rows ({reader}): {results[-1]['wall_seconds']} s, peak RSS "
+            for variant in VARIANTS if rows in args.stock_at else ("columnar",):
+                results.append(run_size(rows, os.path.join(work, f"{rows}_{variant}"), env, variant))
+                print(f"{rows:>10,} rows ({variant}): {results[-1]['wall_seconds']} s, peak RSS "
                       f"{results[-1]['peak_rss_mb']} MB", flush=True)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    write_json(args.out, {"machine": {"cpus": os.cpu_count()}, "results": results})
+    ratios = speedups(results)
+    write_json(args.out, {"machine": {"cpus": os.cpu_count()}, "results": results, "speedup_vs_stock": ratios})
     print(table(results))
+    for rows, by_step in ratios.items():
+        print(f"{int(rows):,} rows, stock / columnar seconds: " +
+              ", ".join(f"{step} {ratio}x" for step, ratio in by_step.items()))
     return 0
 
 
