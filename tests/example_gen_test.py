@@ -97,9 +97,10 @@ def test_column_types_and_empty_cells_follow_csv_example_gen(tmp_path):
 
 def test_a_value_past_the_sample_promotes_the_column_of_a_single_file(tmp_path, monkeypatch):
     monkeypatch.setattr(csv_blocks, "SAMPLE_ROWS", 3)
-    write(tmp_path / "a.csv", "n,label\n" + "".join(f"{i},0\n" for i in range(10)) + "2.5,1\n")
-    rows = decoded(tmp_path / "a.csv", block_bytes=64)
-    assert [r.features.feature["n"].float_list.value[0] for r in rows][-2:] == [9.0, 2.5]
+    write(tmp_path / "a.csv", "n,label\n" + "".join(f"{i},0\n" for i in range(5000)) + "2.5,1\n")
+    rows = decoded(tmp_path / "a.csv", block_bytes=256)  # ~150 blocks: the promotion is in the last one
+    # Every row once, all typed as the promoted column (no block yielded before the types were settled).
+    assert [r.features.feature["n"].float_list.value[0] for r in rows] == [float(i) for i in range(5000)] + [2.5]
     with pytest.raises(ValueError, match="column 'n' holds a value that is not int past the first 3 rows"):
         decoded(tmp_path / "a.csv", types=csv_blocks.sample_types(str(tmp_path / "a.csv")), allow_promotion=False,
                 block_bytes=64)

@@ -1,16 +1,32 @@
-"""ColumnarCsvExampleGen's executor: TFX's BaseExampleGenExecutor (splits, output formats, writing) with
-CSV files read a block at a time by pyarrow and encoded in C++ (components/example_gen/csv_blocks.py),
-instead of one Python tf.train.Example per row."""
+"""ColumnarCsvExampleGen's and ParquetExampleGen's executor: TFX's BaseExampleGenExecutor contract (input and
+output configs, hash-bucket splits, output files, artifact properties) with rows handled a block at a time.
+
+Stock ExampleGen builds one Python tf.train.Example per CSV row, then sends every record through Beam on its
+own: a Partition, a Reshuffle (a random key and a GroupByKey per record) and a TFRecord write. Here each
+file is read a block at a time by pyarrow and encoded in C++ (components/example_gen/csv_blocks.py); every
+record goes to its split by TFX's own hash (`_PartitionFn`: sha256 of the serialized example, the same
+split for every row), and Beam moves chunks of CHUNK_ROWS records: reshuffled as chunks (so a split's
+files are in random chunk order, rows in input order within a chunk) and written as pre-framed TFRecord
+bytes (`_write_chunks`), with the same file names, gzip and properties as TFX's WriteSplit."""
 from __future__ import annotations
 
+import bisect
 import functools
+import hashlib
 import os
-from typing import Any, Callable, Dict, Iterator, List
+import struct
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import apache_beam as beam
+from apache_beam.io import filebasedsink
+from tfx.components.example_gen import utils, write_split
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
+from tfx.components.util import examples_utils
 from tfx.dsl.io import fileio
-from tfx.types import standard_component_specs
+from tfx.proto import example_gen_pb2
+from tfx import types
+from tfx.types import artifact_utils, standard_component_specs
+from tfx.utils import proto_utils
 
 from components.example_gen import csv_blocks
 
@@ -27,15 +43,77 @@ def global_types(files: List[str]) -> Dict[str, str]:
     return types
 
 
-class _EncodeFiles(beam.DoFn):
-    """Each input file's serialized examples; `encode(path)` yields them a block at a time."""
+CHUNK_ROWS = 4096  # records Beam moves as one element
 
-    def __init__(self, encode: Callable[[str], Iterator[List[bytes]]]):
+
+def split_index(record: bytes, buckets: List[int]) -> int:
+    """TFX's ExampleGen partition of a serialized record (base_example_gen_executor._PartitionFn): buckets
+    are the cumulative hash buckets of the splits."""
+    return bisect.bisect(buckets, int(hashlib.sha256(record).hexdigest(), 16) % buckets[-1])
+
+
+class _EncodeFiles(beam.DoFn):
+    """Each input file's serialized examples in chunks of at most CHUNK_ROWS; with hash buckets, each chunk
+    to the tagged output of its split (str(split index)). `encode(path)` yields blocks of records."""
+
+    def __init__(self, encode: Callable[[str], Iterator[List[bytes]]], buckets: Optional[List[int]] = None):
         self._encode = encode
+        self._buckets = buckets
 
     def process(self, path: str):
         for block in self._encode(path):
-            yield from block
+            if not self._buckets:
+                for start in range(0, len(block), CHUNK_ROWS):
+                    yield block[start:start + CHUNK_ROWS]
+                continue
+            parts: List[List[bytes]] = [[] for _ in self._buckets]
+            for record in block:
+                parts[split_index(record, self._buckets)].append(record)
+            for index, part in enumerate(parts):
+                for start in range(0, len(part), CHUNK_ROWS):
+                    yield beam.pvalue.TaggedOutput(str(index), part[start:start + CHUNK_ROWS])
+
+
+def _masked_crc(data: bytes) -> bytes:
+    crc = crc32c_value(data)
+    return struct.pack("<I", (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF)
+
+
+def crc32c_value(data: bytes) -> int:
+    import google_crc32c  # C implementation; a dependency of the Google Cloud clients Beam[gcp] installs
+
+    return google_crc32c.value(data)
+
+
+def tfrecord_frames(records: List[bytes]) -> bytes:
+    """The records in TFRecord framing: length, masked CRC-32C of the length, data, masked CRC-32C of it."""
+    out = []
+    for record in records:
+        length = struct.pack("<Q", len(record))
+        out += (length, _masked_crc(length), record, _masked_crc(record))
+    return b"".join(out)
+
+
+class _FramedRecordSink(filebasedsink.FileBasedSink):
+    """A TFRecord sink whose elements are already framed chunks of records (gzip from the .gz suffix)."""
+
+    def __init__(self, file_path_prefix: str):
+        super().__init__(file_path_prefix, coder=beam.coders.BytesCoder(), file_name_suffix=".gz",
+                         num_shards=0, shard_name_template=None, mime_type="application/octet-stream",
+                         compression_type=beam.io.filesystem.CompressionTypes.AUTO)
+
+    def write_encoded_record(self, file_handle, value: bytes) -> None:
+        file_handle.write(value)
+
+
+@beam.ptransform_fn
+def _WriteChunks(chunks: beam.PCollection, split_uri: str) -> beam.pvalue.PDone:  # pylint: disable=invalid-name
+    """A split's chunks, in random chunk order, as TFX's WriteSplit names its files
+    (<split_uri>/data_tfrecord-SSSSS-of-NNNNN.gz)."""
+    return (chunks
+            | "Shuffle" >> beam.transforms.Reshuffle()
+            | "Frame" >> beam.Map(tfrecord_frames)
+            | "Write" >> beam.io.Write(_FramedRecordSink(os.path.join(split_uri, write_split.DEFAULT_FILE_NAME))))
 
 
 def _input_files(exec_properties: Dict[str, Any], split_pattern: str) -> List[str]:
@@ -47,10 +125,8 @@ def _input_files(exec_properties: Dict[str, Any], split_pattern: str) -> List[st
 
 
 @beam.ptransform_fn
-@beam.typehints.with_input_types(beam.Pipeline)
-@beam.typehints.with_output_types(bytes)
-def _ColumnarCsvToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any],
-                          split_pattern: str) -> beam.pvalue.PCollection:
+def _ColumnarCsvToChunks(pipeline: beam.Pipeline, exec_properties: Dict[str, Any], split_pattern: str,
+                         buckets: Optional[List[int]]):
     files = _input_files(exec_properties, split_pattern)
     pattern = os.path.join(exec_properties[standard_component_specs.INPUT_BASE_KEY], split_pattern)
     header = csv_blocks.header_of(files[0])
@@ -60,27 +136,82 @@ def _ColumnarCsvToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, An
     types = global_types(files)
     return (pipeline
             | "CreateFilenames" >> beam.Create(files)
-            | "EncodeBlocks" >> beam.ParDo(_EncodeFiles(functools.partial(
-                csv_blocks.encode_file, types=types, allow_promotion=len(files) == 1))))
-
-
-class Executor(BaseExampleGenExecutor):
-    def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
-        return _ColumnarCsvToExample
+            | "EncodeBlocks" >> _encode(functools.partial(
+                csv_blocks.encode_file, types=types, allow_promotion=len(files) == 1), buckets))
 
 
 @beam.ptransform_fn
-@beam.typehints.with_input_types(beam.Pipeline)
-@beam.typehints.with_output_types(bytes)
-def _ParquetToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any],
-                      split_pattern: str) -> beam.pvalue.PCollection:
+def _ParquetToChunks(pipeline: beam.Pipeline, exec_properties: Dict[str, Any], split_pattern: str,
+                     buckets: Optional[List[int]]):
     files = _input_files(exec_properties, split_pattern)
-    return pipeline | "CreateFilenames" >> beam.Create(files) | "EncodeBatches" >> beam.ParDo(
-        _EncodeFiles(csv_blocks.encode_parquet_file))
+    return (pipeline | "CreateFilenames" >> beam.Create(files)
+            | "EncodeBatches" >> _encode(csv_blocks.encode_parquet_file, buckets))
 
 
-class ParquetExecutor(BaseExampleGenExecutor):
+def _encode(encode: Callable[[str], Iterator[List[bytes]]], buckets: Optional[List[int]]):
+    do_fn = beam.ParDo(_EncodeFiles(encode, buckets))
+    return do_fn.with_outputs(*map(str, range(len(buckets)))) if buckets else do_fn
+
+
+class _ChunkedExampleGenExecutor(BaseExampleGenExecutor):
+    """GenerateExamplesByBeam gives each split's chunks of records; Do writes them (the base Do's contract:
+    split names, files, payload and file format properties)."""
+
+    def GenerateExamplesByBeam(self, pipeline: beam.Pipeline,
+                               exec_properties: Dict[str, Any]) -> Dict[str, beam.PCollection]:
+        input_config = example_gen_pb2.Input()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
+        output_config = example_gen_pb2.Output()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], output_config)
+        split_names = utils.generate_output_split_names(input_config, output_config)
+        to_chunks = self.GetInputSourceToExamplePTransform()
+        splits = output_config.split_config
+        if not splits.splits:  # the input's own splits
+            return {name: pipeline | f"InputToChunks[{name}]" >> to_chunks(exec_properties, split.pattern, None)
+                    for name, split in zip(split_names, input_config.splits)}
+        if len(input_config.splits) != 1:
+            raise ValueError("input must have only one split when output splits are specified")
+        if splits.HasField("partition_feature_name"):
+            raise ValueError("output_config.split_config.partition_feature_name is not supported by the "
+                             "columnar ExampleGen; use data.reader: stock")
+        buckets = [sum(split.hash_buckets for split in splits.splits[:i + 1]) for i in range(len(splits.splits))]
+        chunks = pipeline | "InputToChunks" >> to_chunks(exec_properties, input_config.splits[0].pattern, buckets)
+        return {name: chunks[str(index)] for index, name in enumerate(split_names)}
+
+    def Do(self, input_dict: Dict[str, List[types.Artifact]], output_dict: Dict[str, List[types.Artifact]],
+           exec_properties: Dict[str, Any]) -> None:
+        self._log_startup(input_dict, output_dict, exec_properties)
+        input_config = example_gen_pb2.Input()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
+        output_config = example_gen_pb2.Output()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], output_config)
+        examples = output_dict[standard_component_specs.EXAMPLES_KEY]
+        artifact_utils.get_single_instance(examples).split_names = artifact_utils.encode_split_names(
+            utils.generate_output_split_names(input_config, output_config))
+        payload_format = exec_properties.get(standard_component_specs.OUTPUT_DATA_FORMAT_KEY)
+        if payload_format not in (None, example_gen_pb2.FORMAT_TF_EXAMPLE):
+            raise ValueError(f"the columnar ExampleGen writes tf.Examples, not payload format {payload_format}")
+        with self._make_beam_pipeline() as pipeline:
+            for name, chunks in self.GenerateExamplesByBeam(pipeline, exec_properties).items():
+                _ = chunks | f"WriteSplit[{name}]" >> _WriteChunks(  # pylint: disable=no-value-for-parameter
+                    artifact_utils.get_split_uri(examples, name))
+        file_format = exec_properties.get(standard_component_specs.OUTPUT_FILE_FORMAT_KEY)
+        for artifact in examples:
+            if payload_format:
+                examples_utils.set_payload_format(artifact, payload_format)
+            if file_format:
+                examples_utils.set_file_format(artifact, write_split.to_file_format_str(file_format))
+
+
+class Executor(_ChunkedExampleGenExecutor):
+    """CSV files, a pyarrow block at a time."""
+
+    def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
+        return _ColumnarCsvToChunks
+
+
+class ParquetExecutor(_ChunkedExampleGenExecutor):
     """Parquet files to tf.Examples, a batch of rows at a time, typed by each file's schema."""
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
-        return _ParquetToExample
+        return _ParquetToChunks
