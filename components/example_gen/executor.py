@@ -5,16 +5,20 @@ Stock ExampleGen builds one Python tf.train.Example per CSV row, then sends ever
 own: a Partition, a Reshuffle (a random key and a GroupByKey per record) and a TFRecord write. Here each
 file is read a block at a time by pyarrow and encoded in C++ (components/example_gen/csv_blocks.py); every
 record goes to its split by TFX's own hash (`_PartitionFn`: sha256 of the serialized example, the same
-split for every row), and Beam moves chunks of CHUNK_ROWS records: reshuffled as chunks (so a split's
-files are in random chunk order, rows in input order within a chunk) and written as pre-framed TFRecord
-bytes (`_write_chunks`), with the same file names, gzip and properties as TFX's WriteSplit."""
+split for every row), and Beam moves chunks of CHUNK_ROWS records, each a random draw from one pyarrow block:
+reshuffled as chunks (deflated, so that the DirectRunner's in-memory shuffle holds ~1/4 of the data) and
+written as TFRecord frames (`_WriteChunks`), with the same file names, gzip and properties as TFX's
+WriteSplit. So a split's rows are shuffled within ~130k-row windows and in 4,096-row chunks across them,
+where TFX's ExampleGen shuffles row by row."""
 from __future__ import annotations
 
 import bisect
 import functools
 import hashlib
 import os
+import random
 import struct
+import zlib
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import apache_beam as beam
@@ -61,8 +65,12 @@ class _EncodeFiles(beam.DoFn):
         self._buckets = buckets
 
     def process(self, path: str):
-        for block in self._encode(path):
+        for number, block in enumerate(self._encode(path)):
+            # Rows in a chunk are drawn from the whole block (~130k rows of CSV), in an order fixed by the
+            # file and block, so that reruns write the same files; the shuffle then orders the chunks.
+            order = random.Random(f"{path}:{number}")
             if not self._buckets:
+                order.shuffle(block)
                 for start in range(0, len(block), CHUNK_ROWS):
                     yield block[start:start + CHUNK_ROWS]
                 continue
@@ -70,6 +78,7 @@ class _EncodeFiles(beam.DoFn):
             for record in block:
                 parts[split_index(record, self._buckets)].append(record)
             for index, part in enumerate(parts):
+                order.shuffle(part)
                 for start in range(0, len(part), CHUNK_ROWS):
                     yield beam.pvalue.TaggedOutput(str(index), part[start:start + CHUNK_ROWS])
 
@@ -106,13 +115,21 @@ class _FramedRecordSink(filebasedsink.FileBasedSink):
         file_handle.write(value)
 
 
+def packed_frames(chunk: List[bytes]) -> bytes:
+    """A chunk's TFRecord frames, deflated (zlib level 1: ~4x smaller) for the shuffle."""
+    return zlib.compress(tfrecord_frames(chunk), 1)
+
+
 @beam.ptransform_fn
 def _WriteChunks(chunks: beam.PCollection, split_uri: str) -> beam.pvalue.PDone:  # pylint: disable=invalid-name
     """A split's chunks, in random chunk order, as TFX's WriteSplit names its files
-    (<split_uri>/data_tfrecord-SSSSS-of-NNNNN.gz)."""
+    (<split_uri>/data_tfrecord-SSSSS-of-NNNNN.gz). The DirectRunner holds a shuffle's input in memory: chunks
+    go through it framed and deflated (1M taxi rows: ExampleGen 23.1 s and 3.0 GB peak RSS with raw chunks,
+    18.7 s and 1.2 GB deflated; 16.5 s and 1.2 GB with no shuffle at all)."""
     return (chunks
+            | "Pack" >> beam.Map(packed_frames)
             | "Shuffle" >> beam.transforms.Reshuffle()
-            | "Frame" >> beam.Map(tfrecord_frames)
+            | "Unpack" >> beam.Map(zlib.decompress)
             | "Write" >> beam.io.Write(_FramedRecordSink(os.path.join(split_uri, write_split.DEFAULT_FILE_NAME))))
 
 
