@@ -21,7 +21,7 @@ EDGES = {
     "ExampleValidator": {"StatisticsGen", "FrozenSchemaGen"},
     "DataGate": {"StatisticsGen", "FrozenSchemaGen", "ExampleValidator", "latest_accepted_statistics_resolver"},
     "Transform": {"CsvExampleGen", "FrozenSchemaGen", "DataGate"},
-    "Trainer": {"Transform", "FrozenSchemaGen"},
+    "Trainer": {"CsvExampleGen", "Transform", "FrozenSchemaGen"},  # raw examples + the transform graph
     "Evaluator": {"CsvExampleGen", "Trainer", "latest_blessed_model_resolver-model-resolver"},
     "Pusher": {"Trainer", "Evaluator", "Transform", "CsvExampleGen"},
 }
