@@ -31,7 +31,6 @@ from tfx.utils import io_utils, json_utils, path_utils, proto_utils
 from components.evaluator.metrics import METRIC_NAMES, Sums, batch_sums, metric_value
 
 BATCH_SIZE = 2048
-CANDIDATE = "candidate"
 
 
 def _metric_classes(eval_config: tfma.EvalConfig) -> List[str]:
@@ -71,6 +70,7 @@ class _ScoreBatches(beam.DoFn):
 
     def __init__(self, eval_config: tfma.EvalConfig, model_paths: Dict[str, str], task: str):
         self._specs = {spec.name: spec for spec in eval_config.model_specs}
+        self._candidate = next(spec for spec in eval_config.model_specs if not spec.is_baseline)
         self._paths = model_paths
         self._task = task
         self._models: Dict[str, Any] = {}
@@ -90,10 +90,13 @@ class _ScoreBatches(beam.DoFn):
         return next(iter(outputs.values())).numpy()
 
     def _labels(self, serialized) -> np.ndarray:
-        spec = next(s for s in self._specs.values() if not s.is_baseline)
-        features = {"examples": serialized}
-        for function in spec.preprocessing_function_names:
-            features = self._models[spec.name].signatures[function](examples=serialized)
+        spec = self._candidate
+        features: Dict[str, Any] = {}
+        for function in spec.preprocessing_function_names:  # TFMA merges their outputs
+            features.update(self._models[spec.name].signatures[function](examples=serialized))
+        if spec.label_key not in features:
+            raise ValueError(f"label {spec.label_key!r} is not an output of the candidate's preprocessing "
+                             f"functions {list(spec.preprocessing_function_names)}: {sorted(features)}")
         return features[spec.label_key].numpy()
 
     def process(self, batch: List[bytes]) -> Iterable[Dict[str, Sums]]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from typing import Dict, Iterator, List, Optional
 
 INT, FLOAT, STRING, UNKNOWN = "int", "float", "string", "unknown"
@@ -174,21 +173,13 @@ def encode_file(path: str, types: Optional[Dict[str, str]] = None, block_bytes: 
                 allow_promotion: bool = True) -> Iterator[List[bytes]]:
     """Serialized tf.Examples of a CSV file, one list per block of rows.
 
-    A column the sample typed too narrowly is promoted and the file read again; with allow_promotion=False
-    (several files, which must share the types) that is an error naming the file and the column. A file of
-    more than one block is first read through without encoding (pyarrow only: ~0.6 s per million rows), so
-    that no block is yielded before the types of every block are known."""
-    types = dict(types or sample_types(path))
-    if os.path.getsize(path) > block_bytes:
-        types = file_types(path, types, block_bytes, allow_promotion)
-    while True:
-        try:
-            for batch in _read_blocks(path, types, block_bytes):
-                _check_sampled_empty(batch, types)
-                yield encode_record_batch(batch, types)
-            return
-        except PromoteColumn as promote:  # only ever in a file's single block: nothing was yielded yet
-            types = _promote(path, types, promote, allow_promotion)
+    The file is first read through by pyarrow without encoding (~0.6 s per million rows; file_types), so that
+    no block is encoded before the types of every block are known: a column the sample typed too narrowly is
+    promoted; with allow_promotion=False (several files, which must share the types) that is an error naming
+    the file and the column."""
+    types = file_types(path, dict(types or sample_types(path)), block_bytes, allow_promotion)
+    for batch in _read_blocks(path, types, block_bytes):
+        yield encode_record_batch(batch, types)
 
 
 def file_types(path: str, types: Dict[str, str], block_bytes: int = BLOCK_BYTES,

@@ -4,17 +4,16 @@ output configs, hash-bucket splits, output files, artifact properties) with rows
 Stock ExampleGen builds one Python tf.train.Example per CSV row, then sends every record through Beam on its
 own: a Partition, a Reshuffle (a random key and a GroupByKey per record) and a TFRecord write. Here each
 file is read a block at a time by pyarrow and encoded in C++ (components/example_gen/csv_blocks.py); every
-record goes to its split by TFX's own hash (`_PartitionFn`: sha256 of the serialized example, the same
-split for every row), and Beam moves chunks of CHUNK_ROWS records, each a random draw from one pyarrow block:
+record goes to its split by TFX's own `_PartitionFn` (sha256 of the serialized example, the same split for
+every row), and Beam moves chunks of CHUNK_ROWS records, each a random draw from one pyarrow block:
 reshuffled as chunks (deflated, so that the DirectRunner's in-memory shuffle holds ~1/4 of the data) and
 written as TFRecord frames (`_WriteChunks`), with the same file names, gzip and properties as TFX's
 WriteSplit. So a split's rows are shuffled within ~130k-row windows and in 4,096-row chunks across them,
 where TFX's ExampleGen shuffles row by row."""
 from __future__ import annotations
 
-import bisect
 import functools
-import hashlib
+import itertools
 import os
 import random
 import struct
@@ -23,8 +22,9 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import apache_beam as beam
 from apache_beam.io import filebasedsink
+from apache_beam.io.tfrecordio import _TFRecordUtil
 from tfx.components.example_gen import utils, write_split
-from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
+from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor, _PartitionFn
 from tfx.components.util import examples_utils
 from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
@@ -50,56 +50,48 @@ def global_types(files: List[str]) -> Dict[str, str]:
 CHUNK_ROWS = 4096  # records Beam moves as one element
 
 
-def split_index(record: bytes, buckets: List[int]) -> int:
-    """TFX's ExampleGen partition of a serialized record (base_example_gen_executor._PartitionFn): buckets
-    are the cumulative hash buckets of the splits."""
-    return bisect.bisect(buckets, int(hashlib.sha256(record).hexdigest(), 16) % buckets[-1])
-
-
 class _EncodeFiles(beam.DoFn):
-    """Each input file's serialized examples in chunks of at most CHUNK_ROWS; with hash buckets, each chunk
-    to the tagged output of its split (str(split index)). `encode(path)` yields blocks of records."""
+    """Each input file's serialized examples in chunks of at most CHUNK_ROWS; with an output split config,
+    each chunk to the tagged output of its split (str(split index)), every record partitioned by TFX's own
+    `_PartitionFn`. `encode(path)` yields blocks of records."""
 
-    def __init__(self, encode: Callable[[str], Iterator[List[bytes]]], buckets: Optional[List[int]] = None):
+    def __init__(self, encode: Callable[[str], Iterator[List[bytes]]],
+                 split_config: Optional[example_gen_pb2.SplitConfig] = None):
         self._encode = encode
-        self._buckets = buckets
+        self._split_config = split_config
+        self._buckets = list(itertools.accumulate(s.hash_buckets for s in split_config.splits)) if split_config else []
+
+    def _parts(self, block: List[bytes]) -> List[List[bytes]]:
+        if not self._buckets:
+            return [block]
+        parts: List[List[bytes]] = [[] for _ in self._buckets]
+        for record in block:
+            parts[_PartitionFn(record, len(self._buckets), self._buckets, self._split_config)].append(record)
+        return parts
 
     def process(self, path: str):
         for number, block in enumerate(self._encode(path)):
             # Rows in a chunk are drawn from the whole block (~130k rows of CSV), in an order fixed by the
             # file and block, so that reruns write the same files; the shuffle then orders the chunks.
             order = random.Random(f"{path}:{number}")
-            if not self._buckets:
-                order.shuffle(block)
-                for start in range(0, len(block), CHUNK_ROWS):
-                    yield block[start:start + CHUNK_ROWS]
-                continue
-            parts: List[List[bytes]] = [[] for _ in self._buckets]
-            for record in block:
-                parts[split_index(record, self._buckets)].append(record)
-            for index, part in enumerate(parts):
+            for index, part in enumerate(self._parts(block)):
                 order.shuffle(part)
                 for start in range(0, len(part), CHUNK_ROWS):
-                    yield beam.pvalue.TaggedOutput(str(index), part[start:start + CHUNK_ROWS])
-
-
-def _masked_crc(data: bytes) -> bytes:
-    crc = crc32c_value(data)
-    return struct.pack("<I", (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF)
-
-
-def crc32c_value(data: bytes) -> int:
-    import google_crc32c  # C implementation; a dependency of the Google Cloud clients Beam[gcp] installs
-
-    return google_crc32c.value(data)
+                    chunk = part[start:start + CHUNK_ROWS]
+                    yield beam.pvalue.TaggedOutput(str(index), chunk) if self._buckets else chunk
 
 
 def tfrecord_frames(records: List[bytes]) -> bytes:
     """The records in TFRecord framing: length, masked CRC-32C of the length, data, masked CRC-32C of it."""
+    import google_crc32c  # C implementation; a dependency of the Google Cloud clients Beam[gcp] installs
+
+    def masked_crc(data: bytes) -> bytes:
+        return struct.pack("<I", _TFRecordUtil._masked_crc32c(data, crc32c_fn=google_crc32c.value))  # pylint: disable=protected-access
+
     out = []
     for record in records:
         length = struct.pack("<Q", len(record))
-        out += (length, _masked_crc(length), record, _masked_crc(record))
+        out += (length, masked_crc(length), record, masked_crc(record))
     return b"".join(out)
 
 
@@ -143,7 +135,7 @@ def _input_files(exec_properties: Dict[str, Any], split_pattern: str) -> List[st
 
 @beam.ptransform_fn
 def _ColumnarCsvToChunks(pipeline: beam.Pipeline, exec_properties: Dict[str, Any], split_pattern: str,
-                         buckets: Optional[List[int]]):
+                         split_config: Optional[example_gen_pb2.SplitConfig]):
     files = _input_files(exec_properties, split_pattern)
     pattern = os.path.join(exec_properties[standard_component_specs.INPUT_BASE_KEY], split_pattern)
     header = csv_blocks.header_of(files[0])
@@ -154,20 +146,28 @@ def _ColumnarCsvToChunks(pipeline: beam.Pipeline, exec_properties: Dict[str, Any
     return (pipeline
             | "CreateFilenames" >> beam.Create(files)
             | "EncodeBlocks" >> _encode(functools.partial(
-                csv_blocks.encode_file, types=types, allow_promotion=len(files) == 1), buckets))
+                csv_blocks.encode_file, types=types, allow_promotion=len(files) == 1), split_config))
 
 
 @beam.ptransform_fn
 def _ParquetToChunks(pipeline: beam.Pipeline, exec_properties: Dict[str, Any], split_pattern: str,
-                     buckets: Optional[List[int]]):
+                     split_config: Optional[example_gen_pb2.SplitConfig]):
     files = _input_files(exec_properties, split_pattern)
     return (pipeline | "CreateFilenames" >> beam.Create(files)
-            | "EncodeBatches" >> _encode(csv_blocks.encode_parquet_file, buckets))
+            | "EncodeBatches" >> _encode(csv_blocks.encode_parquet_file, split_config))
 
 
-def _encode(encode: Callable[[str], Iterator[List[bytes]]], buckets: Optional[List[int]]):
-    do_fn = beam.ParDo(_EncodeFiles(encode, buckets))
-    return do_fn.with_outputs(*map(str, range(len(buckets)))) if buckets else do_fn
+def _encode(encode: Callable[[str], Iterator[List[bytes]]], split_config: Optional[example_gen_pb2.SplitConfig]):
+    do_fn = beam.ParDo(_EncodeFiles(encode, split_config))
+    return do_fn.with_outputs(*map(str, range(len(split_config.splits)))) if split_config else do_fn
+
+
+def _configs(exec_properties: Dict[str, Any]):
+    """The executor's input and output configs (example_gen_pb2.Input, .Output)."""
+    input_config, output_config = example_gen_pb2.Input(), example_gen_pb2.Output()
+    proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
+    proto_utils.json_to_proto(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], output_config)
+    return input_config, output_config
 
 
 class _ChunkedExampleGenExecutor(BaseExampleGenExecutor):
@@ -176,10 +176,7 @@ class _ChunkedExampleGenExecutor(BaseExampleGenExecutor):
 
     def GenerateExamplesByBeam(self, pipeline: beam.Pipeline,
                                exec_properties: Dict[str, Any]) -> Dict[str, beam.PCollection]:
-        input_config = example_gen_pb2.Input()
-        proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
-        output_config = example_gen_pb2.Output()
-        proto_utils.json_to_proto(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], output_config)
+        input_config, output_config = _configs(exec_properties)
         split_names = utils.generate_output_split_names(input_config, output_config)
         to_chunks = self.GetInputSourceToExamplePTransform()
         splits = output_config.split_config
@@ -191,17 +188,13 @@ class _ChunkedExampleGenExecutor(BaseExampleGenExecutor):
         if splits.HasField("partition_feature_name"):
             raise ValueError("output_config.split_config.partition_feature_name is not supported by the "
                              "columnar ExampleGen; use data.reader: stock")
-        buckets = [sum(split.hash_buckets for split in splits.splits[:i + 1]) for i in range(len(splits.splits))]
-        chunks = pipeline | "InputToChunks" >> to_chunks(exec_properties, input_config.splits[0].pattern, buckets)
+        chunks = pipeline | "InputToChunks" >> to_chunks(exec_properties, input_config.splits[0].pattern, splits)
         return {name: chunks[str(index)] for index, name in enumerate(split_names)}
 
     def Do(self, input_dict: Dict[str, List[types.Artifact]], output_dict: Dict[str, List[types.Artifact]],
            exec_properties: Dict[str, Any]) -> None:
         self._log_startup(input_dict, output_dict, exec_properties)
-        input_config = example_gen_pb2.Input()
-        proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
-        output_config = example_gen_pb2.Output()
-        proto_utils.json_to_proto(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], output_config)
+        input_config, output_config = _configs(exec_properties)
         examples = output_dict[standard_component_specs.EXAMPLES_KEY]
         artifact_utils.get_single_instance(examples).split_names = artifact_utils.encode_split_names(
             utils.generate_output_split_names(input_config, output_config))
