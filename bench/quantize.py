@@ -60,7 +60,7 @@ def main(argv=None) -> int:
             report["methods"][method] = {"error": str(e)}
             continue
         comparison = gates_lib.compare(model_dir, out, os.path.join(examples, "Split-eval", "*"),
-                                       config.evaluation.metric, batch_sizes=BATCHES, rounds=args.rounds)
+                                       config.evaluation.metric, batch_sizes=BATCHES, looks=(args.rounds,))
         results = comparison.to_json()
         results["gate_failures_with_defaults"] = gates_lib.failures(
             comparison, gates_lib.Gates(**dict(default_gates(method))))

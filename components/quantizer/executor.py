@@ -128,7 +128,8 @@ class Executor(pusher_executor.Executor):
         except QuantizerDied as e:
             failed = [str(e)]
         else:
-            results = gates_lib.compare_prepared(prepared, quantized_dir, exec_properties["metric"])
+            results = gates_lib.compare_prepared(prepared, quantized_dir, exec_properties["metric"],
+                                                 max_latency_ratio=gates.max_latency_ratio)
             outcome.quantization_results = dict(results.to_json(), quantizer=report)
             ratios = results.latency_ratio()
             outcome.size_ratio, outcome.metric_drop = results.size_ratio, results.metric_drop

@@ -5,7 +5,7 @@ import dataclasses
 import os
 from typing import Any, Dict, List, Optional, Sequence
 
-from components.quantizer.latency import (LATENCY_BATCHES, LATENCY_ROUNDS, RatioInterval, balanced_latencies,
+from components.quantizer.latency import (LATENCY_BATCHES, LATENCY_LOOKS, RatioInterval, balanced_latencies,
                                           latency_failures)
 from config import METRICS
 
@@ -175,7 +175,10 @@ class Comparison:
 
 
 def compare_prepared(prepared: FloatBaseline, quantized_dir: str, metric: str, batch_sizes=LATENCY_BATCHES,
-                     rounds: int = LATENCY_ROUNDS) -> Comparison:
+                     looks: Sequence[int] = LATENCY_LOOKS, max_latency_ratio: Optional[float] = None
+                     ) -> Comparison:
+    """The gates' measurements. Latency rounds run until a look decides against max_latency_ratio (the
+    latency gate's threshold; None: the first look only)."""
     import numpy as np
     import tensorflow as tf
 
@@ -191,7 +194,7 @@ def compare_prepared(prepared: FloatBaseline, quantized_dir: str, metric: str, b
                    "quantized": quantized_first(examples=tf.constant(serialized))["predictions"].numpy()}
     diff = np.abs(predictions["float"] - predictions["quantized"])
     float_decisions, quantized_decisions = (decisions(task, predictions[n]) for n in ("float", "quantized"))
-    timed = balanced_latencies(copies, serialized, batch_sizes, rounds=rounds)
+    timed = balanced_latencies(copies, serialized, batch_sizes, looks, max_latency_ratio)
     float_bytes, quantized_bytes = weight_bytes(prepared.float_dir), weight_bytes(quantized_dir)
     # What quantization controls: the kernels, stored in a smaller dtype plus their scales. The biases (every
     # method keeps them float32) and the object graph are the same in both models; in a tiny model they
@@ -219,9 +222,10 @@ def compare_prepared(prepared: FloatBaseline, quantized_dir: str, metric: str, b
 
 
 def compare(float_dir: str, quantized_dir: str, eval_pattern: str, metric: str, limit: int = 50000,
-            batch_sizes=LATENCY_BATCHES, rounds: int = LATENCY_ROUNDS) -> Comparison:
+            batch_sizes=LATENCY_BATCHES, looks: Sequence[int] = LATENCY_LOOKS,
+            max_latency_ratio: Optional[float] = None) -> Comparison:
     return compare_prepared(prepare(float_dir, eval_pattern, limit), quantized_dir, metric, batch_sizes,
-                            rounds)
+                            looks, max_latency_ratio)
 
 
 def failures(results: Comparison, gates: Gates) -> List[str]:
