@@ -3,7 +3,7 @@
 The constant predicts the training split's label distribution for every example: the mean label (binary:
 the positive share, so its accuracy is the majority class's; regression: the training mean) or the class
 frequencies (multiclass: its accuracy is the majority class's). Its metrics on the eval split are computed
-with the same Keras metric classes the Evaluator (TFMA) uses.
+as the Evaluator computes them (components/evaluator/metrics.py, equal to TFMA's).
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def constant_metrics(train_labels: Sequence, eval_labels: Sequence, task: str,
     else:
         labels = np.asarray(eval_labels, dtype="float64")
         predictions = np.full((len(labels), 1), float(np.mean(np.asarray(train_labels, dtype="float64"))))
-    return {name: metric_value(name, labels, predictions) for name in metrics}
+    return {name: metric_value(name, task, labels, predictions) for name in metrics}
 
 
 def constant_metrics_of_examples(examples_uri: str, label: str, task: str, metrics: Sequence[str]

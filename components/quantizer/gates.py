@@ -91,18 +91,15 @@ def higher_is_better(metric: str) -> bool:
     return METRICS[metric].higher_is_better
 
 
-def metric_value(metric: str, labels, predictions) -> float:
-    """The Evaluator's gating metric (same Keras metric classes TFMA computes)."""
-    import numpy as np
-    import tf_keras as keras
+def metric_value(metric: str, task: str, labels, predictions) -> float:
+    """The Evaluator's gating metric, computed as the Evaluator computes it (components/evaluator/metrics.py:
+    numpy, equal to TFMA's). Keras' metric classes gave the same values but cost ~2 s of autograph tracing
+    per process."""
+    from components.evaluator.metrics import batch_sums, metric_value as sums_metric_value
 
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}")
-    predictions = np.asarray(predictions)
-    m = getattr(keras.metrics, METRICS[metric].keras_class)()
-    m.update_state(np.asarray(labels).reshape(len(labels), -1) if metric != "sparse_categorical_accuracy"
-                   else np.asarray(labels), predictions)
-    return float(m.result().numpy())
+    return sums_metric_value(METRICS[metric].keras_class, batch_sums(task, labels, predictions))
 
 
 def decisions(task: str, predictions):
@@ -201,8 +198,8 @@ def compare_prepared(prepared: FloatBaseline, quantized_dir: str, metric: str, b
     # would decide the ratio (README, "Quantized push": sizes measured from iris to taxi).
     biases = bias_bytes(prepared.float_dir)
     float_kernel_bytes, quantized_kernel_bytes = float_bytes - biases, quantized_bytes - biases
-    float_metric = metric_value(metric, labels, predictions["float"])
-    quantized_metric = metric_value(metric, labels, predictions["quantized"])
+    float_metric = metric_value(metric, task, labels, predictions["float"])
+    quantized_metric = metric_value(metric, task, labels, predictions["quantized"])
     regression = task == "regression"
     return Comparison(
         examples=len(serialized), metric=metric, float_metric=float_metric, quantized_metric=quantized_metric,
