@@ -12,20 +12,26 @@ from typing import Dict, List, Sequence
 
 # Labels read per split: enough for the metrics to 3 decimals, bounded in time and memory.
 MAX_LABELS = 100_000
+LABEL_BATCH = 4096
 
 
 def read_labels(split_uri: str, label: str, limit: int = MAX_LABELS) -> List:
-    """Raw label values of the split's tf.Examples (rows with no label are skipped)."""
+    """Raw label values of the split's tf.Examples (rows with no label are skipped), decoded a batch of
+    records at a time by tfx-bsl's C++ decoder (one proto parse per record in Python cost ~3 s per 15k rows,
+    in every run's summary)."""
     import tensorflow as tf
+    from tfx_bsl.coders import example_coder
 
     files = sorted(tf.io.gfile.glob(os.path.join(split_uri, "*")))
+    decoder = example_coder.ExamplesToRecordBatchDecoder()
     values: List = []
-    for record in tf.data.TFRecordDataset(files, compression_type="GZIP").take(limit):
-        feature = tf.train.Example.FromString(record.numpy()).features.feature.get(label)
-        kind = feature.WhichOneof("kind") if feature is not None else None
-        items = list(getattr(feature, kind).value) if kind else []
-        if items:
-            values.append(items[0].decode() if isinstance(items[0], bytes) else items[0])
+    for batch in tf.data.TFRecordDataset(files, compression_type="GZIP").take(limit).batch(LABEL_BATCH):
+        records = decoder.DecodeBatch(batch.numpy().tolist())
+        if label not in records.schema.names:
+            continue
+        for items in records.column(label).to_pylist():
+            if items:
+                values.append(items[0].decode() if isinstance(items[0], bytes) else items[0])
     return values
 
 

@@ -23,7 +23,7 @@ def test_baseline_diffs_and_a_failed_threshold_match_tfma(taxi_run, tmp_path):
     """With a baseline (TFMA's diff metrics and change threshold), and with a value threshold the model
     cannot reach: the same failures in the validation result, and NOT_BLESSED from both."""
     config = taxi_run["config"]
-    results = evaluate_both(config, tmp_path / "baseline", with_baseline=True)
+    results = evaluate_both(config, tmp_path / "baseline", with_baseline=True)  # the same model: diffs 0
     assert_same_evaluation(results)
     assert results["columnar"]["metrics"][("candidate", "binary_accuracy", True)] == 0.0
     unreachable = dataclasses.replace(config, evaluation=dataclasses.replace(config.evaluation, threshold=0.999))
@@ -32,6 +32,16 @@ def test_baseline_diffs_and_a_failed_threshold_match_tfma(taxi_run, tmp_path):
     assert results["columnar"]["blessed"] == 0 and results["columnar"]["blessing_files"] == ["NOT_BLESSED"]
     [failed] = results["columnar"]["validation"].metric_validations_per_slice
     assert [f.metric_key.name for f in failed.failures] == ["binary_accuracy"]
+
+
+def test_a_different_baseline_model_is_scored_on_its_own(taxi_run, tmp_path):
+    """The candidate scored against another model (the run's int8 model as the baseline): the baseline's own
+    metrics and the diffs are TFMA's. (The same model as both is scored once: the test above.)"""
+    results = evaluate_both(taxi_run["config"], tmp_path, with_baseline=True,
+                            baseline_serving_dir=taxi_run["summary"].pushed_quantized_model_dir)
+    assert_same_evaluation(results)
+    metrics = results["columnar"]["metrics"]
+    assert metrics[("baseline", "auc", False)] != metrics[("candidate", "auc", False)]
 
 
 def test_batch_sums_merge_to_the_metrics_of_the_whole():

@@ -34,20 +34,26 @@ def metrics_by_key(evaluation_uri):
     return out
 
 
-def evaluate_both(config, out_dir, with_baseline=False):
+def evaluate_both(config, out_dir, with_baseline=False, baseline_serving_dir=None):
     """{"tfma": result, "columnar": result}; result: metrics (metrics_by_key), validation (the
-    ValidationResult), blessed (the blessing's `blessed` property) and files (the evaluation's files)."""
+    ValidationResult), blessed (the blessing's `blessed` property) and files (the evaluation's files).
+    with_baseline: the run's model is also the baseline, or the SavedModel at baseline_serving_dir is."""
     metadata, name = config.metadata_path, config.name
     examples_uri = latest_output_uri(metadata, name, nodes.EXAMPLE_GEN, "examples")
     model_uri = latest_output_uri(metadata, name, nodes.TRAINER, "model")
     props = {"eval_config": proto_utils.proto_to_json(eval_config(config)),
              "example_splits": json_utils.dumps(["eval"]), "task": config.label.task}
+    baseline_uri = model_uri
+    if baseline_serving_dir:  # a Model artifact whose Format-Serving is that SavedModel
+        baseline_uri = os.path.join(out_dir, "baseline_model")
+        os.makedirs(baseline_uri, exist_ok=True)
+        os.symlink(baseline_serving_dir, os.path.join(baseline_uri, "Format-Serving"))
     results = {}
     for engine, executor in (("tfma", TfmaExecutor), ("columnar", ColumnarExecutor)):
         inputs = {"examples": [_artifact(standard_artifacts.Examples, examples_uri, split_names=["train", "eval"])],
                   "model": [_artifact(standard_artifacts.Model, model_uri, 1)]}
-        if with_baseline:  # the same model as the latest blessed one: every diff is 0
-            inputs["baseline_model"] = [_artifact(standard_artifacts.Model, model_uri, 2)]
+        if with_baseline:
+            inputs["baseline_model"] = [_artifact(standard_artifacts.Model, baseline_uri, 2)]
         evaluation = _artifact(standard_artifacts.ModelEvaluation, os.path.join(out_dir, engine, "evaluation"))
         blessing = _artifact(standard_artifacts.ModelBlessing, os.path.join(out_dir, engine, "blessing"))
         executor().Do(inputs, {"evaluation": [evaluation], "blessing": [blessing]}, dict(props))

@@ -78,7 +78,9 @@ class _ScoreBatches(beam.DoFn):
     def setup(self):
         import tensorflow as tf
 
-        self._models = {name: tf.saved_model.load(path) for name, path in self._paths.items()}
+        # A model given as both candidate and baseline is loaded once.
+        loaded = {path: tf.saved_model.load(path) for path in set(self._paths.values())}
+        self._models = {name: loaded[path] for name, path in self._paths.items()}
 
     def _predictions(self, name: str, serialized) -> np.ndarray:
         spec = self._specs[name]
@@ -104,7 +106,16 @@ class _ScoreBatches(beam.DoFn):
 
         serialized = tf.constant(batch)
         labels = self._labels(serialized)
-        yield {name: batch_sums(self._task, labels, self._predictions(name, serialized)) for name in self._specs}
+        # The same model under the same signature is scored once: a re-run whose Trainer came from cache
+        # evaluates the latest blessed model against itself.
+        scored: Dict[Tuple, Sums] = {}
+        sums = {}
+        for name, spec in self._specs.items():
+            key = (self._paths[name], spec.signature_name, spec.prediction_key)
+            if key not in scored:
+                scored[key] = batch_sums(self._task, labels, self._predictions(name, serialized))
+            sums[name] = scored[key]
+        yield sums
 
 
 class _MergeSums(beam.CombineFn):
