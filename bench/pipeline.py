@@ -59,7 +59,9 @@ def timed(command: List[str], env: Dict[str, str], cwd: str, log_path: str) -> f
 def run_tfxp(work: str, env: Dict[str, str]) -> Dict[str, Any]:
     root, serving = os.path.join(work, "tfxp_root"), os.path.join(work, "tfxp_serving")
     result: Dict[str, Any] = {}
-    for attempt in ("full", "cached_rerun"):
+    # cached_rerun: the Trainer comes from cache and its model, blessed and pushed by the full run, is now the
+    # Evaluator's baseline too; second_rerun: nothing changed since cached_rerun, everything from cache.
+    for attempt in ("full", "cached_rerun", "second_rerun"):
         summary_path = os.path.join(work, f"tfxp_{attempt}.json")
         command = [os.path.join(os.path.dirname(sys.executable), "tfxp"), "run",
                    "--config", os.path.join(REPO, "configs", "taxi.yaml"),
@@ -72,6 +74,8 @@ def run_tfxp(work: str, env: Dict[str, str]) -> Dict[str, Any]:
                            "cached_components": summary["cached_components"], "metrics": summary["metrics"],
                            "pushed": summary["pushed"]}
     result["full"]["mlmd_component_seconds"] = full_seconds
+    for attempt in ("cached_rerun", "second_rerun"):
+        result[attempt]["share_of_full"] = round(result[attempt]["wall_seconds"] / result["full"]["wall_seconds"], 3)
     return result
 
 
@@ -121,8 +125,9 @@ def main(argv=None) -> int:
     try:
         report["warmup_seconds"] = warm_up(env)
         report["tfxp"] = run_tfxp(work, env)
-        print(f"tfxp full run {report['tfxp']['full']['wall_seconds']} s, cached re-run "
-              f"{report['tfxp']['cached_rerun']['wall_seconds']} s", flush=True)
+        print(f"tfxp full run {report['tfxp']['full']['wall_seconds']} s, cached re-runs "
+              f"{report['tfxp']['cached_rerun']['wall_seconds']} s and "
+              f"{report['tfxp']['second_rerun']['wall_seconds']} s", flush=True)
         if not args.skip_official:
             report["official"] = run_official(work, env)
             print(f"official example {report['official']['wall_seconds']} s", flush=True)
