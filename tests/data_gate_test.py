@@ -120,18 +120,26 @@ def test_config_checks_hold_without_a_frozen_schema(config):
 def test_drift_against_the_last_accepted_data_and_skew_between_splits(schema):
     baseline = stats_of(frame())
     shifted = stats_of(frame(c=["b"] * N, x=[9.0 + (i % 3) for i in range(N)]))
-    found = checks.comparator_checks(tfdv.validate_statistics, schema, shifted, baseline, None,
-                                     drift=[("c", 0.1), ("x", 0.1)], skew=[])
+    found, distances = checks.comparator_checks(tfdv.validate_statistics, schema, shifted, baseline, None,
+                                                drift=[("c", 0.1), ("x", 0.1)], skew=[])
     kinds = {(a.feature, a.kind) for a in found}
     assert kinds == {("c", "DRIFT (COMPARATOR_L_INFTY_HIGH)"),
                      ("x", "DRIFT (COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH)")}
     assert all(a.split == "train vs last accepted data" for a in found)
-    # The first run has no accepted data yet; unchanged data does not drift.
-    assert checks.comparator_checks(tfdv.validate_statistics, schema, shifted, None, None, [("c", 0.1)], []) == []
-    assert checks.comparator_checks(tfdv.validate_statistics, schema, baseline, baseline, None, [("c", 0.1)], []) == []
-    skewed = checks.comparator_checks(tfdv.validate_statistics, schema, baseline, None, shifted,
-                                      drift=[], skew=[("c", 0.2)])
+    # Every distance measured, with its threshold (the report shows them): c moved from "a"/"b" mixed to all "b".
+    by_feature = {d.feature: d for d in distances}
+    assert set(by_feature) == {"c", "x"} and all(d.comparison == "drift" and d.threshold == 0.1 for d in distances)
+    assert by_feature["c"].measure == "L_INFTY" and by_feature["c"].value > 0.1
+    assert by_feature["x"].measure == "JENSEN_SHANNON_DIVERGENCE" and by_feature["x"].value > 0.1
+    # The first run has no accepted data yet; unchanged data does not drift (and is measured at 0).
+    assert checks.comparator_checks(tfdv.validate_statistics, schema, shifted, None, None, [("c", 0.1)], []) == ([], [])
+    unchanged, distances = checks.comparator_checks(tfdv.validate_statistics, schema, baseline, baseline, None,
+                                                    [("c", 0.1)], [])
+    assert unchanged == [] and [(d.feature, d.value) for d in distances] == [("c", 0.0)]
+    skewed, distances = checks.comparator_checks(tfdv.validate_statistics, schema, baseline, None, shifted,
+                                                 drift=[], skew=[("c", 0.2)])
     assert [(a.feature, a.kind, a.split) for a in skewed] == [("c", "SKEW (COMPARATOR_L_INFTY_HIGH)", "train vs eval")]
+    assert [(d.comparison, d.feature) for d in distances] == [("skew", "c")]
 
 
 def test_freeze_command_writes_a_reviewable_schema_that_a_config_then_imports(config, tmp_path, capsys):

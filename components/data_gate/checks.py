@@ -14,6 +14,7 @@ An `Anomaly` names the split, the feature, the kind and a short description. Sou
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
@@ -229,24 +230,72 @@ COMPARATOR_KINDS = ("COMPARATOR_L_INFTY_HIGH", "COMPARATOR_JENSEN_SHANNON_DIVERG
                     "COMPARATOR_NORMALIZED_ABSOLUTE_DIFFERENCE_HIGH")
 
 
+@dataclasses.dataclass(frozen=True)
+class Distance:
+    """One drift or skew measurement TFDV made, with the threshold it was held to (the run report shows them
+    all, the passing ones too)."""
+    comparison: str  # "drift" (train vs the last accepted train split) or "skew" (train vs eval)
+    feature: str
+    measure: str  # TFDV's measurement type: L_INFTY, JENSEN_SHANNON_DIVERGENCE
+    value: float
+    threshold: float
+
+
+def _distances(result: anomalies_pb2.Anomalies, comparison: str) -> List[Distance]:
+    from tensorflow_metadata.proto.v0 import anomalies_pb2 as pb
+
+    out = []
+    for info in result.drift_skew_info:
+        measurements = info.drift_measurements if comparison == "drift" else info.skew_measurements
+        out += [Distance(comparison, ".".join(info.path.step), pb.DriftSkewInfo.Measurement.Type.Name(m.type),
+                         m.value, m.threshold) for m in measurements]
+    return out
+
+
 def comparator_checks(validate, schema: schema_pb2.Schema, train: statistics_pb2.DatasetFeatureStatisticsList,
                       baseline_train: Optional[statistics_pb2.DatasetFeatureStatisticsList],
                       eval_: Optional[statistics_pb2.DatasetFeatureStatisticsList],
-                      drift: Sequence[Tuple[str, float]], skew: Sequence[Tuple[str, float]]) -> List[Anomaly]:
-    """Drift (train vs the last accepted train split) and skew (train vs eval) through TFDV.
+                      drift: Sequence[Tuple[str, float]], skew: Sequence[Tuple[str, float]]
+                      ) -> Tuple[List[Anomaly], List[Distance]]:
+    """Drift (train vs the last accepted train split) and skew (train vs eval) through TFDV: the anomalies,
+    and every distance measured.
 
     `validate` is `tfdv.validate_statistics` (injected so that this module imports no TFDV).
     """
-    out = []
+    out: List[Anomaly] = []
+    distances: List[Distance] = []
     if drift and baseline_train is not None:
         result = validate(train, with_comparators(schema, drift, "drift", train.datasets[0]),
                           previous_statistics=baseline_train)
         out += [dataclasses.replace(a, kind=f"DRIFT ({a.kind})")
                 for a in from_tfdv(result, "train vs last accepted data", COMPARATOR_KINDS)]
+        distances += _distances(result, "drift")
     if skew and eval_ is not None:
         result = validate(train, with_comparators(schema, skew, "skew", train.datasets[0]),
                           serving_statistics=eval_)
         out += [dataclasses.replace(a, kind=f"SKEW ({a.kind})")
                 for a in from_tfdv(result, "train vs eval", COMPARATOR_KINDS)]
-    return out
+        distances += _distances(result, "skew")
+    return out, distances
 
+
+# Written into the AcceptedStatistics artifact's directory by every DataGate execution, passed or failed
+# (a failed one's directory is not published to ML Metadata, but it is there: the run report reads it).
+GATE_REPORT_FILE = "gate_report.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class GateReport:
+    anomalies: List[Anomaly]
+    distances: List[Distance]
+    baseline_statistics: Optional[str]  # the last accepted statistics' URI (the drift baseline)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> "GateReport":
+        raw = json.loads(text)
+        return cls(anomalies=[Anomaly(**a) for a in raw.get("anomalies", [])],
+                   distances=[Distance(**d) for d in raw.get("distances", [])],
+                   baseline_statistics=raw.get("baseline_statistics"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
@@ -18,7 +18,6 @@ from config import CustomConfig
 
 STATS_FILE = "FeatureStats.pb"
 ANOMALIES_FILE = "SchemaDiff.pb"  # ExampleValidator's output per split
-REPORT_FILE = "gate_report.json"
 
 
 def _split_file(artifact, split: str, name: str) -> str:
@@ -40,12 +39,13 @@ def load_anomalies(artifact, split: str):
 
 
 def gate(statistics, schema, anomalies, baseline, custom_config: CustomConfig, drift, skew
-         ) -> List[checks.Anomaly]:
-    """All anomalies of one run; the artifacts are ExampleStatistics/Schema/ExampleAnomalies (baseline: the
-    last AcceptedStatistics or None)."""
+         ) -> Tuple[List[checks.Anomaly], List[checks.Distance]]:
+    """All anomalies of one run, and the drift and skew distances measured; the artifacts are
+    ExampleStatistics/Schema/ExampleAnomalies (baseline: the last AcceptedStatistics or None)."""
     import tensorflow_data_validation as tfdv
 
     found: List[checks.Anomaly] = []
+    distances: List[checks.Distance] = []
     splits = artifact_utils.decode_split_names(statistics.split_names)
     by_split = {split: load_statistics(statistics, split) for split in splits}
     for split in splits:
@@ -60,13 +60,14 @@ def gate(statistics, schema, anomalies, baseline, custom_config: CustomConfig, d
     train = by_split.get("train")
     if train is not None:
         baseline_train = load_statistics(baseline, "train") if baseline is not None else None
-        found += checks.comparator_checks(tfdv.validate_statistics, schema, train, baseline_train,
-                                          by_split.get("eval"), drift, skew)
+        compared, distances = checks.comparator_checks(tfdv.validate_statistics, schema, train, baseline_train,
+                                                       by_split.get("eval"), drift, skew)
+        found += compared
     # One line per (split, feature, kind): the config checks repeat some of TFDV's findings in other words.
     unique: Dict[tuple, checks.Anomaly] = {}
     for anomaly in found:
         unique.setdefault((anomaly.split, anomaly.feature, anomaly.kind), anomaly)
-    return list(unique.values())
+    return list(unique.values()), distances
 
 
 class Executor(base_executor.BaseExecutor):
@@ -81,11 +82,11 @@ class Executor(base_executor.BaseExecutor):
         schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(schema_artifact.uri))
 
         custom_config = CustomConfig.from_json(json.loads(exec_properties["custom_config"]))
-        found = gate(statistics, schema, anomalies, baseline, custom_config,
+        found, distances = gate(statistics, schema, anomalies, baseline, custom_config,
                      json.loads(exec_properties["drift"]), json.loads(exec_properties["skew"]))
-        io_utils.write_string_file(os.path.join(accepted.uri, REPORT_FILE), json.dumps(
-            {"anomalies": [a.__dict__ for a in found],
-             "baseline_statistics": baseline.uri if baseline is not None else None}, indent=2))
+        report = checks.GateReport(anomalies=found, distances=distances,
+                                   baseline_statistics=baseline.uri if baseline is not None else None)
+        io_utils.write_string_file(os.path.join(accepted.uri, checks.GATE_REPORT_FILE), report.to_json())
         if found:
             raise checks.DataValidationError(found)
         logging.info("DataGate: no anomalies (drift baseline: %s)", baseline.uri if baseline else "none")
