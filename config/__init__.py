@@ -7,7 +7,7 @@ from config.load import load_config
 from config.schema import (CLOUD_TARGETS, IDEAL_SIZE_RATIO, METRICS, NUMERIC_TREATMENTS, ON_GATE_FAILURE,
                            QUANTIZATION_METHODS, TASK_METRICS, TASKS, TREATMENTS, BeamConfig, CloudConfig,
                            CustomConfig, DataConfig, EvaluationConfig, FeatureConfig, LabelConfig, Metric,
-                           ModelConfig, PipelineConfig, QuantizationConfig, TrainingConfig, ValidationConfig,
+                           ModelCardConfig, ModelConfig, PipelineConfig, QuantizationConfig, TrainingConfig, ValidationConfig,
                            default_float_serving_dir, default_gates, default_metadata_path, is_remote)
 from config.load import default_schema_file
 from config.sections import ConfigError, resolve_data_path
@@ -15,6 +15,6 @@ from config.sections import ConfigError, resolve_data_path
 __all__ = ["load_config", "CLOUD_TARGETS", "IDEAL_SIZE_RATIO", "METRICS", "NUMERIC_TREATMENTS", "ON_GATE_FAILURE",
            "QUANTIZATION_METHODS", "TASK_METRICS", "TASKS", "TREATMENTS", "BeamConfig", "CloudConfig",
            "CustomConfig", "DataConfig", "EvaluationConfig", "FeatureConfig", "LabelConfig", "Metric",
-           "ModelConfig", "PipelineConfig", "QuantizationConfig", "TrainingConfig", "ValidationConfig",
+           "ModelCardConfig", "ModelConfig", "PipelineConfig", "QuantizationConfig", "TrainingConfig", "ValidationConfig",
            "default_float_serving_dir", "default_gates", "default_metadata_path", "is_remote",
            "default_schema_file", "ConfigError", "resolve_data_path"]

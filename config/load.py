@@ -16,10 +16,10 @@ import yaml
 from config.cloud import load_cloud
 from config.file_probe import probe_columns
 from config.schema import (CSV_READERS, DATA_FORMATS, EVALUATORS, METRICS, NUMERIC_TREATMENTS, PICKLE_LIBRARIES, RUNNING_MODES,
-                           TASK_METRICS, TASKS, TREATMENTS, BeamConfig, DataConfig, EvaluationConfig, FeatureConfig, LabelConfig, ModelConfig, ON_GATE_FAILURE,
+                           TASK_METRICS, TASKS, TREATMENTS, BeamConfig, DataConfig, EvaluationConfig, FeatureConfig, LabelConfig, ModelCardConfig, ModelConfig, ON_GATE_FAILURE,
                            PipelineConfig, QUANTIZATION_METHODS, QuantizationConfig, TrainingConfig,
                            ValidationConfig, default_float_serving_dir, default_gates,
-                           default_metadata_path, is_remote)
+                           default_metadata_path, default_report_file, is_remote)
 from config.sections import (ConfigError, Section, code_fingerprint, default_setup_file, file_fingerprint,
                              resolve_data_path, resolve_output)
 from config.spans import check_pattern
@@ -243,6 +243,7 @@ class _Outputs:
     serving_dir: str
     metadata_path: str
     float_serving_dir: str
+    report_file: str
 
 
 def _load_outputs(section: Section, name: str, base_dir: str) -> _Outputs:
@@ -253,9 +254,27 @@ def _load_outputs(section: Section, name: str, base_dir: str) -> _Outputs:
         metadata_path=resolve_output(section.get("metadata_path", str, default_metadata_path(pipeline_root)),
                                       base_dir),
         float_serving_dir=resolve_output(section.get("float_serving_dir", str,
-                                                      default_float_serving_dir(serving_dir)), base_dir))
+                                                      default_float_serving_dir(serving_dir)), base_dir),
+        report_file=resolve_output(section.get("report_file", str, default_report_file(pipeline_root)), base_dir))
     section.finish()
     return outputs
+
+
+def _strings(section: Section, name: str) -> Tuple[str, ...]:
+    value = section.get(name, (list, str), [])
+    values = [value] if isinstance(value, str) else value
+    if not all(isinstance(v, str) and v.strip() for v in values):
+        raise section.error(name, f"must be a text or a list of texts, got {value!r}")
+    return tuple(v.strip() for v in values)
+
+
+def _load_model_card(section: Section) -> ModelCardConfig:
+    card = ModelCardConfig(overview=section.get("overview", str, "").strip(),
+                           intended_use=section.get("intended_use", str, "").strip(),
+                           owners=_strings(section, "owners"), limitations=_strings(section, "limitations"),
+                           ethical_considerations=section.get("ethical_considerations", str, "").strip())
+    section.finish()
+    return card
 
 
 def _load_beam(section: Section) -> BeamConfig:
@@ -327,6 +346,7 @@ def load_config(path: str, schema_must_exist: bool = True) -> PipelineConfig:
     beam = _load_beam(root.section("beam"))
     cloud = load_cloud(root.section("cloud"))
     enable_cache = root.get("enable_cache", bool, True)
+    model_card = _load_model_card(root.section("model_card"))
     root.finish()
     return PipelineConfig(
         name=name, source=path, data=data, label=label, features=features, model=model, training=training,
@@ -334,4 +354,5 @@ def load_config(path: str, schema_must_exist: bool = True) -> PipelineConfig:
         metadata_path=outputs.metadata_path, beam=beam, enable_cache=enable_cache,
         code_fingerprint=code_fingerprint(),
         float_serving_dir=outputs.float_serving_dir if quantization.push_float else "",
-        quantization=quantization, validation=validation, cloud=cloud)
+        quantization=quantization, validation=validation, cloud=cloud, model_card=model_card,
+        report_file=outputs.report_file)

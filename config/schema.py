@@ -265,6 +265,18 @@ class CustomConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ModelCardConfig:
+    """The optional `model_card:` section: what a run cannot measure about its model. The run report's model
+    card (and model_card.md beside the pushed model) adds what it can: data, features, metrics, measured
+    limitations."""
+    overview: str = ""
+    intended_use: str = ""
+    owners: Tuple[str, ...] = ()
+    limitations: Tuple[str, ...] = ()  # known to the authors; the report appends the measured ones
+    ethical_considerations: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     name: str
     source: str  # the YAML file this came from
@@ -282,6 +294,8 @@ class PipelineConfig:
     quantization: QuantizationConfig = QuantizationConfig()
     validation: ValidationConfig = ValidationConfig()
     cloud: Optional[CloudConfig] = None
+    model_card: ModelCardConfig = ModelCardConfig()
+    report_file: str = ""  # the run report (HTML) every local run writes; default beside the pipeline root
     # "local" (LocalDagRunner), or "vertex" / "kubeflow" for a config made by for_cloud().
     target: str = "local"
     enable_cache: bool = True
@@ -297,6 +311,8 @@ class PipelineConfig:
             changes["pipeline_root"] = os.path.abspath(pipeline_root)
             if self.metadata_path == default_metadata_path(self.pipeline_root):
                 changes["metadata_path"] = default_metadata_path(changes["pipeline_root"])
+            if self.report_file == default_report_file(self.pipeline_root):
+                changes["report_file"] = default_report_file(changes["pipeline_root"])
         if serving_dir:
             changes["serving_dir"] = os.path.abspath(serving_dir)
             if self.float_serving_dir == default_float_serving_dir(self.serving_dir):
@@ -317,6 +333,11 @@ class PipelineConfig:
 
 def default_metadata_path(pipeline_root: str) -> str:
     return os.path.join(pipeline_root, "metadata.sqlite")
+
+
+def default_report_file(pipeline_root: str) -> str:
+    """runs/<name>/report.html for the default runs/<name>/pipeline_root."""
+    return os.path.join(os.path.dirname(pipeline_root.rstrip("/")), "report.html")
 
 
 def default_float_serving_dir(serving_dir: str) -> str:
