@@ -24,6 +24,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--summary-json", help="also write the run summary to this JSON file")
     run.add_argument("--wait", action="store_true",
                      help="if another run holds the pipeline root, wait for it instead of exiting")
+    report = commands.add_parser("report", help="write the HTML report and model card of a run (default: the "
+                                                "latest) from ML Metadata; `tfxp run` writes one for every run")
+    report.add_argument("--config", required=True, help="YAML config file")
+    report.add_argument("--run-id", help="the run (a pipeline_run id in ML Metadata; default: the latest); "
+                                         "--list-runs shows them")
+    report.add_argument("--output", help="HTML file to write (default: outputs.report_file, "
+                                         "runs/<name>/report.html); model_card.md goes beside it")
+    report.add_argument("--pipeline-root", help="override outputs.pipeline_root, as for `tfxp run`")
+    report.add_argument("--list-runs", action="store_true", help="print the pipeline's run ids and exit")
     schema = commands.add_parser("schema", help="the frozen schema the data gate validates against")
     schema_commands = schema.add_subparsers(dest="schema_command", required=True)
     freeze = schema_commands.add_parser(
@@ -86,6 +95,8 @@ def _print_summary(summary) -> None:
     for warning in summary.warnings:
         print(f"  warning                      {warning}")
     print(f"  total seconds                {summary.component_seconds.get('total', 0):.1f}")
+    if summary.report_file:
+        print(f"  report                       {summary.report_file}")
 
 
 def _write_json(path: Optional[str], payload) -> None:
@@ -119,8 +130,11 @@ def _run(args) -> int:
     from pipeline.preflight import InputError
     from pipeline.run_lock import PipelineRootBusy
 
-    def failed(status: int, message: str, **extra) -> int:
+    def failed(status: int, message: str, report_file: Optional[str] = None, **extra) -> int:
         print(f"tfxp: {message}", file=sys.stderr)
+        if report_file:
+            print(f"tfxp: report of the stopped run: {report_file}", file=sys.stderr)
+            extra["report_file"] = report_file
         _write_json(args.summary_json, {"pipeline_name": config.name, "pushed": False, "error": message,
                                         **extra})
         return status
@@ -131,7 +145,7 @@ def _run(args) -> int:
     except PipelineRootBusy as e:
         return failed(EXIT_BUSY, str(e))
     except InputError as e:
-        return failed(EXIT_BAD_DATA, f"bad input data, nothing was run: {e}", failed_component=None,
+        return failed(EXIT_BAD_DATA, f"bad input data, nothing was run: {e}", e.report_file, failed_component=None,
                       bad_input={"file": e.path, "line": e.line, "column": e.column})
     except PipelineFailed as e:
         anomalies = e.anomalies
@@ -139,10 +153,51 @@ def _run(args) -> int:
             lines = "\n".join(f"  {a.line()}" for a in anomalies)
             return failed(EXIT_BAD_DATA, f"data validation stopped the run before Transform; nothing was "
                                          f"trained or pushed ({e.log_file}):\n{lines}",
-                          failed_component=e.component, anomalies=[a.__dict__ for a in anomalies])
-        return failed(EXIT_COMPONENT_FAILED, str(e), failed_component=e.component)
+                          e.report_file, failed_component=e.component, anomalies=[a.__dict__ for a in anomalies])
+        return failed(EXIT_COMPONENT_FAILED, str(e), e.report_file, failed_component=e.component)
     _print_summary(summary)
     _write_json(args.summary_json, summary.to_json())
+    return 0
+
+
+def _report(args) -> int:
+    try:
+        config = load_config(args.config).with_overrides(args.pipeline_root)
+    except ConfigError as e:
+        return _config_error(e)
+    if not os.path.exists(config.metadata_path):
+        print(f"tfxp: no runs yet: {config.metadata_path} does not exist", file=sys.stderr)
+        return EXIT_CONFIG
+    _tf_environment()
+    from pipeline.report.collect import run_ids
+    from pipeline.summary import open_store
+
+    ids = run_ids(open_store(config.metadata_path), config.name)
+    if args.list_runs:
+        print("\n".join(ids))
+        return 0
+    if args.run_id and args.run_id not in ids:
+        shown = ", ".join(ids[-10:]) + (f" and {len(ids) - 10} earlier" if len(ids) > 10 else "")
+        print(f"tfxp: --run-id {args.run_id!r}: no such run of {config.name} (runs: {shown or 'none'})",
+              file=sys.stderr)
+        return EXIT_CONFIG
+    if not ids:
+        print(f"tfxp: no runs of {config.name} in {config.metadata_path}", file=sys.stderr)
+        return EXIT_CONFIG
+    import logging
+    import warnings
+
+    from pipeline.report import write_report
+
+    with warnings.catch_warnings():  # library deprecation chatter while reading the artifacts
+        warnings.simplefilter("ignore")
+        logging.disable(logging.WARNING)
+        try:
+            files = write_report(config, run_id=args.run_id, output=args.output)
+        finally:
+            logging.disable(logging.NOTSET)
+    print(f"[tfxp] wrote {files.html} and {files.model_card}"
+          + (f" (and {files.pushed_model_card})" if files.pushed_model_card else ""))
     return 0
 
 
@@ -249,6 +304,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return _schema_freeze(args)
     if args.command == "compile":
         return _compile(args)
+    if args.command == "report":
+        return _report(args)
     if args.command == "schedule":
         return _schedule(args)
     raise AssertionError(args.command)

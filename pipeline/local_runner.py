@@ -12,7 +12,7 @@ import time
 from typing import Callable, Dict, Iterator, List, Optional
 
 from config import PipelineConfig
-from pipeline.preflight import check_csv_inputs
+from pipeline.preflight import InputError, check_csv_inputs
 from pipeline.run_lock import lock_paths, run_lock
 from pipeline.summary import RunSummary, read_summary
 
@@ -54,6 +54,7 @@ class ComponentProgress(logging.Handler):
 class PipelineFailed(RuntimeError):
     def __init__(self, component: Optional[str], cause: BaseException, log_file: str):
         self.component, self.cause, self.log_file = component, cause, log_file
+        self.report_file: Optional[str] = None
         where = f"component {component} failed" if component else "pipeline failed"
         super().__init__(f"{where}: {type(cause).__name__}: {cause} (full log: {log_file})")
 
@@ -103,6 +104,19 @@ def routed_logs(log_file: str, progress: logging.Handler) -> Iterator[None]:
         file_handler.close()
 
 
+def write_run_report(config: PipelineConfig, emit_line: Callable[[str], None], **how) -> Optional[str]:
+    """The run's report (pipeline/report), or None: a report that cannot be written is said, and never
+    changes the run's outcome."""
+    from pipeline.report import write_report
+
+    try:
+        return write_report(config, **how).html
+    except Exception as e:  # noqa: BLE001 - reported, and the run's own result stands
+        logging.getLogger(__name__).exception("run report not written")
+        emit_line(f"[tfxp] the run report could not be written: {type(e).__name__}: {e}")
+        return None
+
+
 def run_local(config: PipelineConfig, emit_line: Callable[[str], None] = print, wait: bool = False,
               preflight: bool = True) -> RunSummary:
     """Runs the pipeline to completion, holding the pipeline root's run lock.
@@ -111,7 +125,12 @@ def run_local(config: PipelineConfig, emit_line: Callable[[str], None] = print, 
     files are malformed: checked before any component runs) or PipelineFailed naming the failing component.
     """
     if preflight:
-        check_csv_inputs(config)
+        try:
+            check_csv_inputs(config)
+        except InputError as e:
+            e.report_file = write_run_report(config, emit_line, error=f"bad input data, nothing was run: {e}",
+                                             run_started=False)
+            raise
     with run_lock(lock_paths(config.pipeline_root, config.metadata_path), config.source, wait=wait,
                   on_wait=lambda message: emit_line(f"[tfxp] {message}")):
         return _run_locked(config, emit_line)
@@ -132,8 +151,12 @@ def _run_locked(config: PipelineConfig, emit_line: Callable[[str], None]) -> Run
         try:
             LocalDagRunner().run(create_pipeline(config))
         except Exception as e:  # a component failed: name it, keep the cause
-            raise PipelineFailed(progress.current, e, log_file) from e
+            failure = PipelineFailed(progress.current, e, log_file)
+            failure.report_file = write_run_report(config, emit_line, error=str(failure),
+                                                   anomalies=failure.anomalies)
+            raise failure from e
     summary = read_summary(config.metadata_path, config.name, config.label.column, config.label.task)
+    summary.report_file = write_run_report(config, emit_line)
     summary.component_seconds = dict(progress.seconds)
     summary.component_seconds["total"] = round(time.monotonic() - started, 2)
     summary.cached_components = list(progress.cached)

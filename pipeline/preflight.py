@@ -20,6 +20,7 @@ class InputError(ValueError):
 
     def __init__(self, path: str, message: str, line: Optional[int] = None, column: Optional[str] = None):
         self.path, self.line, self.column = path, line, column
+        self.report_file: Optional[str] = None  # the run report saying so, once written
         where = path + (f", line {line}" if line else "") + (f", column {column!r}" if column else "")
         super().__init__(f"{where}: {message}")
 

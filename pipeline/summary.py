@@ -39,6 +39,7 @@ class RunSummary:
     component_seconds: Dict[str, float] = dataclasses.field(default_factory=dict)
     cached_components: List[str] = dataclasses.field(default_factory=list)
     error: Optional[str] = None
+    report_file: Optional[str] = None  # the run report (pipeline/report), when it could be written
 
     def to_json(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)

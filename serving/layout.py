@@ -4,7 +4,8 @@ in `assets.extra/` (which TF Serving ignores) tfxp's two files:
   tfxp_features.json  the raw feature names and dtypes the serving signature parses, the label, the task and,
                       for multiclass models, the class names (written by trainer/export.py);
   tfxp_push.json      the push record: the source model's artifact URI and fingerprint, the quantization
-                      method, the version, and what the version holds (`kind`: quantized or float).
+                      method, the version, and what the version holds (`kind`: quantized or float);
+  model_card.md       the model card of the run that pushed it (pipeline/report), added after the push.
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from config import is_remote
 
 FEATURES_FILE = os.path.join("assets.extra", "tfxp_features.json")
 PUSH_RECORD = os.path.join("assets.extra", "tfxp_push.json")
+# The run report's model card (pipeline/report), written after the push.
+MODEL_CARD = os.path.join("assets.extra", "model_card.md")
 # What a pushed version holds: its push record's "kind", and the PushedModel's `pushed_kind` in ML Metadata.
 QUANTIZED, FLOAT = "quantized", "float"
 

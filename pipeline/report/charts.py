@@ -1,0 +1,114 @@
+"""The report's charts: matplotlib figures rendered to inline SVG (text kept as text, no external fonts or
+scripts), small enough that the taxi report stays well under 2 MB."""
+from __future__ import annotations
+
+import io
+import re
+from typing import Dict, List, Optional, Sequence, Tuple
+
+# One colour per split or model, the same in every chart and in the page's legend.
+COLORS = {"train": "#1f6fb2", "eval": "#e07b00", "accepted": "#6b6b6b", "validation": "#e07b00",
+          "executed": "#1f6fb2", "cached": "#9bbf85", "failed": "#c0392b", "running": "#c0392b"}
+SPLIT_LABELS = {"train": "train", "eval": "eval", "accepted": "last accepted train"}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "tfxp", "font.size": 8,
+                         "axes.spines.top": False, "axes.spines.right": False, "figure.dpi": 72})
+    return plt
+
+
+def _svg(fig) -> str:
+    """The figure as an inline <svg> element (no XML prolog, no DOCTYPE, no metadata)."""
+    plt = _pyplot()
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    plt.close(fig)
+    text = buffer.getvalue()
+    text = text[text.index("<svg"):]
+    return re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
+
+
+def numeric_histogram(splits: Dict[str, List[Tuple[float, float, float]]]) -> str:
+    """Share of examples per histogram bucket, one step line per split (TFDV's buckets differ per split), on a
+    log scale: taxi fares and trip lengths put nearly everything in the first of TFDV's equal-width buckets,
+    and the tails are where drift shows."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(3.4, 1.5))
+    for split, buckets in splits.items():
+        total = sum(b[2] for b in buckets) or 1.0
+        edges = [b[0] for b in buckets] + [buckets[-1][1]]
+        shares = [b[2] / total for b in buckets]
+        ax.stairs(shares, edges, label=SPLIT_LABELS.get(split, split), color=COLORS.get(split),
+                  linewidth=1.4, fill=split == "train", alpha=0.35 if split == "train" else 1.0)
+    ax.set_yscale("log")
+    ax.set_ylabel("share (log)")
+    ax.legend(frameon=False, fontsize=7)
+    return _svg(fig)
+
+
+def top_values(splits: Dict[str, List[Tuple[str, float]]], counts: Dict[str, int]) -> str:
+    """Share of examples per value, for the train split's most frequent values, side by side per split."""
+    plt = _pyplot()
+    order = [value for value, _ in next(iter(splits.values()))][:8]
+    fig, ax = plt.subplots(figsize=(3.4, 0.35 + 0.2 * len(order)))
+    height = 0.8 / max(len(splits), 1)
+    for i, (split, values) in enumerate(splits.items()):
+        share = {value: count / max(counts.get(split, 1), 1) for value, count in values}
+        ax.barh([y + i * height for y in range(len(order))], [share.get(v, 0.0) for v in order], height=height,
+                color=COLORS.get(split), label=SPLIT_LABELS.get(split, split))
+    ax.set_yticks([y + height * (len(splits) - 1) / 2 for y in range(len(order))])
+    ax.set_yticklabels([v if len(v) <= 24 else v[:23] + "…" for v in order])
+    ax.invert_yaxis()
+    ax.set_xlabel("share")
+    ax.legend(frameon=False, fontsize=7)
+    return _svg(fig)
+
+
+def curves(tag: str, phases: Dict[str, List[Tuple[int, float]]]) -> str:
+    """A training curve: points per logged step (a single point is drawn as a marker)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(3.4, 1.7))
+    for phase, points in phases.items():
+        steps, values = zip(*points)
+        ax.plot(steps, values, marker="o" if len(points) < 3 else None, markersize=4, linewidth=1.4,
+                color=COLORS.get(phase), label=phase)
+    ax.set_title(tag, fontsize=8)
+    ax.set_xlabel("step")
+    ax.legend(frameon=False, fontsize=7)
+    return _svg(fig)
+
+
+def timeline(rows: Sequence[Tuple[str, float, float, str]]) -> str:
+    """One bar per step: (name, start offset in s, seconds, state)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.0, 0.3 + 0.22 * len(rows)))
+    for i, (name, start, seconds, state) in enumerate(rows):
+        ax.barh(i, max(seconds, 0.05), left=start, color=COLORS.get(state, "#999999"), height=0.6)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([r[0] for r in rows])
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds since the run started")
+    return _svg(fig)
+
+
+def latency(intervals: Dict[str, Dict[str, float]], threshold: Optional[float]) -> str:
+    """The latency gate: per batch size, the median paired ratio with its interval, and the threshold."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(3.4, 0.4 + 0.3 * len(intervals)))
+    for i, (batch, interval) in enumerate(intervals.items()):
+        ax.errorbar(interval["ratio"], i, xerr=[[interval["ratio"] - interval["low"]],
+                                                [interval["high"] - interval["ratio"]]],
+                    fmt="o", color=COLORS["train"], capsize=3)
+    if threshold is not None:
+        ax.axvline(threshold, color=COLORS["failed"], linestyle="--", linewidth=1)
+    ax.axvline(1.0, color="#999999", linewidth=0.8)
+    ax.set_yticks(range(len(intervals)))
+    ax.set_yticklabels([f"batch {b}" for b in intervals])
+    ax.set_xlabel("quantized / float time")
+    return _svg(fig)

@@ -1,0 +1,99 @@
+"""The report's HTML and the model card's Markdown, through Jinja2 templates (pipeline/report/templates/).
+The page is one file: styles inline, charts inline SVG, no script, no font or image fetched."""
+from __future__ import annotations
+
+import datetime
+import math
+from typing import Dict, List, Optional, Tuple
+
+from pipeline.report import charts
+from pipeline.report.collect import RunReport
+from pipeline.report.model_card import ModelCard
+
+
+def _environment():
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.PackageLoader("pipeline.report", "templates"),
+                              autoescape=jinja2.select_autoescape(["html", "j2"]), trim_blocks=False,
+                              undefined=jinja2.StrictUndefined)
+
+
+def _num(value: Optional[float]) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.4g}"
+
+
+def _pct(value: Optional[float]) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def feature_charts(report: RunReport) -> Dict[str, str]:
+    out = {}
+    for feature in report.features:
+        splits = {s: feature.splits[s] for s in ("train", "eval", "accepted") if s in feature.splits}
+        if not splits:
+            continue
+        if next(iter(splits.values())).kind == "numeric":
+            with_buckets = {s: v.buckets for s, v in splits.items() if v.buckets}
+            out[feature.name] = charts.numeric_histogram(with_buckets) if with_buckets else ""
+        else:
+            with_values = {s: v.top_values for s, v in splits.items() if v.top_values}
+            out[feature.name] = (charts.top_values(with_values, {s: v.count for s, v in splits.items()})
+                                 if with_values else "")
+    return out
+
+
+def curve_charts(report: RunReport) -> List[str]:
+    """Per-step curves (Keras' batch_* tags) with the epoch-end validation value as a marker."""
+    if report.training is None:
+        return []
+    curves = report.training.curves
+    out = []
+    for tag in sorted(curves):
+        if not tag.startswith("batch_"):
+            continue
+        name = tag[len("batch_"):]
+        phases = dict(curves[tag])
+        validation = curves.get(f"epoch_{name}", {}).get("validation")
+        if validation:
+            last_step = phases.get("train", [(0, 0.0)])[-1][0]
+            phases["validation"] = [(last_step, value) for _, value in validation]
+        out.append(charts.curves(name, phases))
+    return out
+
+
+def gate_rows(report: RunReport) -> List[Tuple[str, Optional[float], str]]:
+    """(gate, threshold, the failure line or "") for every gate of the config."""
+    failures = report.pushed.quantization_gate_failures if report.pushed else []
+    rows = []
+    for name, threshold in report.config.quantization.gates:
+        failed = next((f for f in failures if name in f), "")
+        rows.append((name, threshold, failed))
+    return rows
+
+
+def render_html(report: RunReport, card: ModelCard) -> str:
+    started = (datetime.datetime.fromtimestamp(report.started, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+               if report.started else "-")
+    timeline = ""
+    if report.steps:
+        rows = [(s.node, s.started - report.started, s.seconds, s.state) for s in report.steps]
+        timeline = charts.timeline(rows)
+    latency_chart = ""
+    if report.pushed and report.pushed.quantization_results.get("latency_interval"):
+        threshold = dict(report.config.quantization.gates).get("max_latency_ratio")
+        latency_chart = charts.latency(report.pushed.quantization_results["latency_interval"], threshold)
+    template = _environment().get_template("report.html.j2")
+    return template.render(r=report, card=card, started=started, timeline=timeline,
+                           feature_charts=feature_charts(report), curve_charts=curve_charts(report),
+                           latency_chart=latency_chart, gates=gate_rows(report), num=_num, pct=_pct)
+
+
+def render_markdown(card: ModelCard) -> str:
+    import jinja2
+
+    environment = jinja2.Environment(loader=jinja2.PackageLoader("pipeline.report", "templates"),
+                                     autoescape=False, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    return environment.get_template("model_card.md.j2").render(c=card)
