@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(PYTHON) -m uv)
 CONFIG ?= configs/taxi.yaml
 STAMP := $(VENV)/.tfxp-installed
 
-.PHONY: setup run test bench lock clean
+.PHONY: setup run test test-deps bench lock clean
 
 setup: $(STAMP)
 
@@ -23,7 +23,14 @@ $(STAMP): requirements.lock setup.py
 run: setup
 	$(VENV)/bin/tfxp run --config $(CONFIG) --summary-json runs/taxi/summary.json
 
-test: setup
+# The report tests open pages in a real browser: Debian's chromium, installed here when missing.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+test-deps:
+	@command -v chromium >/dev/null 2>&1 || { echo "installing Debian's chromium for the report tests"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	  --no-install-recommends chromium >/dev/null; }
+
+test: setup test-deps
 	$(PY) -m pytest -q tests
 
 bench: setup

@@ -24,6 +24,8 @@ RUN_CONTEXT = "pipeline_run"
 STATS_FILE = "FeatureStats.pb"
 SPLITS = ("train", "eval")
 PUSHED_MODEL_TYPE = "PushedModel"
+RESOLVER_TYPE = "tfx.dsl.components.common.resolver.Resolver"
+NOTHING_RESOLVED = "nothing to resolve"
 TOP_VALUES = 10  # per string feature in the data section, and vocabulary entries in the transform section
 
 _STATE_NAMES = {metadata_store_pb2.Execution.COMPLETE: "executed", metadata_store_pb2.Execution.CACHED: "cached",
@@ -212,7 +214,12 @@ def read_steps(store, pipeline_name: str, run_id: str) -> List[Step]:
         if node is None:
             continue
         inputs, outputs = refs[execution.id]
-        steps.append(Step(node=node, execution_id=execution.id, state=_STATE_NAMES.get(execution.last_known_state, "unknown"),
+        state = _STATE_NAMES.get(execution.last_known_state, "unknown")
+        if execution.type == RESOLVER_TYPE and state == "failed":
+            # A resolver with nothing to resolve (a first run has no accepted statistics or blessed model yet)
+            # is recorded FAILED, and the run goes on without that input.
+            state = NOTHING_RESOLVED
+        steps.append(Step(node=node, execution_id=execution.id, state=state,
                           started=execution.create_time_since_epoch / 1000.0,
                           seconds=max(execution.last_update_time_since_epoch - execution.create_time_since_epoch,
                                       0) / 1000.0,

@@ -1,0 +1,155 @@
+"""The run report (pipeline/report): the shared taxi run's report and the report of a run stopped by the data
+gate, opened in a real headless browser (JavaScript off): sections, key numbers, a screenshot, and no network
+request; `tfxp report` on an older run; the model card's metrics equal the Evaluator's."""
+import os
+import re
+
+import pytest
+
+import browser
+from data_validation_test import clean, mutated, run_case, write_case  # noqa: F401 - `clean` is a fixture
+from pipeline import cli
+from pipeline.local_runner import PipelineFailed, run_local
+
+SECTIONS = ("run", "data", "transform", "training", "evaluation", "quantization", "model-card", "lineage")
+MAX_REPORT_BYTES = 2_000_000
+
+
+def text_of(dom, element_id):
+    """The text inside the element with this id (tags stripped, whitespace collapsed)."""
+    match = re.search(rf'<(\w+)[^>]*\bid="{element_id}"[^>]*>(.*?)</\1>', dom, re.S)
+    assert match, f"no element #{element_id} in the rendered page"
+    return " ".join(re.sub(r"<[^>]+>", " ", match.group(2)).split())
+
+
+def cell(dom, attribute, name):
+    match = re.search(rf'<td[^>]*{attribute}="{name}"[^>]*>([^<]*)</td>', dom)
+    assert match, f"no cell {attribute}={name}"
+    return match.group(1).strip()
+
+
+def open_report(path, tmp_path):
+    page = browser.load(path, str(tmp_path))
+    assert browser.foreign_requests(page, path) == [], "the report fetched something: it must be self-contained"
+    assert page.screenshot.startswith(b"\x89PNG") and len(page.screenshot) > 20_000
+    (tmp_path / "screenshot.png").write_bytes(page.screenshot)
+    return page.dom
+
+
+def test_the_browser_check_sees_network_requests(tmp_path):
+    """The control: a page that loads an image and a stylesheet from the network is caught."""
+    path = tmp_path / "fetches.html"
+    path.write_text('<html><body><img src="http://example.invalid/a.png">'
+                    '<link rel="stylesheet" href="https://cdn.example.invalid/b.css"></body></html>')
+    page = browser.load(str(path), str(tmp_path))
+    assert browser.foreign_requests(page, str(path)) == ["http://example.invalid/a.png",
+                                                         "https://cdn.example.invalid/b.css"]
+
+
+def test_taxi_report_renders_offline_with_the_runs_numbers(taxi_run, tmp_path):
+    summary, config = taxi_run["summary"], taxi_run["config"]
+    assert summary.report_file == config.report_file and os.path.exists(summary.report_file)
+    assert os.path.getsize(summary.report_file) < MAX_REPORT_BYTES
+    html = open(summary.report_file).read()
+    assert "<script" not in html and not re.search(r'\b(src|href)="(?!#)', html)  # nothing to fetch or run
+    dom = open_report(summary.report_file, tmp_path)
+    for section in SECTIONS:
+        assert f'id="{section}"' in dom, section
+    assert text_of(dom, "outcome") == "pushed"
+    assert text_of(dom, "pushed-version") == os.path.basename(summary.pushed_model_dir)
+    for name, value in summary.metrics.items():
+        if name != "example_count":
+            assert cell(dom, "data-metric", name) == f"{value:.4f}"
+    assert text_of(dom, "blessed") == "yes"
+    steps = text_of(dom, "steps")
+    for node in ("CsvExampleGen", "StatisticsGen", "DataGate", "Transform", "Trainer", "Evaluator", "Pusher"):
+        assert node in steps
+    # Data: every feature and the label, with the skew distances the gate measured against their thresholds.
+    features = text_of(dom, "features")
+    assert all(f.name in features for f in config.features) and config.label.column in features
+    assert re.search(r"skew 0\.\d{3} \(0\.1\)", features)
+    # Transform: the analyzers' values, as the transform graph applies them.
+    analyzers = text_of(dom, "analyzers")
+    assert re.search(r"fare zscore mean [\d.]+, std [\d.]+", analyzers)
+    assert re.search(r"payment_type vocab \d+ values; top: ", analyzers)
+    training = text_of(dom, "training-summary")
+    assert "MirroredStrategy" in training and "64 per replica" in training
+    assert dom.count("<svg") >= len(config.features) + 3  # histograms, training curves, timeline
+    assert "int8" in text_of(dom, "quantization-table") and "passed" in text_of(dom, "gates")
+    lineage = text_of(dom, "lineage-table")
+    assert "Transform transform_graph TransformGraph" in lineage and "Pusher pushed_model PushedModel" in lineage
+
+
+def test_model_card_metrics_equal_the_evaluators(taxi_run):
+    """The card (beside the report and in the pushed model) shows the Evaluator's metrics, read from TFMA."""
+    from pipeline.summary import evaluation_metrics, latest_output_uri
+    from pipeline import nodes
+    from serving.layout import MODEL_CARD
+
+    config, summary = taxi_run["config"], taxi_run["summary"]
+    evaluator = evaluation_metrics(latest_output_uri(config.metadata_path, config.name, nodes.EVALUATOR,
+                                                     "evaluation"))["candidate"]
+    card = open(os.path.join(os.path.dirname(summary.report_file), "model_card.md")).read()
+    assert card == open(os.path.join(summary.pushed_model_dir, MODEL_CARD)).read()
+    rows = dict(re.findall(r"^\| (\w+) \| ([\d.]+) \|", card, re.M))
+    assert {name: float(value) for name, value in rows.items() if name in evaluator} == {
+        name: round(value, 4) for name, value in evaluator.items() if name != "example_count"}
+    assert f"version {os.path.basename(summary.pushed_model_dir)}" in card
+    assert "| fare | z-score ((x - " in card and "vocabulary of" in card
+    assert "Not for decisions" in card  # the config's model_card section
+
+
+def test_report_of_a_run_stopped_by_the_data_gate(clean, tmp_path):  # noqa: F811 - the imported fixture
+    from config import load_config
+
+    config_path = write_case(clean, "report_gate", mutated(clean, "payment_type", 20, "Bitcoin"))
+    error = run_case(clean, config_path)
+    assert isinstance(error, PipelineFailed) and error.component == "DataGate"
+    assert error.report_file == load_config(config_path).report_file
+    dom = open_report(error.report_file, tmp_path)
+    assert text_of(dom, "outcome") == "failed"
+    assert "component DataGate failed" in text_of(dom, "reasons")
+    anomalies = text_of(dom, "anomalies")
+    assert "payment_type" in anomalies and "ENUM_TYPE_UNEXPECTED_STRING_VALUES" in anomalies
+    steps = text_of(dom, "steps")
+    assert "DataGate failed" in steps and "Transform" not in steps  # how far it got
+    assert "payment_type" in text_of(dom, "features")  # the statistics it had are shown
+    assert "The Trainer did not run in this run." in dom
+
+
+def test_report_of_an_input_error_before_any_component(clean, tmp_path):  # noqa: F811
+    rows = [list(row) for row in clean["rows"]]
+    rows[10] = rows[10][:-1]
+    error = run_case(clean, write_case(clean, "report_preflight", rows))
+    dom = open_report(error.report_file, tmp_path)
+    assert text_of(dom, "outcome") == "failed"
+    assert "bad input data, nothing was run" in text_of(dom, "reasons") and "line 12" in text_of(dom, "reasons")
+
+
+def test_tfxp_report_on_an_older_run(taxi_run, tmp_path, capsys):
+    """On a copy of the shared run's root and serving dir (the shared run stays as it is): a second, cached
+    run, then `tfxp report --run-id` of the first. The page is the first run's, the default the latest."""
+    import shutil
+
+    config = taxi_run["config"]
+    root, serving = tmp_path / "root", tmp_path / "serving"
+    shutil.copytree(config.pipeline_root, root)
+    shutil.copytree(config.serving_dir, serving)
+    copy = config.with_overrides(pipeline_root=str(root), serving_dir=str(serving))
+    args = ["report", "--config", taxi_run["config_path"], "--pipeline-root", str(root)]
+    assert cli.main(args + ["--list-runs"]) == 0
+    [first] = capsys.readouterr().out.split()
+    run_local(copy, emit_line=lambda line: None)
+    assert cli.main(args + ["--list-runs"]) == 0
+    runs = capsys.readouterr().out.split()
+    assert runs[0] == first and len(runs) == 2
+    output = tmp_path / "first.html"
+    assert cli.main(args + ["--run-id", first, "--output", str(output)]) == 0
+    html = output.read_text()
+    assert f"run {first}" in html and ">executed<" in html and "none (first blessed run)" in html
+    latest = tmp_path / "latest.html"
+    assert cli.main(args + ["--output", str(latest)]) == 0
+    html = latest.read_text()
+    assert f"run {runs[1]}" in html and ">cached<" in html and "none (first blessed run)" not in html
+    assert cli.main(args + ["--run-id", "no-such-run"]) == cli.EXIT_CONFIG
+    assert "no such run" in capsys.readouterr().err
