@@ -57,7 +57,7 @@ def _load_features(root: Section, header: List[str], numeric: Dict[str, bool],
     return tuple(features)
 
 
-def _load_evaluation(section: Section, task: str) -> EvaluationConfig:
+def _load_evaluation(section: Section, task: str, columns: List[str]) -> EvaluationConfig:
     metric = section.choice("metric", TASK_METRICS[task], TASK_METRICS[task][0])
     higher_is_better = METRICS[metric].higher_is_better
     threshold = section.get("threshold", float, None)
@@ -65,9 +65,15 @@ def _load_evaluation(section: Section, task: str) -> EvaluationConfig:
     if max_regression < 0:
         raise section.error("max_regression", f"must be >= 0, got {max_regression}")
     evaluator = section.choice("evaluator", EVALUATORS, EvaluationConfig.evaluator)
+    slices = _strings(section, "slices")
+    unknown = [name for name in slices if name not in columns]
+    if unknown:
+        raise section.error("slices", f"{', '.join(unknown)}: not a column of the data "
+                                      f"(columns: {', '.join(columns[:10])}"
+                                      f"{f' and {len(columns) - 10} more' if len(columns) > 10 else ''})")
     section.finish()
     return EvaluationConfig(metric=metric, higher_is_better=higher_is_better, threshold=threshold,
-                            max_regression=max_regression, evaluator=evaluator)
+                            max_regression=max_regression, evaluator=evaluator, slices=slices)
 
 
 def _thresholds(section: Section, name: str, feature_names) -> Tuple[Tuple[str, float], ...]:
@@ -338,7 +344,7 @@ def load_config(path: str, schema_must_exist: bool = True) -> PipelineConfig:
         raise root.error(f"features.{label.column}", "the label column cannot also be a feature")
     model = _load_model(root.section("model"))
     training = _load_training(root.section("training"), data.pattern is not None)
-    evaluation = _load_evaluation(root.section("evaluation"), label.task)
+    evaluation = _load_evaluation(root.section("evaluation"), label.task, header)
     outputs = _load_outputs(root.section("outputs"), name, base_dir)
     quantization = _load_quantization(root.section("quantization"))
     validation = _load_validation(root.section("validation"), base_dir,

@@ -133,6 +133,9 @@ class EvaluationConfig:
     # Change threshold vs the latest blessed model: how much worse the candidate may be (absolute, >= 0).
     max_regression: float = 0.0
     evaluator: str = "columnar"  # one of EVALUATORS
+    # Columns to slice the eval metrics by (one TFMA slicing spec per column, beside the overall slice). The
+    # thresholds gate the overall slice only; the slices are reported, weakest first.
+    slices: Tuple[str, ...] = ()
 
 
 # Method -> how many times smaller its kernels would be without scales (float32 bytes / stored bytes).

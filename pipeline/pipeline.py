@@ -35,7 +35,8 @@ PREPROCESSING_FN = "preprocessing.transform.preprocessing_fn"
 RUN_FN = "trainer.task.run_fn"
 
 def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
-    """TFMA config: the task's metrics, with a value threshold and a change threshold on the gating metric."""
+    """TFMA config: the task's metrics, with a value threshold and a change threshold on the gating metric of
+    the overall slice, and the config's slices (reported, not gated)."""
     ev = config.evaluation
     direction = (tfma.MetricDirection.HIGHER_IS_BETTER if ev.higher_is_better
                  else tfma.MetricDirection.LOWER_IS_BETTER)
@@ -53,13 +54,16 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
     threshold.value_threshold.CopyFrom(tfma.GenericValueThreshold(**{bound: {"value": value}}))
     metrics = [tfma.MetricConfig(class_name="ExampleCount")]
     for name in dict.fromkeys(TASK_METRICS[config.label.task] + (ev.metric,)):
-        metrics.append(tfma.MetricConfig(class_name=METRICS[name].keras_class,
-                                         threshold=threshold if name == ev.metric else None))
+        # per_slice_thresholds on the overall slice: a plain `threshold` would gate every slice.
+        metrics.append(tfma.MetricConfig(
+            class_name=METRICS[name].keras_class,
+            per_slice_thresholds=[tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()],
+                                                               threshold=threshold)] if name == ev.metric else []))
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(signature_name="serving_default",
                                     label_key=transformed_name(config.label.column),
                                     preprocessing_function_names=["transform_features"])],
-        slicing_specs=[tfma.SlicingSpec()],
+        slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[name]) for name in ev.slices],
         metrics_specs=[tfma.MetricsSpec(metrics=metrics)])
 
 

@@ -36,15 +36,29 @@ def test_failed_threshold_names_metric_and_value(tmp_path):
     assert reason.startswith("mean_squared_error: 12.5000 fails") and "upper_bound" in reason
 
 
+def overall_thresholds(config):
+    """The thresholds of the eval config's metrics; each must apply to the overall slice only (slices named in
+    evaluation.slices are reported, not gated)."""
+    import tensorflow_model_analysis as tfma
+
+    out = []
+    for metric in config.metrics_specs[0].metrics:
+        assert not metric.HasField("threshold")  # a plain threshold would gate every slice
+        for per_slice in metric.per_slice_thresholds:
+            assert list(per_slice.slicing_specs) == [tfma.SlicingSpec()]
+            out.append(per_slice.threshold)
+    return out
+
+
 def test_config_without_threshold_gets_a_value_check_every_finite_metric_passes(repo_dir, tmp_path):
     from config import load_config
     from pipeline.pipeline import eval_config
 
     config = load_config(f"{repo_dir}/configs/diabetes.yaml")
     assert config.evaluation.threshold is None
-    [threshold] = [m.threshold for m in eval_config(config).metrics_specs[0].metrics if m.HasField("threshold")]
+    [threshold] = overall_thresholds(eval_config(config))
     assert threshold.value_threshold.upper_bound.value == math.inf  # lower is better: MAE
     assert threshold.HasField("change_threshold")  # later runs must not regress
     taxi = load_config(f"{repo_dir}/configs/taxi.yaml")
-    [threshold] = [m.threshold for m in eval_config(taxi).metrics_specs[0].metrics if m.HasField("threshold")]
+    [threshold] = overall_thresholds(eval_config(taxi))
     assert threshold.value_threshold.lower_bound.value == 0.6

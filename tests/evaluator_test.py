@@ -44,6 +44,26 @@ def test_a_different_baseline_model_is_scored_on_its_own(taxi_run, tmp_path):
     assert metrics[("baseline", "auc", False)] != metrics[("candidate", "auc", False)]
 
 
+def test_slices_match_tfma(taxi_run, tmp_path):
+    """evaluation.slices: a text column and an integer column, each value its own slice, with TFMA's slice
+    keys and metrics; the threshold gates the overall slice only."""
+    config = taxi_run["config"]
+    sliced = dataclasses.replace(config, evaluation=dataclasses.replace(
+        config.evaluation, slices=("payment_type", "trip_start_hour"), threshold=0.85))
+    results = evaluate_both(sliced, tmp_path, with_baseline=True)
+    assert_same_evaluation(results)
+    keys = {key[0] for key in results["columnar"]["sliced_metrics"]}
+    assert (("payment_type", b"Cash"),) in keys and (("trip_start_hour", 19),) in keys and () in keys
+    counts = {key[0]: value for key, value in results["columnar"]["sliced_metrics"].items()
+              if key[1:] == ("candidate", "example_count", False)}
+    assert sum(v for k, v in counts.items() if k and k[0][0] == "payment_type") == counts[()]
+    # Some slices are below 0.85 (cash trips rarely tip by card); the blessing follows the overall slice.
+    accuracy = {key[0]: value for key, value in results["columnar"]["sliced_metrics"].items()
+                if key[1:] == ("candidate", "binary_accuracy", False)}
+    assert min(accuracy.values()) < 0.85 <= accuracy[()]
+    assert results["columnar"]["blessed"] == 1
+
+
 def test_batch_sums_merge_to_the_metrics_of_the_whole():
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 2, 1000)
@@ -76,11 +96,15 @@ def test_metrics_on_numbers_worked_by_hand():
 def test_unsupported_metric_or_slicing_is_refused_by_name():
     import tensorflow_model_analysis as tfma
 
-    from components.evaluator.executor import _metric_classes
+    from components.evaluator.executor import _metric_classes, slice_columns
 
     config = tfma.EvalConfig(metrics_specs=[tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="Precision")])])
     with pytest.raises(ValueError, match="'Precision'.*evaluator: tfma|'Precision'.*stock TFMA"):
         _metric_classes(config)
-    config = tfma.EvalConfig(slicing_specs=[tfma.SlicingSpec(feature_keys=["company"])])
-    with pytest.raises(ValueError, match="feature_keys"):
-        _metric_classes(config)
+    assert slice_columns(tfma.EvalConfig(slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=["company"])
+                                                        ])) == ["company"]
+    for spec in (tfma.SlicingSpec(feature_keys=["company", "payment_type"]),
+                 tfma.SlicingSpec(feature_values={"company": "Flash Cab"}),
+                 tfma.SlicingSpec(slice_keys_sql="SELECT 1")):
+        with pytest.raises(ValueError, match="feature_keys|feature_values|slice_keys_sql"):
+            slice_columns(tfma.EvalConfig(slicing_specs=[spec]))

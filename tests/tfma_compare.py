@@ -25,12 +25,18 @@ def _artifact(kind, uri, artifact_id=None, split_names=None):
     return a
 
 
-def metrics_by_key(evaluation_uri):
-    """{(model name, metric name, is_diff): value} of the overall slice."""
+def metrics_by_key(evaluation_uri, slices=False):
+    """{(model name, metric name, is_diff): value} of the overall slice; with slices=True
+    {(slice, model name, metric name, is_diff): value} of every slice (slice: ((column, value), ...))."""
     out = {}
     for per_slice in tfma.load_metrics(evaluation_uri):
+        slice_key = tuple((k.column, k.WhichOneof("kind") and getattr(k, k.WhichOneof("kind")))
+                          for k in per_slice.slice_key.single_slice_keys)
+        if slice_key and not slices:
+            continue
         for kv in per_slice.metric_keys_and_values:
-            out[(kv.key.model_name, kv.key.name, kv.key.is_diff)] = kv.value.double_value.value
+            key = (kv.key.model_name, kv.key.name, kv.key.is_diff)
+            out[(slice_key, *key) if slices else key] = kv.value.double_value.value
     return out
 
 
@@ -58,6 +64,7 @@ def evaluate_both(config, out_dir, with_baseline=False, baseline_serving_dir=Non
         blessing = _artifact(standard_artifacts.ModelBlessing, os.path.join(out_dir, engine, "blessing"))
         executor().Do(inputs, {"evaluation": [evaluation], "blessing": [blessing]}, dict(props))
         results[engine] = {"metrics": metrics_by_key(evaluation.uri),
+                           "sliced_metrics": metrics_by_key(evaluation.uri, slices=True),
                            "validation": tfma.load_validation_result(evaluation.uri),
                            "blessed": blessing.get_int_custom_property("blessed"),
                            "blessing_files": sorted(os.listdir(blessing.uri)),
@@ -70,6 +77,9 @@ def assert_same_evaluation(results, tolerance=1e-6):
     assert set(columnar["metrics"]) == set(tfma_result["metrics"])
     for key, value in tfma_result["metrics"].items():
         assert columnar["metrics"][key] == pytest.approx(value, rel=tolerance, abs=tolerance), key
+    assert set(columnar["sliced_metrics"]) == set(tfma_result["sliced_metrics"])
+    for key, value in tfma_result["sliced_metrics"].items():
+        assert columnar["sliced_metrics"][key] == pytest.approx(value, rel=tolerance, abs=tolerance, nan_ok=True), key
     assert columnar["validation"] == tfma_result["validation"]
     assert columnar["blessed"] == tfma_result["blessed"]
     assert columnar["blessing_files"] == tfma_result["blessing_files"]

@@ -44,11 +44,33 @@ def _metric_classes(eval_config: tfma.EvalConfig) -> List[str]:
                                  f"{', '.join(METRIC_NAMES)} with default settings. Use the stock TFMA "
                                  f"Evaluator for it.")
             classes.append(metric.class_name)
-    for spec in eval_config.slicing_specs:
-        if spec.feature_keys or spec.feature_values or spec.slice_keys_sql:
-            raise ValueError(f"evaluation: slicing spec {spec} is not supported by the columnar Evaluator "
-                             f"(only the overall slice)")
     return list(dict.fromkeys(classes))
+
+
+def slice_columns(eval_config: tfma.EvalConfig) -> List[str]:
+    """The columns of the config's single-column slicing specs (the overall slice is always computed);
+    other specs (several columns, fixed values, SQL) are refused by name."""
+    columns = []
+    for spec in eval_config.slicing_specs:
+        if spec.feature_values or spec.slice_keys_sql or len(spec.feature_keys) > 1:
+            raise ValueError(f"evaluation: slicing spec {spec} is not supported by the columnar Evaluator "
+                             f"(the overall slice, and one column per spec); use the stock TFMA Evaluator")
+        columns += list(spec.feature_keys)
+    return list(dict.fromkeys(columns))
+
+
+def slices_of(records, columns: List[str]) -> Dict[Tuple, np.ndarray]:
+    """Slice key -> row indices of a decoded batch (a pyarrow RecordBatch), as TFMA slices: one slice per
+    value of the column (text decoded), a row without a value in none of that column's slices."""
+    out: Dict[Tuple, List[int]] = {(): list(range(records.num_rows))}
+    for column in columns:
+        if column not in records.schema.names:
+            continue
+        for row, values in enumerate(records.column(column).to_pylist()):
+            for value in values or ():
+                key = ((column, value.decode() if isinstance(value, bytes) else value),)
+                out.setdefault(key, []).append(row)
+    return {key: np.asarray(rows, dtype=np.int64) for key, rows in out.items()}
 
 
 def _model_paths(eval_config: tfma.EvalConfig, input_dict: Dict[str, List[types.Artifact]]) -> Dict[str, str]:
@@ -70,6 +92,7 @@ class _ScoreBatches(beam.DoFn):
 
     def __init__(self, eval_config: tfma.EvalConfig, model_paths: Dict[str, str], task: str):
         self._specs = {spec.name: spec for spec in eval_config.model_specs}
+        self._slice_columns = slice_columns(eval_config)
         self._candidate = next(spec for spec in eval_config.model_specs if not spec.is_baseline)
         self._paths = model_paths
         self._task = task
@@ -81,6 +104,9 @@ class _ScoreBatches(beam.DoFn):
         # A model given as both candidate and baseline is loaded once.
         loaded = {path: tf.saved_model.load(path) for path in set(self._paths.values())}
         self._models = {name: loaded[path] for name, path in self._paths.items()}
+        from tfx_bsl.coders import example_coder
+
+        self._decoder = example_coder.ExamplesToRecordBatchDecoder()
 
     def _predictions(self, name: str, serialized) -> np.ndarray:
         spec = self._specs[name]
@@ -101,46 +127,55 @@ class _ScoreBatches(beam.DoFn):
                              f"functions {list(spec.preprocessing_function_names)}: {sorted(features)}")
         return features[spec.label_key].numpy()
 
-    def process(self, batch: List[bytes]) -> Iterable[Dict[str, Sums]]:
+    def process(self, batch: List[bytes]) -> Iterable[Dict[Tuple, Dict[str, Sums]]]:
+        """{slice key: {model name: Sums}} of one batch: the overall slice () and the config's slices."""
         import tensorflow as tf
 
         serialized = tf.constant(batch)
         labels = self._labels(serialized)
         # The same model under the same signature is scored once: a re-run whose Trainer came from cache
         # evaluates the latest blessed model against itself.
-        scored: Dict[Tuple, Sums] = {}
-        sums = {}
+        scored: Dict[Tuple, np.ndarray] = {}
+        predictions = {}
         for name, spec in self._specs.items():
             key = (self._paths[name], spec.signature_name, spec.prediction_key)
             if key not in scored:
-                scored[key] = batch_sums(self._task, labels, self._predictions(name, serialized))
-            sums[name] = scored[key]
-        yield sums
+                scored[key] = self._predictions(name, serialized)
+            predictions[name] = scored[key]
+        rows = (slices_of(self._decoder.DecodeBatch(batch), self._slice_columns) if self._slice_columns
+                else {(): slice(None)})
+        yield {slice_key: {name: batch_sums(self._task, labels[index], values[index])
+                           for name, values in predictions.items()}
+               for slice_key, index in rows.items()}
 
 
 class _MergeSums(beam.CombineFn):
-    def create_accumulator(self) -> Dict[str, Sums]:
+    """Merges {slice key: {model name: Sums}} across batches."""
+
+    def create_accumulator(self) -> Dict[Tuple, Dict[str, Sums]]:
         return {}
 
-    def add_input(self, accumulator: Dict[str, Sums], sums: Dict[str, Sums]) -> Dict[str, Sums]:
-        for name, value in sums.items():
-            accumulator.setdefault(name, Sums()).merge(value)
+    def add_input(self, accumulator, sums):
+        for slice_key, by_model in sums.items():
+            merged = accumulator.setdefault(slice_key, {})
+            for name, value in by_model.items():
+                merged.setdefault(name, Sums()).merge(value)
         return accumulator
 
-    def merge_accumulators(self, accumulators: Iterable[Dict[str, Sums]]) -> Dict[str, Sums]:
-        merged: Dict[str, Sums] = {}
+    def merge_accumulators(self, accumulators):
+        merged: Dict[Tuple, Dict[str, Sums]] = {}
         for accumulator in accumulators:
             self.add_input(merged, accumulator)
         return merged
 
-    def extract_output(self, accumulator: Dict[str, Sums]) -> Dict[str, Sums]:
+    def extract_output(self, accumulator):
         return accumulator
 
 
-def sliced_metrics(eval_config: tfma.EvalConfig, classes: List[str],
+def sliced_metrics(eval_config: tfma.EvalConfig, classes: List[str], slice_key: Tuple,
                    sums: Dict[str, Sums]) -> Tuple[Tuple, Dict[tfma.metrics.MetricKey, float]]:
-    """TFMA's (slice key, metrics) of the overall slice: each model's metrics, and with a baseline each
-    candidate metric's difference from it (TFMA's diff keys, which change thresholds check)."""
+    """TFMA's (slice key, metrics) of one slice: each model's metrics, and with a baseline each candidate
+    metric's difference from it (TFMA's diff keys, which change thresholds check)."""
     baseline = next((s.name for s in eval_config.model_specs if s.is_baseline), None)
     metrics: Dict[tfma.metrics.MetricKey, float] = {}
     for spec in eval_config.model_specs:
@@ -153,7 +188,7 @@ def sliced_metrics(eval_config: tfma.EvalConfig, classes: List[str],
         for key, value in list(metrics.items()):
             if key.model_name != baseline:
                 metrics[key.make_diff_key()] = value - metrics[key.make_baseline_key(baseline)]
-    return (), metrics
+    return slice_key, metrics
 
 
 @beam.ptransform_fn
@@ -183,6 +218,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                                                                   rubber_stamp=True)
         tfma.utils.verify_eval_config(eval_config)
         classes = _metric_classes(eval_config)
+        slice_columns(eval_config)  # refuses unsupported slicing specs before any work
         task = exec_properties["task"]
         splits = json_utils.loads(exec_properties.get(standard_component_specs.EXAMPLE_SPLITS_KEY) or "null")
         examples = artifact_utils.get_single_instance(input_dict[standard_component_specs.EXAMPLES_KEY])
@@ -195,7 +231,10 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                        | "Batch" >> beam.BatchElements(min_batch_size=BATCH_SIZE, max_batch_size=BATCH_SIZE)
                        | "Score" >> beam.ParDo(_ScoreBatches(eval_config, model_paths, task))
                        | "MergeSums" >> beam.CombineGlobally(_MergeSums())
-                       | "Metrics" >> beam.Map(lambda sums: sliced_metrics(eval_config, classes, sums)))
+                       | "Metrics" >> beam.FlatMap(lambda sums: [
+                           sliced_metrics(eval_config, classes, key, by_model)
+                           # the overall slice even without examples (its metrics are NaN then)
+                           for key, by_model in sorted({(): {}, **sums}.items(), key=lambda kv: repr(kv[0]))]))
             evaluation = {
                 tfma_constants.METRICS_KEY: metrics,
                 tfma_constants.VALIDATIONS_KEY: metrics | "Validate" >> beam.Map(
