@@ -72,6 +72,12 @@ def test_taxi_report_renders_offline_with_the_runs_numbers(taxi_run, tmp_path):
     analyzers = text_of(dom, "analyzers")
     assert re.search(r"fare zscore mean [\d.]+, std [\d.]+", analyzers)
     assert re.search(r"payment_type vocab \d+ values; top: ", analyzers)
+    # Slices (evaluation.slices), weakest first.
+    slices = re.findall(r'<tr><td>(\w+) = ([^<]*)</td><td class="num">(\d+)</td><td class="num">([\d.]+)</td>',
+                        dom[dom.index('id="slices"'):])
+    assert {column for column, *_ in slices} == {"payment_type", "company"}
+    values = [float(v) for *_, v in slices]
+    assert values == sorted(values) and values[0] < summary.metrics["binary_accuracy"]
     training = text_of(dom, "training-summary")
     assert "MirroredStrategy" in training and "64 per replica" in training
     assert dom.count("<svg") >= len(config.features) + 3  # histograms, training curves, timeline
@@ -97,6 +103,7 @@ def test_model_card_metrics_equal_the_evaluators(taxi_run):
     assert f"version {os.path.basename(summary.pushed_model_dir)}" in card
     assert "| fare | z-score ((x - " in card and "vocabulary of" in card
     assert "Not for decisions" in card  # the config's model_card section
+    assert "Weakest slices (of " in card
 
 
 def test_report_of_a_run_stopped_by_the_data_gate(clean, tmp_path):  # noqa: F811 - the imported fixture

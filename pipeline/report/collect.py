@@ -115,6 +115,17 @@ class MetricRow:
 
 
 @dataclasses.dataclass
+class SliceRow:
+    """The candidate's gating metric on one slice of the eval split (evaluation.slices)."""
+    column: str
+    value: str
+    count: int
+    metric: float
+    interval: Optional[Tuple[float, float]]
+    below_threshold: bool
+
+
+@dataclasses.dataclass
 class EvaluationData:
     metric: str  # the gating metric
     rows: List[MetricRow]
@@ -122,6 +133,7 @@ class EvaluationData:
     failures: List[str]  # TFMA's reasons for not blessing
     max_regression: float
     example_count: Optional[int]
+    slices: List[SliceRow]  # weakest first
 
 
 @dataclasses.dataclass
@@ -392,6 +404,33 @@ def wilson_interval(successes: float, n: float, z: float = 1.96) -> Optional[Tup
 ACCURACY_METRICS = ("binary_accuracy", "sparse_categorical_accuracy")
 
 
+def read_slices(config: PipelineConfig, evaluation_uri: str) -> List[SliceRow]:
+    """The candidate's gating metric per slice, weakest first."""
+    import tensorflow_model_analysis as tfma
+
+    ev = config.evaluation
+    higher = METRICS[ev.metric].higher_is_better
+    out = []
+    for per_slice in tfma.load_metrics(evaluation_uri):
+        keys = per_slice.slice_key.single_slice_keys
+        if len(keys) != 1:
+            continue
+        values = {kv.key.name: kv.value.double_value.value for kv in per_slice.metric_keys_and_values
+                  if not kv.key.is_diff and kv.key.model_name in ("", "candidate")}
+        if ev.metric not in values:
+            continue
+        key = keys[0]
+        raw = getattr(key, key.WhichOneof("kind"))
+        count = int(values.get("example_count", 0))
+        metric = values[ev.metric]
+        out.append(SliceRow(
+            column=key.column, value=raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw),
+            count=count, metric=metric,
+            interval=wilson_interval(metric * count, count) if ev.metric in ACCURACY_METRICS else None,
+            below_threshold=ev.threshold is not None and (metric < ev.threshold if higher else metric > ev.threshold)))
+    return sorted(out, key=lambda r: (r.metric if higher else -r.metric, -r.count))
+
+
 def read_evaluation(config: PipelineConfig, evaluation_uri: str, blessing: Optional[Any],
                     constant: Dict[str, float]) -> EvaluationData:
     by_model = evaluation_metrics(evaluation_uri)
@@ -408,7 +447,7 @@ def read_evaluation(config: PipelineConfig, evaluation_uri: str, blessing: Optio
             interval=wilson_interval(value * count, count) if name in ACCURACY_METRICS and count else None,
             higher_is_better=metric.higher_is_better if metric else True))
     rows.sort(key=lambda r: r.name != config.evaluation.metric)
-    return EvaluationData(metric=config.evaluation.metric, rows=rows,
+    return EvaluationData(metric=config.evaluation.metric, rows=rows, slices=read_slices(config, evaluation_uri),
                           blessed=bool(_custom(blessing, BLESSED)) if blessing is not None else None,
                           failures=validation_failures(evaluation_uri),
                           max_regression=config.evaluation.max_regression,

@@ -7,8 +7,11 @@ from __future__ import annotations
 import dataclasses
 from typing import List, Optional, Tuple
 
-from pipeline.report.collect import MetricRow, RunReport
+from pipeline.report.collect import MetricRow, RunReport, SliceRow
 
+# Slices in the card: the weakest ones; and at most this many named among the limitations.
+CARD_SLICES = 5
+LISTED = 10
 # A feature counts as drifted or skewed for the card when its distance reaches this share of the threshold
 # (the gate itself blocks only above the threshold).
 NEAR_THRESHOLD = 0.5
@@ -29,6 +32,8 @@ class ModelCard:
     label: str
     task: str
     metrics: List[MetricRow]
+    weakest_slices: List[SliceRow]
+    slice_count: int
     limitations: List[str]  # the config's, then the measured ones
 
 
@@ -57,6 +62,11 @@ def measured_limitations(report: RunReport) -> List[str]:
             if row.constant is not None and (row.value <= row.constant if row.higher_is_better
                                              else row.value >= row.constant):
                 out.append(f"{row.name} {row.value:.4f} is no better than a constant predictor ({row.constant:.4f})")
+        below = [s for s in evaluation.slices if s.below_threshold]
+        if below:
+            named = ", ".join(f"{s.column}={s.value} ({s.metric:.3f}, {s.count} examples)" for s in below[:LISTED])
+            more = f" and {len(below) - LISTED} more" if len(below) > LISTED else ""
+            out.append(f"{len(below)} slice(s) below the {evaluation.metric} threshold: {named}{more}")
         if evaluation.example_count is not None and evaluation.example_count < 1000:
             out.append(f"evaluated on {evaluation.example_count} examples only: metrics are uncertain "
                        f"(see the intervals)")
@@ -93,4 +103,6 @@ def build(report: RunReport) -> ModelCard:
         features=[(f.name, _treatment(report, f.name, f.treatment)) for f in config.features],
         label=config.label.column, task=config.label.task,
         metrics=report.evaluation.rows if report.evaluation else [],
+        weakest_slices=report.evaluation.slices[:CARD_SLICES] if report.evaluation else [],
+        slice_count=len(report.evaluation.slices) if report.evaluation else 0,
         limitations=list(card.limitations) + measured_limitations(report))

@@ -10,6 +10,8 @@ from pipeline.report import charts
 from pipeline.report.collect import RunReport
 from pipeline.report.model_card import ModelCard
 
+MAX_SLICES = 30  # rows of the slices table; the rest are counted
+
 
 def _environment():
     import jinja2
@@ -88,7 +90,8 @@ def render_html(report: RunReport, card: ModelCard) -> str:
     template = _environment().get_template("report.html.j2")
     return template.render(r=report, card=card, started=started, timeline=timeline,
                            feature_charts=feature_charts(report), curve_charts=curve_charts(report),
-                           latency_chart=latency_chart, gates=gate_rows(report), num=_num, pct=_pct)
+                           latency_chart=latency_chart, gates=gate_rows(report), num=_num, pct=_pct,
+                           max_slices=MAX_SLICES)
 
 
 def render_markdown(card: ModelCard) -> str:
