@@ -34,6 +34,16 @@ def tiny(tmp_path):
     return write
 
 
+def test_evaluation_slices_and_model_card(tiny, tmp_path):
+    config = load_config(tiny(MINIMAL + "evaluation: {slices: [city, note]}\nmodel_card:\n  overview: A test.\n"
+                                        "  owners: team a\n  limitations: [tiny, made up]\n"))
+    assert config.evaluation.slices == ("city", "note")  # any column of the data, used as a feature or not
+    card = config.model_card
+    assert (card.overview, card.owners, card.limitations, card.intended_use) == (
+        "A test.", ("team a",), ("tiny", "made up"), "")
+    assert config.report_file == str(tmp_path / "runs" / "tiny" / "report.html")
+
+
 def test_default_taxi_config_resolves_data_inside_the_tfx_package():
     config = load_config(TAXI)
     assert config.data.path.endswith(os.path.join("tfx", "examples", "chicago_taxi_pipeline", "data",
@@ -59,6 +69,7 @@ def test_minimal_config_gets_defaults_and_paths_relative_to_the_file(tiny, tmp_p
 def test_pipeline_root_override_moves_the_metadata_store(tiny, tmp_path):
     config = load_config(tiny(MINIMAL)).with_overrides(str(tmp_path / "elsewhere"), str(tmp_path / "srv"))
     assert config.metadata_path == str(tmp_path / "elsewhere" / "metadata.sqlite")
+    assert config.report_file == str(tmp_path / "report.html")  # beside the pipeline root, as runs/<name>/
     assert config.serving_dir == str(tmp_path / "srv")
 
 
@@ -78,6 +89,10 @@ def test_pipeline_root_override_moves_the_metadata_store(tiny, tmp_path):
     (MINIMAL + "training: {train_steps: many}\n", "training.train_steps", "must be int"),
     (MINIMAL + "evaluation: {metric: mean_squared_error}\n", "evaluation.metric", "must be one of"),
     (MINIMAL + "evaluation: {evaluator: fast}\n", "evaluation.evaluator", "must be one of"),
+    (MINIMAL + "evaluation: {slices: [city, town]}\n", "evaluation.slices", "town: not a column of the data"),
+    (MINIMAL + "evaluation: {slices: [[city]]}\n", "evaluation.slices", "must be a text or a list of texts"),
+    (MINIMAL + "model_card: {owners: [{name: a}]}\n", "model_card.owners", "must be a text or a list of texts"),
+    (MINIMAL + "model_card: {purpose: x}\n", "model_card.purpose", "unknown key"),
     (MINIMAL.replace("x: zscore", "x: {treatment: zscore, fill: median}"), "features.x.fill",
      "must be 'mean' or a number"),
 ])
