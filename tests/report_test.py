@@ -4,8 +4,6 @@ request; `tfxp report` on an older run; the model card's metrics equal the Evalu
 import os
 import re
 
-import pytest
-
 import browser
 from data_validation_test import clean, mutated, run_case, write_case  # noqa: F401 - `clean` is a fixture
 from pipeline import cli

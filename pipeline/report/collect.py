@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -247,10 +248,12 @@ def read_statistics(uri: str, split: str):
     """A split's DatasetFeatureStatistics (the first dataset of TFDV's list), or None."""
     from tensorflow_metadata.proto.v0 import statistics_pb2
 
+    import tensorflow as tf
+
     path = os.path.join(uri, f"Split-{split}", STATS_FILE)
-    if not os.path.exists(path):
+    if not tf.io.gfile.exists(path):
         return None
-    with open(path, "rb") as f:
+    with tf.io.gfile.GFile(path, "rb") as f:
         stats = statistics_pb2.DatasetFeatureStatisticsList.FromString(f.read())
     return stats.datasets[0] if stats.datasets else None
 
@@ -294,10 +297,12 @@ def read_features(config: PipelineConfig, statistics_uri: Optional[str], accepte
 def read_gate_report(accepted_uri: Optional[str]) -> Optional[GateReport]:
     if not accepted_uri:
         return None
+    import tensorflow as tf
+
     path = os.path.join(accepted_uri, GATE_REPORT_FILE)
-    if not os.path.exists(path):
+    if not tf.io.gfile.exists(path):
         return None
-    with open(path) as f:
+    with tf.io.gfile.GFile(path) as f:
         return GateReport.from_json(f.read())
 
 
@@ -308,7 +313,8 @@ def read_gate_report(accepted_uri: Optional[str]) -> Optional[GateReport]:
 def read_analyzers(config: PipelineConfig, transform_graph_uri: str) -> List[AnalyzerValues]:
     """Per feature, what the transform graph holds from the analysis. Vocabularies are files of the graph;
     the scaling constants are read back through the graph itself: a z-score maps x to (x - mean) / std, so
-    transforming x = 0 and x = 1 gives mean and std (min-max: min and max), exactly as serving applies them."""
+    transforming x = 0 and x = 1 gives mean and std (min-max: min and max), exactly as serving applies them
+    (x = 2 checks that the map is linear: a constant column's is not, and gets no values)."""
     import numpy as np
     import tensorflow as tf
     import tensorflow_transform as tft
@@ -321,7 +327,7 @@ def read_analyzers(config: PipelineConfig, transform_graph_uri: str) -> List[Ana
     if numeric:
         raw_spec = output.raw_feature_spec()
         examples = []
-        for x in (0.0, 1.0):
+        for x in (0.0, 1.0, 2.0):
             example = tf.train.Example()
             for feature in numeric:
                 spec = raw_spec[feature.name]
@@ -335,8 +341,12 @@ def read_analyzers(config: PipelineConfig, transform_graph_uri: str) -> List[Ana
         layer = output.transform_features_layer()
         transformed = layer(parsed)
         for feature in numeric:
-            y0, y1 = (float(v) for v in np.asarray(transformed[transformed_name(feature.name)]).reshape(-1)[:2])
+            y0, y1, y2 = (float(v) for v in np.asarray(transformed[transformed_name(feature.name)]).reshape(-1)[:3])
             slope = y1 - y0
+            if not math.isclose(y2 - y1, slope, rel_tol=1e-3, abs_tol=1e-9):
+                # not a linear map: a constant column, which TFT passes through a sigmoid (min-max) instead
+                out.append(AnalyzerValues(feature.name, feature.treatment))
+                continue
             if feature.treatment == "zscore":
                 std = 1.0 / slope if slope else None
                 out.append(AnalyzerValues(feature.name, feature.treatment, mean=-y0 * std if std else None,
@@ -368,11 +378,14 @@ def read_training(model_run_uri: str) -> TrainingData:
     from trainer.task import SUMMARY_FILE
 
     summary_path = os.path.join(model_run_uri, SUMMARY_FILE)
-    summary = json.loads(open(summary_path).read()) if os.path.exists(summary_path) else {}
+    summary = {}
+    if tf.io.gfile.exists(summary_path):
+        with tf.io.gfile.GFile(summary_path) as f:
+            summary = json.load(f)
     curves: Dict[str, Dict[str, List[Tuple[int, float]]]] = {}
     for phase in ("train", "validation"):
         directory = os.path.join(model_run_uri, phase)
-        if not os.path.isdir(directory):
+        if not tf.io.gfile.isdir(directory):
             continue
         accumulator = event_accumulator.EventAccumulator(directory, size_guidance={"tensors": 0, "scalars": 0})
         accumulator.Reload()
