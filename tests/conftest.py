@@ -70,8 +70,12 @@ def taxi_run(tmp_path_factory):
     config = load_config(str(config_path))
     lines = []
     summary = run_local(config, emit_line=lines.append)
+    # The run's report and model card as this run wrote them (later test runs on this root write theirs).
+    report = {"html": str(root / "first_report.html"), "model_card": str(root / "first_model_card.md")}
+    shutil.copy(summary.report_file, report["html"])
+    shutil.copy(os.path.join(os.path.dirname(summary.report_file), "model_card.md"), report["model_card"])
     return {"config": config, "config_path": str(config_path), "summary": summary, "lines": lines,
-            "header": header, "held_out": held_out, "root": root}
+            "header": header, "held_out": held_out, "root": root, "report": report}
 
 
 

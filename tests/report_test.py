@@ -45,12 +45,12 @@ def test_the_browser_check_sees_network_requests(tmp_path):
 
 
 def test_taxi_report_renders_offline_with_the_runs_numbers(taxi_run, tmp_path):
-    summary, config = taxi_run["summary"], taxi_run["config"]
-    assert summary.report_file == config.report_file and os.path.exists(summary.report_file)
-    assert os.path.getsize(summary.report_file) < MAX_REPORT_BYTES
-    html = open(summary.report_file).read()
+    summary, config, path = taxi_run["summary"], taxi_run["config"], taxi_run["report"]["html"]
+    assert summary.report_file == config.report_file  # written by the run (conftest keeps a copy)
+    assert os.path.getsize(path) < MAX_REPORT_BYTES
+    html = open(path).read()
     assert "<script" not in html and not re.search(r'\b(src|href)="(?!#)', html)  # nothing to fetch or run
-    dom = open_report(summary.report_file, tmp_path)
+    dom = open_report(path, tmp_path)
     for section in SECTIONS:
         assert f'id="{section}"' in dom, section
     assert text_of(dom, "outcome") == "pushed"
@@ -93,8 +93,8 @@ def test_model_card_metrics_equal_the_evaluators(taxi_run):
     config, summary = taxi_run["config"], taxi_run["summary"]
     evaluator = evaluation_metrics(latest_output_uri(config.metadata_path, config.name, nodes.EVALUATOR,
                                                      "evaluation"))["candidate"]
-    card = open(os.path.join(os.path.dirname(summary.report_file), "model_card.md")).read()
-    assert card == open(os.path.join(summary.pushed_model_dir, MODEL_CARD)).read()
+    card = open(taxi_run["report"]["model_card"]).read()
+    assert card == open(os.path.join(summary.pushed_model_dir, MODEL_CARD)).read()  # only its pushing run writes it
     rows = dict(re.findall(r"^\| (\w+) \| ([\d.]+) \|", card, re.M))
     assert {name: float(value) for name, value in rows.items() if name in evaluator} == {
         name: round(value, 4) for name, value in evaluator.items() if name != "example_count"}
@@ -143,11 +143,12 @@ def test_tfxp_report_on_an_older_run(taxi_run, tmp_path, capsys):
     copy = config.with_overrides(pipeline_root=str(root), serving_dir=str(serving))
     args = ["report", "--config", taxi_run["config_path"], "--pipeline-root", str(root)]
     assert cli.main(args + ["--list-runs"]) == 0
-    [first] = capsys.readouterr().out.split()
+    before = capsys.readouterr().out.split()  # the shared run first, then any run of other test modules
+    first = before[0]
     run_local(copy, emit_line=lambda line: None)
     assert cli.main(args + ["--list-runs"]) == 0
     runs = capsys.readouterr().out.split()
-    assert runs[0] == first and len(runs) == 2
+    assert runs[:-1] == before and len(runs) == len(before) + 1
     output = tmp_path / "first.html"
     assert cli.main(args + ["--run-id", first, "--output", str(output)]) == 0
     html = output.read_text()
@@ -155,6 +156,6 @@ def test_tfxp_report_on_an_older_run(taxi_run, tmp_path, capsys):
     latest = tmp_path / "latest.html"
     assert cli.main(args + ["--output", str(latest)]) == 0
     html = latest.read_text()
-    assert f"run {runs[1]}" in html and ">cached<" in html and "none (first blessed run)" not in html
+    assert f"run {runs[-1]}" in html and ">cached<" in html and "none (first blessed run)" not in html
     assert cli.main(args + ["--run-id", "no-such-run"]) == cli.EXIT_CONFIG
     assert "no such run" in capsys.readouterr().err

@@ -16,7 +16,7 @@ MODEL_CARD_FILE = "model_card.md"
 class ReportFiles:
     html: str
     model_card: str
-    pushed_model_card: Optional[str]  # in the pushed version's assets.extra/, when this run pushed one
+    pushed_model_card: Optional[str]  # in the pushed version's assets.extra/, when this run pushed it
 
 
 def _write_atomically(path: str, text: str) -> None:
@@ -46,8 +46,9 @@ def write_report(config: PipelineConfig, run_id: Optional[str] = None, output: O
     _write_atomically(card_path, markdown)
     pushed_card = None
     pushed = report.pushed
-    if pushed is not None and pushed.pushed and pushed.pushed_destination and not is_remote(
-            pushed.pushed_destination) and os.path.isdir(pushed.pushed_destination):
+    # Only the run that pushed a version writes its card there (a later run that finds it pushed does not).
+    if pushed is not None and pushed.pushed and not pushed.already_pushed and pushed.pushed_destination and not \
+            is_remote(pushed.pushed_destination) and os.path.isdir(pushed.pushed_destination):
         pushed_card = os.path.join(pushed.pushed_destination, MODEL_CARD)
         _write_atomically(pushed_card, markdown)
     return ReportFiles(html=html_path, model_card=card_path, pushed_model_card=pushed_card)
