@@ -11,6 +11,7 @@ from config import ConfigError, default_schema_file, load_config
 
 # Exit statuses (README, "Command line").
 EXIT_COMPONENT_FAILED, EXIT_CONFIG, EXIT_BAD_DATA, EXIT_BUSY = 1, 2, 3, 4
+MAX_LISTED = 10  # bad rows named on the console, then "and N more"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,6 +34,14 @@ def _parser() -> argparse.ArgumentParser:
                                          "runs/<name>/report.html); model_card.md goes beside it")
     report.add_argument("--pipeline-root", help="override outputs.pipeline_root, as for `tfxp run`")
     report.add_argument("--list-runs", action="store_true", help="print the pipeline's run ids and exit")
+    predict = commands.add_parser("predict", help="score a CSV or Parquet file of raw rows with a pushed model")
+    source = predict.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model-dir", help="a pushed SavedModel, or a serving dir (its latest version)")
+    source.add_argument("--config", help="YAML config: the latest version in its serving dir")
+    predict.add_argument("--input", required=True, help="CSV (header line) or .parquet file of raw rows")
+    predict.add_argument("--output", required=True, help="CSV or .parquet file to write: the input columns, "
+                                                         "then the predictions and tfxp_error")
+    predict.add_argument("--batch-size", type=int, default=4096, help="rows per batch (default 4096)")
     schema = commands.add_parser("schema", help="the frozen schema the data gate validates against")
     schema_commands = schema.add_subparsers(dest="schema_command", required=True)
     freeze = schema_commands.add_parser(
@@ -201,6 +210,42 @@ def _report(args) -> int:
     return 0
 
 
+def _predict(args) -> int:
+    model_dir = args.model_dir
+    if args.config:
+        try:
+            model_dir = load_config(args.config).serving_dir
+        except ConfigError as e:
+            return _config_error(e)
+    if not os.path.exists(args.input):
+        print(f"tfxp: --input {args.input}: no such file", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.batch_size <= 0:
+        print(f"tfxp: --batch-size must be > 0, got {args.batch_size}", file=sys.stderr)
+        return EXIT_CONFIG
+    _tf_environment()
+    from serving.predict import ERROR_COLUMN, predict_file
+
+    def progress(rows: int, bad: int, seconds: float) -> None:
+        print(f"\r[tfxp] {rows} rows scored ({rows / max(seconds, 1e-9):,.0f} rows/s), {bad} not parsed",
+              end="", file=sys.stderr, flush=True)
+
+    try:
+        result = predict_file(model_dir, args.input, args.output, args.batch_size, progress)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"\ntfxp: {e}", file=sys.stderr)
+        return EXIT_BAD_DATA
+    print(file=sys.stderr)
+    for bad in result.bad_rows[:MAX_LISTED]:
+        print(f"tfxp: {args.input}, {bad.where}: not scored: {bad.reason}", file=sys.stderr)
+    if len(result.bad_rows) > MAX_LISTED:
+        print(f"tfxp: ... and {len(result.bad_rows) - MAX_LISTED} more rows not scored "
+              f"(each named in {ERROR_COLUMN} of the output)", file=sys.stderr)
+    print(f"[tfxp] wrote {result.output}: {result.scored} of {result.rows} rows scored with {result.model_dir} "
+          f"in {result.seconds:.1f} s")
+    return 0
+
+
 def _schema_freeze(args) -> int:
     try:
         config = load_config(args.config, schema_must_exist=False)
@@ -306,6 +351,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return _compile(args)
     if args.command == "report":
         return _report(args)
+    if args.command == "predict":
+        return _predict(args)
     if args.command == "schedule":
         return _schedule(args)
     raise AssertionError(args.command)

@@ -30,6 +30,7 @@ from components.quantizer.component import QuantizingPusher
 from config import METRICS, TASK_METRICS, PipelineConfig
 from pipeline import nodes
 from preprocessing.transform import transformed_name
+from serving.layout import EXAMPLES_SIGNATURE
 
 PREPROCESSING_FN = "preprocessing.transform.preprocessing_fn"
 RUN_FN = "trainer.task.run_fn"
@@ -60,7 +61,7 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
             per_slice_thresholds=[tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()],
                                                                threshold=threshold)] if name == ev.metric else []))
     return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name="serving_default",
+        model_specs=[tfma.ModelSpec(signature_name=EXAMPLES_SIGNATURE,
                                     label_key=transformed_name(config.label.column),
                                     preprocessing_function_names=["transform_features"])],
         slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[name]) for name in ev.slices],

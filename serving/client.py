@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, List, Mapping, Optional
 
-from serving.layout import latest_model_dir, read_feature_info
+from serving.layout import EXAMPLES_SIGNATURE, latest_model_dir, read_feature_info
 
 
 def _feature(value: Any, dtype: str):
@@ -41,7 +41,7 @@ class ServedModel:
         self.model_dir = model_dir
         self.info = read_feature_info(model_dir)
         self._model = tf.saved_model.load(model_dir)
-        self.signature = self._model.signatures["serving_default"]
+        self.signature = self._model.signatures[EXAMPLES_SIGNATURE]
 
     @classmethod
     def latest(cls, serving_dir: str) -> "ServedModel":

@@ -19,6 +19,11 @@ FEATURES_FILE = os.path.join("assets.extra", "tfxp_features.json")
 PUSH_RECORD = os.path.join("assets.extra", "tfxp_push.json")
 # The run report's model card (pipeline/report), written after the push.
 MODEL_CARD = os.path.join("assets.extra", "model_card.md")
+# The signatures of every tfxp SavedModel (trainer/export.py): serialized tf.Examples, and one named tensor
+# per raw feature for JSON clients (TF Serving's REST API). In the JSON one a missing cell is NaN (numeric
+# features, which it takes as float64) or "" (text features), as a missing cell in training.
+EXAMPLES_SIGNATURE = "serving_default"
+JSON_SIGNATURE = "serving_json"
 # What a pushed version holds: its push record's "kind", and the PushedModel's `pushed_kind` in ML Metadata.
 QUANTIZED, FLOAT = "quantized", "float"
 

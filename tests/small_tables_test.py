@@ -10,7 +10,21 @@ import sys
 import pytest
 
 from conftest import REPO
+from serving_json import assert_json_answers_like_examples
 from tfma_compare import assert_same_evaluation, evaluate_both
+
+
+def table_rows(name, n=40, blank_every=5):
+    """Rows of data/<name>/<name>.csv (features only), a cell blanked every few cells: missing values."""
+    import csv
+
+    with open(os.path.join(REPO, "data", name, f"{name}.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))[:n]
+    for i, row in enumerate(rows):
+        key = list(row)[i % len(row)]
+        if i % blank_every == 0:
+            row[key] = ""
+    return rows
 
 
 def copy_config(name, tmp_path, edit=lambda text: text):
@@ -51,6 +65,8 @@ def test_tiny_multiclass_table_pushes_a_quantized_model(tmp_path):
     assert summary.metrics["sparse_categorical_accuracy"] > constant and summary.warnings == []
     # The columnar Evaluator's multiclass metrics and blessing are TFMA's on the same model and eval split.
     assert_same_evaluation(evaluate_both(config, tmp_path / "evaluators"))
+    # A REST request to the JSON signature answers like tf.Examples (class probabilities).
+    assert assert_json_answers_like_examples(summary.pushed_model_dir, table_rows("iris")).shape[1] == 3
 
 
 def test_regression_without_threshold_is_blessed_on_its_first_run_and_pushed(tmp_path):
@@ -62,6 +78,7 @@ def test_regression_without_threshold_is_blessed_on_its_first_run_and_pushed(tmp
     mae, constant = summary.metrics["mean_absolute_error"], summary.constant_metrics["mean_absolute_error"]
     assert mae < constant  # the model beats always predicting the training mean
     assert_same_evaluation(evaluate_both(config, tmp_path / "evaluators"))  # regression: TFMA's numbers
+    assert_json_answers_like_examples(summary.pushed_model_dir, table_rows("diabetes"))
     # The CLI prints the constant beside the metric.
     result = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--config", path], capture_output=True,
                             text=True, timeout=600, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))

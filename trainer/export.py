@@ -2,6 +2,9 @@
 
   serving_default(examples)    serialized tf.Example of RAW features -> {"predictions": ...}
                                (the tf.Transform graph is inside: no training/serving skew)
+  serving_json(<feature>=...)  one tensor per raw feature, as TF Serving's REST API decodes JSON instances:
+                               numeric features float64 (NaN = a missing cell), text features string ("" =
+                               a missing cell) -> {"predictions": ...}, the same as serving_default
   transform_features(examples) serialized raw tf.Example (with label) -> transformed features, for TFMA.
 
 The quantizer exports its model through the same functions, so both SavedModels answer alike.
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any, Dict
 
 import tensorflow as tf
@@ -18,12 +22,45 @@ import tf_keras as keras
 
 from config import CustomConfig
 from preprocessing.transform import LABEL_VOCAB, transformed_name
-from serving.layout import FEATURES_FILE  # read back to encode requests; TF Serving ignores assets.extra/
+from serving.layout import EXAMPLES_SIGNATURE, FEATURES_FILE, JSON_SIGNATURE  # assets.extra/: TF Serving ignores it
+
+# Characters a signature input name may hold (TensorFlow op names); others become "_" (json_inputs in the
+# features file maps each feature to its input name).
+_INVALID_INPUT_CHARS = re.compile(r"[^A-Za-z0-9_.\-/]")
 
 
 def _raw_spec(tf_transform_output: tft.TFTransformOutput, names) -> Dict[str, Any]:
     spec = tf_transform_output.raw_feature_spec()
     return {name: spec[name] for name in names}
+
+
+def json_input_names(feature_names) -> Dict[str, str]:
+    """Feature -> its input name in the JSON signature (the feature name, where TensorFlow allows it)."""
+    names = {name: _INVALID_INPUT_CHARS.sub("_", name) or "_" for name in feature_names}
+    if len(set(names.values())) != len(names):
+        raise ValueError(f"features {sorted(names)} map to clashing JSON input names {sorted(names.values())}")
+    return names
+
+
+def parsed_from_json(values: Dict[str, tf.Tensor], raw_spec: Dict[str, Any]) -> Dict[str, Any]:
+    """One [N] tensor per feature (float64 with NaN, or string with "", for a missing cell) -> what
+    tf.io.parse_example gives for the same rows as tf.Examples whose missing cells are left out."""
+    out = {}
+    for name, column in values.items():
+        spec = raw_spec[name]
+        if spec.dtype == tf.string:
+            present, typed = tf.not_equal(column, ""), column
+        else:
+            present, typed = tf.logical_not(tf.math.is_nan(column)), tf.cast(column, spec.dtype)
+        if isinstance(spec, tf.io.VarLenFeature):
+            rows = tf.where(present)[:, 0]
+            out[name] = tf.sparse.SparseTensor(indices=tf.stack([rows, tf.zeros_like(rows)], axis=1),
+                                               values=tf.boolean_mask(typed, present),
+                                               dense_shape=tf.stack([tf.shape(column, out_type=tf.int64)[0], 1]))
+        else:  # FixedLenFeature of one value: its default where the cell is missing
+            default = tf.cast(tf.reshape(spec.default_value, [-1])[0], spec.dtype)
+            out[name] = tf.reshape(tf.where(present, typed, default), [-1] + list(spec.shape))
+    return out
 
 
 def add_signatures(model: keras.Model, tf_transform_output: tft.TFTransformOutput,
@@ -35,17 +72,30 @@ def add_signatures(model: keras.Model, tf_transform_output: tft.TFTransformOutpu
     serving_spec = _raw_spec(tf_transform_output, feature_names)
     eval_spec = _raw_spec(tf_transform_output, feature_names + [label])
 
-    @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")])
-    def serve_tf_examples(serialized):
-        transformed = model.tft_layer(tf.io.parse_example(serialized, serving_spec))
+    def predict(parsed):
+        transformed = model.tft_layer(parsed)
         transformed.pop(transformed_name(label), None)
         return {"predictions": model(transformed)}
+
+    @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")])
+    def serve_tf_examples(serialized):
+        return predict(tf.io.parse_example(serialized, serving_spec))
+
+    input_names = json_input_names(feature_names)
+
+    def serve_json(*columns):
+        return predict(parsed_from_json(dict(zip(feature_names, columns)), serving_spec))
+
+    json_signature = tf.function(serve_json, input_signature=[
+        tf.TensorSpec(shape=[None], dtype=tf.string if serving_spec[name].dtype == tf.string else tf.float64,
+                      name=input_names[name]) for name in feature_names])
 
     @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")])
     def transform_features(serialized):
         return model.tft_layer(tf.io.parse_example(serialized, eval_spec))
 
-    return {"serving_default": serve_tf_examples, "transform_features": transform_features}
+    return {EXAMPLES_SIGNATURE: serve_tf_examples, JSON_SIGNATURE: json_signature,
+            "transform_features": transform_features}
 
 
 def feature_info(tf_transform_output: tft.TFTransformOutput, custom_config: CustomConfig) -> Dict[str, Any]:
@@ -55,7 +105,8 @@ def feature_info(tf_transform_output: tft.TFTransformOutput, custom_config: Cust
     label = custom_config.label
     info = {"features": {f.name: dtype_names[spec[f.name].dtype] for f in custom_config.features},
             "label": label.column, "label_dtype": dtype_names[spec[label.column].dtype],
-            "task": label.task, "output": "predictions"}
+            "task": label.task, "output": "predictions",
+            "json_inputs": json_input_names([f.name for f in custom_config.features])}
     if label.task == "multiclass":
         info["classes"] = [c.decode() for c in tf_transform_output.vocabulary_by_name(LABEL_VOCAB)]
     return info

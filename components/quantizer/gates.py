@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from components.quantizer.latency import (LATENCY_BATCHES, LATENCY_LOOKS, RatioInterval, balanced_latencies,
                                           latency_failures)
 from config import METRICS
+from serving.layout import EXAMPLES_SIGNATURE
 
 
 
@@ -132,7 +133,7 @@ def prepare(float_dir: str, eval_pattern: str, limit: int = 50000) -> FloatBasel
 
     serialized = read_examples(eval_pattern, limit)
     info = read_feature_info(float_dir)
-    fn = tf.saved_model.load(float_dir).signatures["serving_default"]
+    fn = tf.saved_model.load(float_dir).signatures[EXAMPLES_SIGNATURE]
     return FloatBaseline(float_dir=float_dir, serialized=serialized, info=info, labels=labels_of(serialized, info),
                          float_fn=fn, float_predictions=fn(examples=tf.constant(serialized))["predictions"].numpy())
 
@@ -183,7 +184,7 @@ def compare_prepared(prepared: FloatBaseline, quantized_dir: str, metric: str, b
     # Timed: two fresh copies of each model, loaded float, quantized, quantized, float. Against the float
     # model loaded long before (and used for the predictions), the same float model loaded again was
     # 0.7-0.9% slower at batch 1; a model loaded right after another still ran ~0.5% slower than it.
-    load = lambda path: tf.saved_model.load(path).signatures["serving_default"]  # noqa: E731
+    load = lambda path: tf.saved_model.load(path).signatures[EXAMPLES_SIGNATURE]  # noqa: E731
     float_first, quantized_first, quantized_second, float_second = (
         load(prepared.float_dir), load(quantized_dir), load(quantized_dir), load(prepared.float_dir))
     copies = {"float": [float_first, float_second], "quantized": [quantized_first, quantized_second]}
