@@ -41,6 +41,27 @@ def kill_when(process, line_prefix, delay_s):
     return "".join(output)
 
 
+def kill_when_backed_up(process, backup_pattern, timeout_s=600):
+    """SIGKILLs the run's process group once the Trainer has started and written its first training backup
+    (BackupAndRestore's checkpoint, matching backup_pattern); returns its output."""
+    import glob
+
+    output = []
+    for line in process.stdout:
+        output.append(line)
+        if line.startswith("[tfxp] Trainer: started"):
+            break
+    deadline = time.monotonic() + timeout_s
+    while not glob.glob(backup_pattern):
+        assert process.poll() is None and time.monotonic() < deadline, "".join(output)[-3000:]
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    output.append(process.stdout.read())
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL, "".join(output)[-3000:]
+    return "".join(output)
+
+
 def node_executions(store, node):
     context = store.get_context_by_type_and_name("node", f"crash.{node}")
     return sorted(store.get_executions_by_context(context.id), key=lambda e: e.id)
@@ -59,8 +80,9 @@ def crashed_and_resumed(tmp_path_factory):
     config_path = str(root / "crash.yaml")
     open(config_path, "w").write(text)
     summary_json = str(root / "summary.json")
+    backups = os.path.join(load_config(config_path).pipeline_root, "Trainer", "backup", "*", "chief", "checkpoint")
     outputs = [kill_when(start_run(config_path, summary_json), "[tfxp] Transform: started", 3.0),
-               kill_when(start_run(config_path, summary_json), "[tfxp] Trainer: started", 2.0)]
+               kill_when_backed_up(start_run(config_path, summary_json), backups)]
     final = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--config", config_path,
                             "--summary-json", summary_json], cwd=REPO, capture_output=True, text=True)
     assert final.returncode == 0, final.stdout[-2000:] + final.stderr[-3000:]
@@ -76,6 +98,22 @@ def test_resumed_run_reuses_finished_components_and_pushes_once(crashed_and_resu
     assert "Trainer" not in summary["cached_components"]  # killed in the second run: ran again
     assert summary["pushed"] is True
     assert len(versions(config.serving_dir)) == 1
+
+
+def test_the_rerun_trainer_resumes_from_the_killed_ones_backup(crashed_and_resumed):
+    """Killed after its first backup, the Trainer's re-run starts at the backed-up step, not step 0, and
+    leaves no backup behind once it has finished."""
+    import glob
+
+    from pipeline.summary import latest_output_uri
+    from trainer.task import BACKUP_EVERY_STEPS, SUMMARY_FILE
+
+    config = crashed_and_resumed[0]
+    model_run = latest_output_uri(config.metadata_path, config.name, "Trainer", "model_run")
+    training = json.load(open(os.path.join(model_run, SUMMARY_FILE)))
+    assert training["resumed_from"]["step"] >= BACKUP_EVERY_STEPS, training["resumed_from"]
+    assert training["resumed_from"]["step"] < training["train_steps"]
+    assert glob.glob(os.path.join(config.pipeline_root, "Trainer", "backup", "*", "chief", "ckpt-*")) == []
 
 
 def test_metadata_records_the_killed_executions_and_the_reruns(crashed_and_resumed):

@@ -21,9 +21,14 @@ from preprocessing.transform import transformed_name
 from trainer import strategy as strategy_lib
 from trainer.autograph_rules import skip_tf_keras
 from trainer.export import export_serving_model
-from trainer.model import build_model, load_weights_from_saved_model, num_classes, vocab_sizes
+from trainer.model import STEPS_PER_EXECUTION, build_model, load_weights_from_saved_model, num_classes, vocab_sizes
 
 SUMMARY_FILE = "training_summary.json"
+# Training state (weights, optimizer, step) is backed up every this many steps to a directory that a re-run
+# of the same Trainer inputs finds again (backup_dir): a killed Trainer, or a restarted worker, resumes there.
+# Keras calls batch callbacks once per execution of STEPS_PER_EXECUTION steps, so backups fall on those.
+BACKUP_EVERY_STEPS = STEPS_PER_EXECUTION
+BACKUP_DIR = "backup"  # under <pipeline_root>/Trainer/
 
 
 def _input_fn(file_pattern: List[str], data_accessor, tf_transform_output: tft.TFTransformOutput,
@@ -75,6 +80,41 @@ def warm_start_from(model: keras.Model, base_model_dir: Optional[str]) -> Dict[s
     return {"from": base_model_dir, "reason": None}
 
 
+class StepBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras' BackupAndRestore, whose checkpoint records the last finished step. tf_keras 2.16 records the
+    step the last execution began at (on_train_batch_begin), so with steps_per_execution = 50 a run killed
+    after step 50 resumed at step 1 and trained 49 steps twice (measured: resumed_from step 1)."""
+
+    def _backup(self, epoch, batch=0):
+        self._training_state._ckpt_saved_batch.assign(batch)  # noqa: SLF001 - the value it checkpoints
+        super()._backup(epoch, batch)
+
+
+def backup_dir(fn_args) -> str:
+    """<pipeline_root>/Trainer/backup/<digest of the Trainer's inputs>: the same for every execution that
+    trains on the same data, transform graph, config and steps (TFX gives each execution its own model run
+    dir, <pipeline_root>/Trainer/model_run/<execution id>, so a backup there would never be found again)."""
+    import hashlib
+
+    key = json.dumps([sorted(fn_args.train_files), sorted(fn_args.eval_files), fn_args.transform_output,
+                      fn_args.custom_config, fn_args.train_steps, fn_args.eval_steps, fn_args.base_model],
+                     sort_keys=True, default=str)
+    trainer_dir = os.path.dirname(os.path.dirname(fn_args.model_run_dir.rstrip("/")))
+    return os.path.join(trainer_dir, BACKUP_DIR, hashlib.sha256(key.encode()).hexdigest()[:16])
+
+
+def backed_up_progress(directory: str) -> Optional[Dict[str, int]]:
+    """The epoch and the steps done in it that BackupAndRestore saved last under `directory` (its chief's
+    checkpoint: variables ckpt_saved_epoch and ckpt_saved_batch, the last finished batch), or None."""
+    checkpoint = tf.train.latest_checkpoint(os.path.join(directory, "chief"))
+    if checkpoint is None:
+        return None
+    reader = tf.train.load_checkpoint(checkpoint)
+    values = {name.split("/")[0]: int(reader.get_tensor(name)) for name in reader.get_variable_to_shape_map()
+              if name.split("/")[0] in ("ckpt_saved_epoch", "ckpt_saved_batch")}
+    return {"epoch": values.get("ckpt_saved_epoch", 0), "step": values.get("ckpt_saved_batch", -1) + 1}
+
+
 def train_and_export(fn_args) -> Dict[str, Any]:
     """Trains and exports; returns the training summary (also written to the model run dir)."""
     skip_tf_keras()
@@ -95,10 +135,16 @@ def train_and_export(fn_args) -> Dict[str, Any]:
     warm_start = (warm_start_from(model, fn_args.base_model) if config.training.warm_start
                   else {"from": None, "reason": "training.warm_start is off"})
 
+    backup = backup_dir(fn_args)
+    resumed = backed_up_progress(backup)
+    if resumed:
+        logging.info("Trainer: resuming from the backup in %s (step %d)", backup, resumed["step"])
     history = model.fit(
         train_dataset, epochs=1, steps_per_epoch=fn_args.train_steps,
         validation_data=eval_dataset, validation_steps=fn_args.eval_steps,
-        callbacks=[keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq=50),
+        callbacks=[StepBackupAndRestore(backup, save_freq=max(1, BACKUP_EVERY_STEPS // STEPS_PER_EXECUTION),
+                                        delete_checkpoint=True),
+                   keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq=50),
                    keras.callbacks.TerminateOnNaN()],
         verbose=2)
     check_converged(history.history)
@@ -112,6 +158,7 @@ def train_and_export(fn_args) -> Dict[str, Any]:
         "eval_steps": fn_args.eval_steps,
         "num_classes": num_classes(tf_transform_output, task),
         "warm_start": warm_start,
+        "resumed_from": resumed,  # the backed-up epoch and step training resumed at, or None
         "metrics": {name: float(values[-1]) for name, values in history.history.items()},
     }
     is_chief = strategy_lib.is_chief(strategy_lib.tf_config())
