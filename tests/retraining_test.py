@@ -115,6 +115,9 @@ def test_span_2_trains_on_the_window_with_the_analyzer_cache_and_a_warm_start(sc
     warm = json.load(open(summary_file))["warm_start"]
     first_model = latest_blessed_model_of_first_run(store)
     assert warm["from"] == os.path.join(first_model, "Format-Serving"), warm
+    # The run's model card names the spans it trained on (the report of the scheduler's run).
+    card = open(os.path.join(os.path.dirname(config.report_file), "model_card.md")).read()
+    assert "trained on spans 1, 2" in card
 
 
 def latest_blessed_model_of_first_run(store):

@@ -152,6 +152,7 @@ class RunReport:
     training: Optional[TrainingData]
     evaluation: Optional[EvaluationData]
     pushed: Optional[PushedModelProperties]
+    spans: List[int] = dataclasses.field(default_factory=list)  # the data spans the Trainer trained on
 
     def step(self, node: str) -> Optional[Step]:
         return next((s for s in self.steps if s.node == node), None)
@@ -528,12 +529,22 @@ def collect(config: PipelineConfig, run_id: Optional[str] = None, error: Optiona
         if pushed.already_pushed:  # the quantization and gates of the run that pushed this version
             pushed = dataclasses.replace(pushed, **_first_push(store, pushed))
 
+    spans: List[int] = []
+    trainer = next((s for s in steps if s.node == nodes.TRAINER), None)
+    example_refs = [a.artifact_id for a in (trainer.inputs if trainer else []) if a.key == "examples"]
+    for artifact in store.get_artifacts_by_id(example_refs) if example_refs else []:
+        for properties in (artifact.properties, artifact.custom_properties):  # TFX 1.16: a custom property
+            if "span" in properties:
+                spans.append(properties["span"].int_value)
+                break
+
     started = min((s.started for s in steps), default=None)
     ended = max((s.started + s.seconds for s in steps), default=None)
     return RunReport(config=config, run_id=run_id, started=started,
                      seconds=(ended - started) if started is not None else None, steps=steps, error=error,
                      anomalies=list(anomalies), drift_baseline=drift_baseline, features=features,
-                     analyzers=analyzers, training=training, evaluation=evaluation, pushed=pushed)
+                     analyzers=analyzers, training=training, evaluation=evaluation, pushed=pushed,
+                     spans=sorted(set(spans)))
 
 
 def _first_push(store, pushed: PushedModelProperties) -> Dict[str, Any]:

@@ -94,6 +94,8 @@ def build(report: RunReport) -> ModelCard:
     source = data.query if data.format == "bigquery" else data.path
     if data.pattern:
         source += f" (files matching {data.pattern}, rolling window {data.rolling_window})"
+    if report.spans and data.pattern:
+        source += f"; trained on span{'s' if len(report.spans) > 1 else ''} {', '.join(map(str, report.spans))}"
     pushed = report.pushed if report.pushed is not None and report.pushed.pushed else None
     return ModelCard(
         name=config.name, version=pushed.pushed_version if pushed else None,
