@@ -159,3 +159,23 @@ def test_tfxp_report_on_an_older_run(taxi_run, tmp_path, capsys):
     assert f"run {runs[-1]}" in html and ">cached<" in html and "none (first blessed run)" not in html
     assert cli.main(args + ["--run-id", "no-such-run"]) == cli.EXIT_CONFIG
     assert "no such run" in capsys.readouterr().err
+
+
+def test_charts_are_drawn_once_per_data_and_the_cache_keeps_one_reports(tmp_path):
+    from pipeline.report import charts
+    from pipeline.report.render import ChartCache
+
+    calls = []
+
+    def histogram(buckets):
+        calls.append(buckets)
+        return charts.numeric_histogram(buckets)
+
+    cache = ChartCache(str(tmp_path / "charts"))
+    first = cache.draw(histogram, {"train": [(0.0, 1.0, 5.0), (1.0, 2.0, 3.0)]})
+    assert cache.draw(histogram, {"train": [(0.0, 1.0, 5.0), (1.0, 2.0, 3.0)]}) == first and len(calls) == 1
+    assert first.startswith("<svg") and "<script" not in first
+    later = ChartCache(str(tmp_path / "charts"))  # the next run: other data, so the old chart goes
+    later.draw(histogram, {"train": [(0.0, 1.0, 1.0), (1.0, 2.0, 7.0)]})
+    later.prune()
+    assert len(calls) == 2 and len(os.listdir(tmp_path / "charts")) == 1

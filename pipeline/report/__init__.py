@@ -10,6 +10,7 @@ from typing import List, Optional
 from config import PipelineConfig, is_remote
 
 MODEL_CARD_FILE = "model_card.md"
+CHART_CACHE_DIR = ".report_charts"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +41,9 @@ def write_report(config: PipelineConfig, run_id: Optional[str] = None, output: O
     report = collect(config, run_id, error, anomalies) if run_started else not_started(config, error or "")
     card = model_card.build(report)
     html_path = os.path.abspath(output or config.report_file)
-    _write_atomically(html_path, render_html(report, card))
+    # The run's own report keeps its charts beside it, for the next run to reuse; `--output` elsewhere does not.
+    chart_cache = None if output else os.path.join(os.path.dirname(html_path), CHART_CACHE_DIR)
+    _write_atomically(html_path, render_html(report, card, chart_cache))
     markdown = render_markdown(card)
     card_path = os.path.join(os.path.dirname(html_path), MODEL_CARD_FILE)
     _write_atomically(card_path, markdown)
