@@ -73,7 +73,7 @@ def test_taxi_report_renders_offline_with_the_runs_numbers(taxi_run, tmp_path):
     # Slices (evaluation.slices), weakest first.
     slices = re.findall(r'<tr><td>(\w+) = ([^<]*)</td><td class="num">(\d+)</td><td class="num">([\d.]+)</td>',
                         dom[dom.index('id="slices"'):])
-    assert {column for column, *_ in slices} == {"payment_type", "company"}
+    assert {column for column, *_ in slices} == {"payment_type"}
     values = [float(v) for *_, v in slices]
     assert values == sorted(values) and values[0] < summary.metrics["binary_accuracy"]
     training = text_of(dom, "training-summary")
