@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 from typing import List, Optional, Tuple
 
-from pipeline.report.collect import MetricRow, RunReport, SliceRow
+from pipeline.report.records import MetricRow, RunReport, SliceRow
 
 # Slices in the card: the weakest ones; and at most this many named among the limitations.
 CARD_SLICES = 5

@@ -8,7 +8,7 @@ import os
 from typing import Dict, List, Optional, Tuple
 
 from pipeline.report import charts
-from pipeline.report.collect import RunReport
+from pipeline.report.records import RunReport
 from pipeline.report.model_card import ModelCard
 
 MAX_SLICES = 30  # rows of the slices table; the rest are counted
