@@ -81,4 +81,5 @@ class PushedModelProperties(_Record):
 class AcceptedStatisticsProperties(_Record):
     """The DataGate's AcceptedStatistics artifact."""
     split_names: Optional[str] = None  # TFX's split-names encoding
+    statistics_id: Optional[int] = None  # the ExampleStatistics artifact accepted (components/baselines.py)
     warnings: List[str] = dataclasses.field(default_factory=list)

@@ -25,6 +25,7 @@ CSV_READERS = ("columnar", "stock")
 EVALUATORS = ("columnar", "tfma")
 RUNNING_MODES = ("in_memory", "multi_threading", "multi_processing")
 PICKLE_LIBRARIES = ("cloudpickle", "dill", "default")
+LOCAL_TARGET = "local"  # LocalDagRunner
 CLOUD_TARGETS = ("vertex", "kubeflow")
 
 
@@ -299,8 +300,8 @@ class PipelineConfig:
     cloud: Optional[CloudConfig] = None
     model_card: ModelCardConfig = ModelCardConfig()
     report_file: str = ""  # the run report (HTML) every local run writes; default beside the pipeline root
-    # "local" (LocalDagRunner), or "vertex" / "kubeflow" for a config made by for_cloud().
-    target: str = "local"
+    # LOCAL_TARGET (LocalDagRunner), or "vertex" / "kubeflow" for a config made by for_cloud().
+    target: str = LOCAL_TARGET
     enable_cache: bool = True
     # Hash of the code Transform and Trainer run (config/load.py TRAINING_CODE): part of their custom_config,
     # so that a code change invalidates their cached results (functions are referenced by dotted path).
@@ -321,6 +322,10 @@ class PipelineConfig:
             if self.float_serving_dir == default_float_serving_dir(self.serving_dir):
                 changes["float_serving_dir"] = default_float_serving_dir(changes["serving_dir"])
         return dataclasses.replace(self, **changes)
+
+    @property
+    def is_local(self) -> bool:
+        return self.target == LOCAL_TARGET
 
     def for_cloud(self, target: str) -> "PipelineConfig":
         """The same pipeline for Vertex AI Pipelines / Kubeflow (config/cloud.py)."""

@@ -23,6 +23,8 @@ from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.proto import example_gen_pb2, range_config_pb2, trainer_pb2
 from tfx.types import Channel, standard_artifacts
 
+from components import baselines
+from components.baselines import LatestBlessedOtherModelStrategy, LatestOtherAcceptedStatisticsStrategy
 from components.data_gate.component import AcceptedStatistics, DataGate, FrozenSchemaGen
 from components.evaluator.component import ColumnarEvaluator
 from components.example_gen.component import ColumnarCsvExampleGen, ParquetExampleGen
@@ -87,14 +89,14 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
     example_validator = ExampleValidator(statistics=statistics_gen.outputs["statistics"],
                                          schema=schema_gen.outputs["schema"])
     custom_config = config.to_custom_config().to_json()
-    statistics_resolver = Resolver(
-        strategy_class=LatestArtifactStrategy,
-        statistics=Channel(type=AcceptedStatistics),
-    ).with_id("latest_accepted_statistics_resolver")
+    statistics_resolver = _baseline_resolver(
+        config, "latest_accepted_statistics_resolver", statistics_gen.outputs["statistics"],
+        LatestArtifactStrategy, LatestOtherAcceptedStatisticsStrategy,
+        **{baselines.STATISTICS: Channel(type=AcceptedStatistics)})
     data_gate = DataGate(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"],
         anomalies=example_validator.outputs["anomalies"],
-        baseline_statistics=statistics_resolver.outputs["statistics"],
+        baseline_statistics=statistics_resolver.outputs[baselines.STATISTICS],
         custom_config=custom_config, drift=validation.drift, skew=validation.skew)
     extra_nodes: List = []
     training_examples = example_gen.outputs["examples"]
@@ -135,23 +137,26 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
     # Transform reads the schema from (Frozen)SchemaGen, so that its cache key does not change when only the
     # gate re-ran; this edge makes it wait for the gate, which fails the run on anomalies.
     transform.add_upstream_node(data_gate)
-    model_resolver = Resolver(
-        strategy_class=LatestBlessedModelStrategy,
-        model=Channel(type=standard_artifacts.Model),
-        model_blessing=Channel(type=standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
+    blessed_models = {baselines.MODEL: Channel(type=standard_artifacts.Model),
+                      baselines.MODEL_BLESSING: Channel(type=standard_artifacts.ModelBlessing)}
+    # Warm start: run_fn loads the latest blessed model's weights when the layer shapes match
+    # (trainer/task.py). That resolver runs before the Trainer, so it cannot exclude the Trainer's model.
+    warm_start_resolver = Resolver(strategy_class=LatestBlessedModelStrategy, **blessed_models).with_id(
+        "warm_start_model_resolver") if config.training.warm_start else None
     trainer = _trainer(config)(
         run_fn=RUN_FN,
         examples=training_examples,
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
-        # Warm start: run_fn loads these weights when the layer shapes match (trainer/task.py).
-        base_model=model_resolver.outputs["model"] if config.training.warm_start else None,
+        base_model=warm_start_resolver.outputs[baselines.MODEL] if warm_start_resolver else None,
         train_args=trainer_pb2.TrainArgs(num_steps=config.training.train_steps),
         eval_args=trainer_pb2.EvalArgs(num_steps=config.training.eval_steps),
         custom_config=dict(custom_config, **_vertex_training_args(config)))
+    model_resolver = _baseline_resolver(config, "latest_blessed_model_resolver", trainer.outputs["model"],
+                                        LatestBlessedModelStrategy, LatestBlessedOtherModelStrategy,
+                                        **blessed_models)
     evaluator = _evaluator(config, examples=example_gen.outputs["examples"], example_splits=["eval"],
-                           model=trainer.outputs["model"], baseline_model=model_resolver.outputs["model"],
+                           model=trainer.outputs["model"], baseline_model=model_resolver.outputs[baselines.MODEL],
                            eval_config=eval_config(config))
     pusher = QuantizingPusher(
         model=trainer.outputs["model"],
@@ -168,7 +173,8 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
     ).with_id(nodes.PUSHER)
 
     components: List = [example_gen, statistics_gen, schema_gen, example_validator, statistics_resolver,
-                        data_gate, *extra_nodes, transform, model_resolver, trainer, evaluator, pusher]
+                        data_gate, *extra_nodes, transform, *([warm_start_resolver] if warm_start_resolver else []),
+                        trainer, model_resolver, evaluator, pusher]
     return tfx_pipeline.Pipeline(
         pipeline_name=config.name,
         pipeline_root=config.pipeline_root,
@@ -176,8 +182,19 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         enable_cache=config.enable_cache,
         # Vertex AI / Kubeflow bring their own metadata store.
         metadata_connection_config=(metadata.sqlite_metadata_connection_config(config.metadata_path)
-                                    if config.target == "local" else None),
+                                    if config.is_local else None),
         beam_pipeline_args=config.beam.pipeline_args())
+
+
+def _baseline_resolver(config: PipelineConfig, node_id: str, candidate, cloud_strategy, local_strategy,
+                       **baseline_channels) -> Resolver:
+    """The latest baseline other than this run's candidate (components/baselines.py). Kubeflow V2 / Vertex
+    compile only TFX's LatestArtifactStrategy and LatestBlessedModelStrategy: compiled pipelines use those,
+    without the candidate (where a re-run of the same data compares a model with itself)."""
+    if not config.is_local:
+        return Resolver(strategy_class=cloud_strategy, **baseline_channels).with_id(node_id)
+    return Resolver(strategy_class=local_strategy, **baseline_channels,
+                    **{baselines.CANDIDATE: candidate}).with_id(node_id)
 
 
 def _example_gen(config: PipelineConfig, output_config, input_config):
@@ -202,7 +219,7 @@ def _evaluator(config: PipelineConfig, **inputs):
 
 
 def _on_vertex_training(config: PipelineConfig) -> bool:
-    return config.target != "local" and config.cloud is not None and config.cloud.training is not None
+    return not config.is_local and config.cloud is not None and config.cloud.training is not None
 
 
 def _trainer(config: PipelineConfig):

@@ -22,6 +22,7 @@ from trainer.task import SUMMARY_FILE
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BEAM_NODES = ["CsvExampleGen", "StatisticsGen", "FrozenSchemaGen", "ExampleValidator", "Transform", "Trainer"]
+GATE_NODES = ["DataGate", "Evaluator", "Pusher"]
 
 
 def test_run_pushes_a_blessed_model_in_tf_serving_layout(taxi_run):
@@ -96,11 +97,14 @@ def test_second_run_through_the_cli_comes_from_cache(taxi_run, cached_cli_run):
     result, summary_json = cached_cli_run
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.load(open(summary_json))
-    assert set(BEAM_NODES) <= set(summary["cached_components"])
+    # Every step, the gates too: the Evaluator's baseline is the latest blessed model other than the
+    # candidate (none, as in the first run, not the first run's model itself), and the DataGate's the
+    # latest statistics accepted other than these, so their inputs are the first run's.
+    assert set(BEAM_NODES + GATE_NODES) <= set(summary["cached_components"])
     from ml_metadata.proto import metadata_store_pb2
 
     store = open_store(taxi_run["config"].metadata_path)
-    for node in BEAM_NODES:
+    for node in BEAM_NODES + GATE_NODES:
         execution = latest_execution(store, "taxi", node)
         assert execution.last_known_state == metadata_store_pb2.Execution.CACHED, node
         # Each of these ran for real exactly once, in the first run.

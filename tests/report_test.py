@@ -152,11 +152,14 @@ def test_tfxp_report_on_an_older_run(taxi_run, tmp_path, capsys):
     output = tmp_path / "first.html"
     assert cli.main(args + ["--run-id", first, "--output", str(output)]) == 0
     html = output.read_text()
-    assert f"run {first}" in html and ">executed<" in html and "none (first blessed run)" in html
+    assert f"run {first}" in html and ">executed<" in html and "none (no other blessed model)" in html
     latest = tmp_path / "latest.html"
     assert cli.main(args + ["--output", str(latest)]) == 0
     html = latest.read_text()
-    assert f"run {runs[-1]}" in html and ">cached<" in html and "none (first blessed run)" not in html
+    # The re-run took every step from cache, the Evaluator too: its model is the first run's, and the
+    # baseline is the latest blessed model other than that one (none), as in the first run.
+    assert f"run {runs[-1]}" in html and ">executed<" not in html and ">cached<" in html
+    assert "none (no other blessed model)" in html
     assert cli.main(args + ["--run-id", "no-such-run"]) == cli.EXIT_CONFIG
     assert "no such run" in capsys.readouterr().err
 

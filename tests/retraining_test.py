@@ -136,6 +136,10 @@ def test_span_2_is_evaluated_against_version_1_and_pushed_only_if_not_worse(scen
     assert summary.blessed is not_worse
     assert summary.pushed is not_worse
     assert len(versions(config.serving_dir)) == (2 if not_worse else 1)
+    # The run report shows the baseline's value beside the model's.
+    html = open(config.report_file).read()
+    assert "%.4f" % summary.baseline_metrics["binary_accuracy"] in html
+    assert "none (no other blessed model)" not in html
     if not not_worse:
         assert tree_digest(config.serving_dir) == scenario["after_first"]
 

@@ -99,4 +99,5 @@ class Executor(base_executor.BaseExecutor):
         warnings = checks.passthrough_warnings(train.datasets[0], custom_config.features) if train is not None else []
         for warning in warnings:
             logging.warning("DataGate: %s", warning)
-        AcceptedStatisticsProperties(split_names=statistics.split_names, warnings=warnings).write(accepted)
+        AcceptedStatisticsProperties(split_names=statistics.split_names, statistics_id=statistics.id,
+                                     warnings=warnings).write(accepted)
