@@ -13,7 +13,7 @@ import tensorflow_model_analysis as tfma
 # Modules rather than the `tfx.v1` facade: that also imports the Google Cloud extensions (aiplatform),
 # ~2.5 s of start-up that a local run does not use.
 from tfx.components import (CsvExampleGen, Evaluator, ExampleValidator, ImportExampleGen, SchemaGen,
-                            StatisticsGen, Trainer, Transform)
+                            StatisticsGen, Transform)
 from tfx.dsl.components.common.resolver import Resolver
 from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import LatestArtifactStrategy
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
@@ -29,6 +29,7 @@ from components.data_gate.component import AcceptedStatistics, DataGate, FrozenS
 from components.evaluator.component import ColumnarEvaluator
 from components.example_gen.component import ColumnarCsvExampleGen, ParquetExampleGen
 from components.quantizer.component import QuantizingPusher
+from components.trainer.component import Trainer
 from config import METRICS, TASK_METRICS, PipelineConfig
 from pipeline import nodes
 from preprocessing.transform import transformed_name
@@ -151,7 +152,7 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         base_model=warm_start_resolver.outputs[baselines.MODEL] if warm_start_resolver else None,
         train_args=trainer_pb2.TrainArgs(num_steps=config.training.train_steps),
         eval_args=trainer_pb2.EvalArgs(num_steps=config.training.eval_steps),
-        custom_config=dict(custom_config, **_vertex_training_args(config)))
+        custom_config=dict(custom_config, **_vertex_training_args(config))).with_id(nodes.TRAINER)
     model_resolver = _baseline_resolver(config, "latest_blessed_model_resolver", trainer.outputs["model"],
                                         LatestBlessedModelStrategy, LatestBlessedOtherModelStrategy,
                                         **blessed_models)
@@ -227,7 +228,7 @@ def _trainer(config: PipelineConfig):
     Google Cloud Trainer (same run_fn, run as a Vertex AI custom job)."""
     if not _on_vertex_training(config):
         return Trainer
-    from tfx.extensions.google_cloud_ai_platform.trainer.component import Trainer as VertexTrainer
+    from components.trainer.vertex import VertexTrainer
 
     return VertexTrainer
 

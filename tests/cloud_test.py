@@ -103,8 +103,13 @@ def test_cloud_paths_and_the_frozen_schema_inside_the_image(compiled):
 def test_trainer_runs_as_a_vertex_ai_training_job(compiled):
     config, job, _ = compiled
     args = executor_args(job, "Trainer")["args"]
-    assert args[args.index("--executor_class_path") + 1] == \
-        "tfx.extensions.google_cloud_ai_platform.trainer.executor.GenericExecutor"
+    # TFX's Vertex AI job launcher, whose replicas run the multi-worker aware executor (a non-chief replica
+    # exports nothing, and TFX's own executor would fail it for that).
+    assert args[args.index("--executor_class_path") + 1] == "components.trainer.vertex.VertexJobExecutor"
+    from components.trainer.executor import WorkerExecutor
+    from components.trainer.vertex import VertexJobExecutor
+
+    assert VertexJobExecutor()._GetExecutorClass() is WorkerExecutor
     custom = json.loads(invocation_parameters(job, "Trainer")["custom_config"])
     assert custom["ai_platform_enable_vertex"] is True and custom["ai_platform_vertex_region"] == "us-central1"
     [pool] = custom["ai_platform_training_args"]["worker_pool_specs"]

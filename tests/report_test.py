@@ -158,7 +158,9 @@ def test_tfxp_report_on_an_older_run(taxi_run, tmp_path, capsys):
     html = latest.read_text()
     # The re-run took every step from cache, the Evaluator too: its model is the first run's, and the
     # baseline is the latest blessed model other than that one (none), as in the first run.
-    assert f"run {runs[-1]}" in html and ">executed<" not in html and ">cached<" in html
+    assert f"run {runs[-1]}" in html
+    for node in ("Trainer", "DataGate", "Evaluator", "Pusher"):
+        assert f'<td>{node}</td><td class="">cached<' in html, node
     assert "none (no other blessed model)" in html
     assert cli.main(args + ["--run-id", "no-such-run"]) == cli.EXIT_CONFIG
     assert "no such run" in capsys.readouterr().err

@@ -51,5 +51,12 @@ def make_strategy(environ: Optional[Dict[str, str]] = None) -> tf.distribute.Str
                                           cross_device_ops=tf.distribute.ReductionToOneDevice())
 
 
+def strategy_name(strategy: tf.distribute.Strategy) -> str:
+    """The public name: MultiWorkerMirroredStrategy's class is CollectiveAllReduceStrategy."""
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return "MultiWorkerMirroredStrategy"
+    return type(strategy).__name__
+
+
 def global_batch_size(batch_size_per_replica: int, strategy: tf.distribute.Strategy) -> int:
     return batch_size_per_replica * strategy.num_replicas_in_sync

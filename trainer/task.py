@@ -5,13 +5,14 @@ and `training_summary.json` to the model run dir, and exports the SavedModel (tr
 """
 from __future__ import annotations
 
+import dataclasses
 import json
-import logging
 import math
 import os
 import tempfile
 from typing import Any, Dict, List, Optional
 
+from absl import logging
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
@@ -29,29 +30,77 @@ SUMMARY_FILE = "training_summary.json"
 # Keras calls batch callbacks once per execution of STEPS_PER_EXECUTION steps, so backups fall on those.
 BACKUP_EVERY_STEPS = STEPS_PER_EXECUTION
 BACKUP_DIR = "backup"  # under <pipeline_root>/Trainer/
+# How the workers of a multi-worker run share a split (input_shard).
+FILE_SHARDING, DATA_SHARDING, NO_SHARDING = "FILE", "DATA", "OFF"
 
 
-def _input_fn(file_pattern: List[str], data_accessor, tf_transform_output: tft.TFTransformOutput,
-              label_key: str, task: str, batch_size: int) -> tf.data.Dataset:
-    """Batches of (transformed features, label) from RAW examples: Transform does not materialize its output
-    (its analyzers ran over the whole training split; the Trainer reads only train_steps batches), so the
-    same tf.Transform graph that serving runs is applied here, a batch at a time."""
+@dataclasses.dataclass(frozen=True)
+class InputShard:
+    """One input pipeline's share of a split: `policy` (FILE, DATA or OFF), pipeline `index` of `count`,
+    and the files it reads."""
+    policy: str
+    index: int
+    count: int
+    files: List[str]
+
+
+def input_shard(files: List[str], input_context: tf.distribute.InputContext) -> InputShard:
+    """What one input pipeline (one worker) reads of a split. FILE sharding when the split has at least as
+    many files as there are input pipelines: each worker reads only its files (every N-th of the sorted
+    list), so nothing is read twice; Dataflow's ExampleGen writes many files per split. Otherwise DATA
+    sharding, as tf.data's AUTO policy falls back to: every worker reads the split and keeps every N-th
+    batch, so each example still trains once per pass (the local ExampleGen writes one file per split)."""
+    count, index = input_context.num_input_pipelines, input_context.input_pipeline_id
+    if count > 1 and len(files) >= count:
+        return InputShard(FILE_SHARDING, index, count, files[index::count])
+    return InputShard(DATA_SHARDING if count > 1 else NO_SHARDING, index, count, files)
+
+
+def _split_files(patterns: List[str]) -> List[str]:
+    files = sorted({path for pattern in patterns for path in tf.io.gfile.glob(pattern)})
+    if not files:
+        raise FileNotFoundError(f"no examples match {', '.join(patterns)}")
+    return files
+
+
+def distributed_input(strategy: tf.distribute.Strategy, file_pattern: List[str], data_accessor,
+                      tf_transform_output: tft.TFTransformOutput, label_key: str, task: str,
+                      batch_size_per_replica: int, shards: Optional[List[InputShard]] = None):
+    """Batches of (transformed features, label) from RAW examples, per replica, sharded over the workers
+    (input_shard). Transform does not materialize its output (its analyzers ran over the whole training
+    split; the Trainer reads only train_steps batches), so the same tf.Transform graph that serving runs is
+    applied here, a batch at a time. Each worker's shard is appended to `shards`."""
     from tfx_bsl.public import tfxio
 
-    dataset = data_accessor.tf_dataset_factory(
-        file_pattern, tfxio.TensorFlowDatasetOptions(batch_size=batch_size, num_epochs=1),
-        tf_transform_output.raw_metadata.schema)
-    transform_layer = tf_transform_output.transform_features_layer()
+    files = _split_files(file_pattern)
 
-    def transform(raw):
-        features = transform_layer(raw)
-        return features, features.pop(label_key)
+    def dataset_fn(input_context: tf.distribute.InputContext) -> tf.data.Dataset:
+        shard = input_shard(files, input_context)
+        if shards is not None:
+            shards.append(shard)
+        names = [os.path.basename(path) for path in shard.files]
+        logging.info("Trainer: input pipeline %d of %d, %s sharding, reads %d of %d files: %s%s",
+                     shard.index + 1, shard.count, shard.policy, len(shard.files), len(files),
+                     ", ".join(names[:10]), f" and {len(names) - 10} more" if len(names) > 10 else "")
+        dataset = data_accessor.tf_dataset_factory(
+            shard.files, tfxio.TensorFlowDatasetOptions(batch_size=batch_size_per_replica, num_epochs=1),
+            tf_transform_output.raw_metadata.schema)
+        if shard.policy == DATA_SHARDING:
+            dataset = dataset.shard(shard.count, shard.index)
+        transform_layer = tf_transform_output.transform_features_layer()
 
-    # Transform each example once, then replay the transformed batches from memory.
-    dataset = dataset.map(transform, num_parallel_calls=tf.data.AUTOTUNE).cache().repeat()
-    if task in ("binary", "regression"):  # heads with one unit: labels shaped [batch, 1]
-        dataset = dataset.map(lambda x, y: (x, tf.reshape(tf.cast(y, tf.float32), [-1, 1])))
-    return dataset.prefetch(tf.data.AUTOTUNE)
+        def transform(raw):
+            features = transform_layer(raw)
+            return features, features.pop(label_key)
+
+        # Transform each example once, then replay the transformed batches from memory.
+        dataset = dataset.map(transform, num_parallel_calls=tf.data.AUTOTUNE).cache().repeat()
+        if task in ("binary", "regression"):  # heads with one unit: labels shaped [batch, 1]
+            dataset = dataset.map(lambda x, y: (x, tf.reshape(tf.cast(y, tf.float32), [-1, 1])))
+        return dataset.prefetch(tf.data.AUTOTUNE)
+
+    # Sharded and batched per replica by dataset_fn: tf.data's auto-sharding does not apply to it.
+    return strategy.distribute_datasets_from_function(dataset_fn)
 
 
 class TrainingDiverged(RuntimeError):
@@ -125,10 +174,11 @@ def train_and_export(fn_args) -> Dict[str, Any]:
 
     strategy = strategy_lib.make_strategy()
     batch_size = strategy_lib.global_batch_size(config.training.batch_size_per_replica, strategy)
-    train_dataset = _input_fn(fn_args.train_files, fn_args.data_accessor, tf_transform_output, label_key,
-                              task, batch_size)
-    eval_dataset = _input_fn(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, label_key,
-                             task, batch_size)
+    train_shards: List[InputShard] = []
+    train_dataset = distributed_input(strategy, fn_args.train_files, fn_args.data_accessor, tf_transform_output,
+                                      label_key, task, config.training.batch_size_per_replica, train_shards)
+    eval_dataset = distributed_input(strategy, fn_args.eval_files, fn_args.data_accessor, tf_transform_output,
+                                     label_key, task, config.training.batch_size_per_replica)
     with strategy.scope():
         model = build_model(config.features, vocab_sizes(tf_transform_output, config.features), task,
                             num_classes(tf_transform_output, task), config.model)
@@ -150,10 +200,12 @@ def train_and_export(fn_args) -> Dict[str, Any]:
     check_converged(history.history)
 
     summary = {
-        "strategy": type(strategy).__name__,
+        "strategy": strategy_lib.strategy_name(strategy),
         "num_replicas_in_sync": strategy.num_replicas_in_sync,
         "batch_size_per_replica": config.training.batch_size_per_replica,
         "global_batch_size": batch_size,
+        # This worker's share of the train split (one entry per input pipeline it runs).
+        "train_input": [dataclasses.asdict(shard) for shard in train_shards],
         "train_steps": fn_args.train_steps,
         "eval_steps": fn_args.eval_steps,
         "num_classes": num_classes(tf_transform_output, task),
@@ -161,14 +213,16 @@ def train_and_export(fn_args) -> Dict[str, Any]:
         "resumed_from": resumed,  # the backed-up epoch and step training resumed at, or None
         "metrics": {name: float(values[-1]) for name, values in history.history.items()},
     }
-    is_chief = strategy_lib.is_chief(strategy_lib.tf_config())
-    # Non-chief workers of a multi-worker run must save too (collective ops), but to a throwaway dir.
-    export_dir = fn_args.serving_model_dir if is_chief else tempfile.mkdtemp(prefix="tfxp_worker_model_")
-    export_serving_model(model, tf_transform_output, config, export_dir)
-    if is_chief:
-        tf.io.gfile.makedirs(fn_args.model_run_dir)
-        with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, SUMMARY_FILE), "w") as f:
-            json.dump(summary, f, indent=2)
+    if not strategy_lib.is_chief(strategy_lib.tf_config()):
+        # Non-chief workers of a multi-worker run must save too (the save runs collective ops), but into a
+        # local directory that is deleted at once: nothing of theirs lands where a later step could read it.
+        with tempfile.TemporaryDirectory(prefix="tfxp_worker_model_") as throwaway:
+            export_serving_model(model, tf_transform_output, config, throwaway)
+        return summary
+    export_serving_model(model, tf_transform_output, config, fn_args.serving_model_dir)
+    tf.io.gfile.makedirs(fn_args.model_run_dir)
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, SUMMARY_FILE), "w") as f:
+        json.dump(summary, f, indent=2)
     return summary
 
 

@@ -3,10 +3,10 @@ the statistics as accepted (the next run's drift baseline)."""
 from __future__ import annotations
 
 import json
-import logging
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
+from absl import logging
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.dsl.io import fileio

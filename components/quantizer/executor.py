@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import signal
@@ -11,6 +10,7 @@ import sys
 import tempfile
 from typing import Any, Dict
 
+from absl import logging
 from tfx.components.pusher import executor as pusher_executor
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
