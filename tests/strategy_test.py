@@ -81,3 +81,17 @@ def test_model_head_and_loss_follow_the_task_and_learn_under_two_replicas(task, 
     if task == "multiclass":
         np.testing.assert_allclose(outputs.sum(axis=1), 1.0, rtol=1e-4)
         assert history.history["sparse_categorical_accuracy"][-1] > 0.9
+
+
+@pytest.mark.parametrize("files, pipelines, index, policy, expected", [
+    (["a", "b", "c", "d"], 2, 1, "FILE", ["b", "d"]),  # each worker reads only its files
+    (["a", "b", "c"], 2, 0, "FILE", ["a", "c"]),
+    (["a"], 2, 1, "DATA", ["a"]),  # fewer files than workers: all read, every 2nd batch kept
+    (["a", "b"], 1, 0, "OFF", ["a", "b"]),  # one worker (MirroredStrategy): no sharding
+])
+def test_input_shards_by_file_when_the_split_has_enough_files(files, pipelines, index, policy, expected):
+    from trainer.task import input_shard
+
+    shard = input_shard(files, tf.distribute.InputContext(num_input_pipelines=pipelines, input_pipeline_id=index,
+                                                          num_replicas_in_sync=pipelines))
+    assert (shard.policy, shard.index, shard.count, shard.files) == (policy, index, pipelines, expected)
