@@ -17,7 +17,7 @@ from conftest import REPO
 
 from pipeline import nodes
 from pipeline.summary import latest_output_uri
-from trainer.task import BACKUP_DIR, FILE_SHARDING, SUMMARY_FILE
+from trainer.task import BACKUP_DIR, DATA_SHARDING, FILE_SHARDING, SUMMARY_FILE
 
 WORKERS = 2
 FILES_PER_SPLIT = 4  # >= WORKERS: each worker reads only its files (FILE sharding)
@@ -62,7 +62,7 @@ def inputs(taxi_run, tmp_path_factory):
             "transform_graph": latest_output_uri(config.metadata_path, config.name, nodes.TRANSFORM, "transform_graph"),
             "schema": latest_output_uri(config.metadata_path, config.name, "FrozenSchemaGen", "schema"),
             "train_steps": 100, "eval_steps": 5, "custom_config": config.to_custom_config().to_json()}
-    return {"root": root, "spec": spec, "counts": counts, "config": config}
+    return {"root": root, "spec": spec, "counts": counts, "config": config, "one_file_examples": examples}
 
 
 class Cluster:
@@ -183,10 +183,10 @@ def test_the_non_chief_leaves_nothing_behind(trained):
 
 def test_a_killed_worker_and_the_restarted_cluster_resume_from_the_backup(inputs):
     """SIGKILL worker 1 right after the first backup (step 50 of 150). The chief cannot go on without it and
-    fails (or is stopped, as a cluster manager stops the rest of a job whose worker died); both restart with
-    the same spec, resume from the chief's backup, and finish."""
+    fails; both restart with the same spec, resume from the chief's backup, and finish. On the ExampleGen's
+    own output (one file per split) the workers shard by DATA: each reads the file, keeps every 2nd batch."""
     spec, directory = outputs(inputs, "killed")
-    spec["train_steps"] = 150
+    spec["train_steps"], spec["examples"] = 150, inputs["one_file_examples"]
     cluster = Cluster(spec, str(directory / "cluster"))
     backup = str(directory / "Trainer" / BACKUP_DIR / "*" / "chief" / "checkpoint")
     deadline = time.monotonic() + WORKER_TIMEOUT_S
@@ -207,5 +207,9 @@ def test_a_killed_worker_and_the_restarted_cluster_resume_from_the_backup(inputs
     summary = json.load(open(os.path.join(spec["model_run"], SUMMARY_FILE)))
     assert summary["resumed_from"] is not None
     assert 0 < summary["resumed_from"]["step"] < 150, summary["resumed_from"]
-    assert "resuming from the backup" in restarted.output(0) and "resuming from the backup" in restarted.output(1)
+    for index in range(WORKERS):
+        output = restarted.output(index)
+        assert "resuming from the backup" in output
+        assert f"input pipeline {index + 1} of {WORKERS}, {DATA_SHARDING} sharding, reads 1 of 1 files" in output
+    assert summary["train_input"][0]["policy"] == DATA_SHARDING
     assert glob.glob(os.path.join(spec["model"], "Format-Serving", "saved_model.pb"))

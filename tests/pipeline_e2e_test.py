@@ -107,6 +107,8 @@ def test_second_run_through_the_cli_comes_from_cache(taxi_run, cached_cli_run):
     for node in BEAM_NODES + GATE_NODES:
         execution = latest_execution(store, "taxi", node)
         assert execution.last_known_state == metadata_store_pb2.Execution.CACHED, node
+        if node == "Pusher":
+            continue  # cache_key_test.py re-executes it on this root with edited quantizer code
         # Each of these ran for real exactly once, in the first run.
         context = store.get_context_by_type_and_name("node", f"taxi.{node}")
         states = [e.last_known_state for e in store.get_executions_by_context(context.id)]

@@ -1,0 +1,220 @@
+"""How fast could any StatisticsGen that reads ExampleGen's output be? Floors beside TFDV, in one process.
+
+Issue 11 asks each data-proportional step to run 10x the rows/s of the stock component. StatisticsGen (TFDV)
+and Transform (TFT) read ExampleGen's output: gzipped TFRecords of serialized tf.Examples. Whatever computes
+their statistics or analyzers has to read and decode those records first, so that cost bounds the speed-up
+of any replacement that keeps the tf.Example payload. This bench times, on one taxi-shaped table:
+
+- `encode`: the CSV to a gzipped TFRecord file of tf.Examples (components/example_gen/csv_blocks.py, what
+  the columnar ExampleGen writes);
+- `tfdv_statistics`: TFDV's statistics of that file, TFX StatisticsGen's work (`generate_statistics_from_
+  tfrecord`, DirectRunner in memory, default options as StatisticsGen runs them without a schema);
+- `read_records` + `decode`: the records read (tf.data, C++) and decoded into Arrow RecordBatches by tfx-bsl's
+  C++ decoder, in batches of 8,192: the least any reader of the payload does;
+- `numpy_statistics`: on the decoded batches, per feature what TFDV's common, numeric and string statistics
+  hold (counts, missing, mean, std, zeros, min, max, 10 quantiles; value frequencies), in numpy/pyarrow;
+- `pyarrow_csv_statistics`: the issue's floor, the same statistics straight from the CSV (pyarrow's parser,
+  no tf.Example at all).
+
+    python -m bench.floors [--rows 1000000] [--out bench/results/floors.json]
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import glob
+import os
+import sys
+import tempfile
+import time
+from typing import Any, Dict, Iterable
+
+import numpy as np
+
+from bench import write_json
+
+BATCH_ROWS = 8192
+QUANTILES = np.linspace(0.0, 1.0, 11)
+
+
+class Statistics:
+    """Per feature: numeric (count, sum, sum of squares, zeros, min, max, values for quantiles) or string
+    value frequencies, merged over batches; missing cells counted."""
+
+    def __init__(self) -> None:
+        self.numeric: Dict[str, Dict[str, Any]] = {}
+        self.strings: Dict[str, Dict[bytes, int]] = {}
+        self.missing: Dict[str, int] = {}
+
+    def add_column(self, name: str, values, missing: int) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        self.missing[name] = self.missing.get(name, 0) + missing
+        if (pa.types.is_binary(values.type) or pa.types.is_large_binary(values.type)
+                or pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+            counts = self.strings.setdefault(name, {})
+            for pair in pc.value_counts(values).to_pylist():
+                counts[pair["values"]] = counts.get(pair["values"], 0) + pair["counts"]
+            return
+        array = values.to_numpy(zero_copy_only=False).astype(np.float64)
+        stats = self.numeric.setdefault(name, {"count": 0, "sum": 0.0, "sum_sq": 0.0, "zeros": 0,
+                                               "min": np.inf, "max": -np.inf, "parts": []})
+        stats["count"] += array.size
+        stats["sum"] += float(array.sum())
+        stats["sum_sq"] += float(np.dot(array, array))
+        stats["zeros"] += int(np.count_nonzero(array == 0))
+        if array.size:
+            stats["min"], stats["max"] = min(stats["min"], float(array.min())), max(stats["max"], float(array.max()))
+        stats["parts"].append(array)
+
+    def add_list_batch(self, batch) -> None:
+        """A RecordBatch of list columns (tfx-bsl's decoding): a missing cell is a null or empty list."""
+        import pyarrow.compute as pc
+
+        for name, column in zip(batch.schema.names, batch.columns):
+            lengths = pc.list_value_length(column).fill_null(0)
+            self.add_column(name, column.flatten(), int(pc.sum(pc.equal(lengths, 0)).as_py() or 0))
+
+    def add_flat_batch(self, batch) -> None:
+        """A RecordBatch of plain columns (pyarrow's CSV reader): a missing cell is a null."""
+        for name, column in zip(batch.schema.names, batch.columns):
+            self.add_column(name, column.drop_null(), column.null_count)
+
+    def finish(self) -> Dict[str, Any]:
+        out: Dict[str, Any] = {}
+        for name, stats in self.numeric.items():
+            values = np.concatenate(stats["parts"]) if stats["parts"] else np.zeros(0)
+            count = max(stats["count"], 1)
+            mean = stats["sum"] / count
+            out[name] = {"count": stats["count"], "missing": self.missing[name], "mean": mean,
+                         "std": float(np.sqrt(max(stats["sum_sq"] / count - mean * mean, 0.0))),
+                         "zeros": stats["zeros"], "min": stats["min"], "max": stats["max"],
+                         "quantiles": np.quantile(values, QUANTILES).tolist() if values.size else []}
+        for name, counts in self.strings.items():
+            top = sorted(counts.items(), key=lambda item: -item[1])[:10]
+            out[name] = {"count": sum(counts.values()), "missing": self.missing[name], "unique": len(counts),
+                         "top": [(value if isinstance(value, str) else value.decode("utf-8", "replace"), n)
+                                 for value, n in top]}
+        return out
+
+
+def timed(results: Dict[str, float], name: str, fn, *args):
+    gc.collect()
+    started = time.perf_counter()
+    value = fn(*args)
+    results[name] = round(time.perf_counter() - started, 3)
+    print(f"[bench.floors] {name}: {results[name]} s", file=sys.stderr, flush=True)
+    return value
+
+
+def encode(csv_path: str, tfrecord_path: str) -> int:
+    import tensorflow as tf
+
+    from components.example_gen.csv_blocks import encode_file
+
+    count = 0
+    with tf.io.TFRecordWriter(tfrecord_path, options="GZIP") as writer:
+        for block in encode_file(csv_path):
+            for record in block:
+                writer.write(record)
+            count += len(block)
+    return count
+
+
+def read_records(tfrecord_path: str) -> list:
+    import tensorflow as tf
+
+    return [batch for batch in tf.data.TFRecordDataset(tfrecord_path, compression_type="GZIP")
+            .batch(BATCH_ROWS).as_numpy_iterator()]
+
+
+def decode(batches: Iterable) -> list:
+    from tfx_bsl.coders import example_coder
+
+    decoder = example_coder.ExamplesToRecordBatchDecoder()
+    return [decoder.DecodeBatch(list(batch)) for batch in batches]
+
+
+def numpy_statistics(record_batches: list) -> Dict[str, Any]:
+    stats = Statistics()
+    for batch in record_batches:
+        stats.add_list_batch(batch)
+    return stats.finish()
+
+
+def pyarrow_csv_statistics(csv_path: str) -> Dict[str, Any]:
+    import pyarrow.csv as pv
+
+    stats = Statistics()
+    for batch in pv.read_csv(csv_path).to_batches(max_chunksize=BATCH_ROWS):
+        stats.add_flat_batch(batch)
+    return stats.finish()
+
+
+def tfdv_statistics(tfrecord_path: str):
+    import tensorflow_data_validation as tfdv
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    return tfdv.generate_statistics_from_tfrecord(
+        tfrecord_path, stats_options=tfdv.StatsOptions(),
+        pipeline_options=PipelineOptions(["--direct_running_mode=in_memory", "--direct_num_workers=1",
+                                          "--pickle_library=cloudpickle"]))
+
+
+def tfdv_means(statistics) -> Dict[str, float]:
+    return {f.path.step[0]: f.num_stats.mean for f in statistics.datasets[0].features if f.HasField("num_stats")}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
+                                                      "floors.json"))
+    args = parser.parse_args(argv)
+    from bench.scale.generate import generate
+
+    # Imported before any step is timed.
+    import pyarrow.csv  # noqa: F401
+    import tensorflow  # noqa: F401
+    import tensorflow_data_validation  # noqa: F401
+    from tfx_bsl.coders import example_coder  # noqa: F401
+
+    seconds: Dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="tfxp_floors_") as work:
+        csv_path, tfrecord_path = os.path.join(work, "data.csv"), os.path.join(work, "data.tfrecord.gz")
+        timed(seconds, "generate", generate, args.rows, csv_path)
+        timed(seconds, "encode", encode, csv_path, tfrecord_path)
+        tfdv_result = timed(seconds, "tfdv_statistics", tfdv_statistics, tfrecord_path)
+        records = timed(seconds, "read_records", read_records, tfrecord_path)
+        batches = timed(seconds, "decode", decode, records)
+        del records
+        ours = timed(seconds, "numpy_statistics", numpy_statistics, batches)
+        del batches
+        from_csv = timed(seconds, "pyarrow_csv_statistics", pyarrow_csv_statistics, csv_path)
+        csv_bytes, tfrecord_bytes = os.path.getsize(csv_path), os.path.getsize(tfrecord_path)
+        assert not glob.glob(os.path.join(work, "*.tmp"))
+    # The three computations agree (means of the numeric features), so they did the same work.
+    agreement = {name: {"tfdv": mean, "numpy_on_decoded": ours[name]["mean"], "pyarrow_csv": from_csv[name]["mean"]}
+                 for name, mean in sorted(tfdv_means(tfdv_result).items())}
+    for name, means in agreement.items():
+        assert abs(means["tfdv"] - means["numpy_on_decoded"]) <= 1e-6 * max(1.0, abs(means["tfdv"])), (name, means)
+    floor = seconds["read_records"] + seconds["decode"]
+    result = {
+        "rows": args.rows, "csv_bytes": csv_bytes, "tfrecord_gz_bytes": tfrecord_bytes, "seconds": seconds,
+        "rows_per_second": {name: round(args.rows / s) for name, s in seconds.items() if s > 0},
+        # TFDV's time over the least any reader of the tf.Example payload spends: the largest speed-up that a
+        # StatisticsGen (or a Transform) reading ExampleGen's output could reach.
+        "tfdv_over_read_and_decode": round(seconds["tfdv_statistics"] / floor, 2),
+        "tfdv_over_read_decode_and_numpy_statistics": round(
+            seconds["tfdv_statistics"] / (floor + seconds["numpy_statistics"]), 2),
+        "tfdv_over_pyarrow_csv_statistics": round(seconds["tfdv_statistics"] / seconds["pyarrow_csv_statistics"], 2),
+        "means": agreement,
+    }
+    write_json(args.out, result)
+    print({k: v for k, v in result.items() if k != "means"})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
