@@ -169,7 +169,7 @@ def test_tfxp_report_on_an_older_run(taxi_run, tmp_path, capsys):
 
 def test_charts_are_drawn_once_per_data_and_the_cache_keeps_one_reports(tmp_path):
     from pipeline.report import charts
-    from pipeline.report.render import ChartCache
+    from pipeline.report.cache import ChartCache
 
     calls = []
 
@@ -185,3 +185,25 @@ def test_charts_are_drawn_once_per_data_and_the_cache_keeps_one_reports(tmp_path
     later.draw(histogram, {"train": [(0.0, 1.0, 1.0), (1.0, 2.0, 7.0)]})
     later.prune()
     assert len(calls) == 2 and len(os.listdir(tmp_path / "charts")) == 1
+
+
+def test_analyzer_values_are_read_once_per_transform_graph(taxi_run, tmp_path):
+    """The report reads the analyzer values through the transform graph once; the next report of a run with
+    the same graph (a cached re-run) takes them from its cache, equal."""
+    from pipeline.report import artifacts
+    from pipeline.report.cache import ChartCache
+    from pipeline.summary import latest_output_uri
+
+    config = taxi_run["config"]
+    graph = latest_output_uri(config.metadata_path, config.name, "Transform", "transform_graph")
+    calls = []
+
+    def counted(features, uri):
+        calls.append(uri)
+        return artifacts.analyzer_values(features, uri)
+
+    first = ChartCache(str(tmp_path / "cache")).value(counted, list(config.features), graph)
+    again = ChartCache(str(tmp_path / "cache")).value(counted, list(config.features), graph)
+    assert again == first and calls == [graph]
+    fare = next(values for values in first if values["name"] == "fare")
+    assert fare["treatment"] == "zscore" and fare["mean"] > 0 and fare["std"] > 0

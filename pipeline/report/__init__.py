@@ -34,16 +34,18 @@ def write_report(config: PipelineConfig, run_id: Optional[str] = None, output: O
     """Collects the run (default: the latest; run_started=False: a run stopped before any component, by
     `error`) and writes its report and model card."""
     from pipeline.report import model_card
+    from pipeline.report.cache import ChartCache
     from pipeline.report.collect import collect, not_started
     from pipeline.report.render import render_html, render_markdown
     from serving.layout import MODEL_CARD
 
-    report = collect(config, run_id, error, anomalies) if run_started else not_started(config, error or "")
-    card = model_card.build(report)
     html_path = os.path.abspath(output or config.report_file)
-    # The run's own report keeps its charts beside it, for the next run to reuse; `--output` elsewhere does not.
-    chart_cache = None if output else os.path.join(os.path.dirname(html_path), CHART_CACHE_DIR)
-    _write_atomically(html_path, render_html(report, card, chart_cache))
+    # The run's own report keeps its charts and values beside it, for the next run to reuse; `--output`
+    # elsewhere does not.
+    cache = ChartCache(None if output else os.path.join(os.path.dirname(html_path), CHART_CACHE_DIR))
+    report = collect(config, run_id, error, anomalies, cache) if run_started else not_started(config, error or "")
+    card = model_card.build(report)
+    _write_atomically(html_path, render_html(report, card, cache))
     markdown = render_markdown(card)
     card_path = os.path.join(os.path.dirname(html_path), MODEL_CARD_FILE)
     _write_atomically(card_path, markdown)

@@ -2,6 +2,7 @@
 the transform graph's analyzer values, the Trainer's summary and TensorBoard curves, the evaluation."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -9,7 +10,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from components.data_gate.checks import GATE_REPORT_FILE, Distance, GateReport, present_fraction
 from components.properties import BLESSED
-from config import METRICS, PipelineConfig
+from config import METRICS, FeatureConfig, PipelineConfig
 from pipeline.report.records import (AnalyzerValues, EvaluationData, FeatureData, FeatureSplitStats, MetricRow,
                                      SliceRow, TrainingData)
 from pipeline.summary import _custom, evaluation_metrics, validation_failures
@@ -89,7 +90,12 @@ def read_gate_report(accepted_uri: Optional[str]) -> Optional[GateReport]:
 # Transform
 
 
-def read_analyzers(config: PipelineConfig, transform_graph_uri: str) -> List[AnalyzerValues]:
+def analyzer_values(features: List[FeatureConfig], transform_graph_uri: str) -> List[Dict[str, Any]]:
+    """read_analyzers as JSON values (for the report's cache)."""
+    return [dataclasses.asdict(values) for values in read_analyzers(features, transform_graph_uri)]
+
+
+def read_analyzers(features: List[FeatureConfig], transform_graph_uri: str) -> List[AnalyzerValues]:
     """Per feature, what the transform graph holds from the analysis. Vocabularies are files of the graph;
     the scaling constants are read back through the graph itself: a z-score maps x to (x - mean) / std, so
     transforming x = 0 and x = 1 gives mean and std (min-max: min and max), exactly as serving applies them
@@ -102,7 +108,7 @@ def read_analyzers(config: PipelineConfig, transform_graph_uri: str) -> List[Ana
 
     output = tft.TFTransformOutput(transform_graph_uri)
     out: List[AnalyzerValues] = []
-    numeric = [f for f in config.features if f.treatment in ("zscore", "minmax")]
+    numeric = [f for f in features if f.treatment in ("zscore", "minmax")]
     if numeric:
         raw_spec = output.raw_feature_spec()
         examples = []
@@ -135,13 +141,13 @@ def read_analyzers(config: PipelineConfig, transform_graph_uri: str) -> List[Ana
                 low = -y0 * span if span else None
                 out.append(AnalyzerValues(feature.name, feature.treatment, min=low,
                                           max=low + span if span else None))
-    for feature in config.features:
+    for feature in features:
         if feature.treatment == "vocab":
             vocabulary = output.vocabulary_by_name(vocab_filename(feature.name))
             out.append(AnalyzerValues(feature.name, "vocab", vocabulary_size=len(vocabulary),
                                       top_entries=[v.decode(errors="replace") if isinstance(v, bytes) else str(v)
                                                    for v in vocabulary[:TOP_VALUES]]))
-    order = {f.name: i for i, f in enumerate(config.features)}
+    order = {f.name: i for i, f in enumerate(features)}
     return sorted(out, key=lambda a: order[a.name])
 
 

@@ -17,9 +17,10 @@ from components.data_gate.checks import Anomaly
 from components.properties import PushedModelProperties
 from config import TASK_METRICS, PipelineConfig
 from pipeline import nodes
-from pipeline.report.artifacts import (read_analyzers, read_evaluation, read_features, read_gate_report,
+from pipeline.report.artifacts import (analyzer_values, read_evaluation, read_features, read_gate_report,
                                        read_training)
-from pipeline.report.records import ArtifactRef, RunReport, Step
+from pipeline.report.cache import ChartCache
+from pipeline.report.records import AnalyzerValues, ArtifactRef, RunReport, Step
 from pipeline.summary import NODE_CONTEXT, open_store
 
 RUN_CONTEXT = "pipeline_run"
@@ -100,9 +101,10 @@ def read_steps(store, pipeline_name: str, run_id: str) -> List[Step]:
 
 
 def collect(config: PipelineConfig, run_id: Optional[str] = None, error: Optional[str] = None,
-            anomalies: Optional[List[Anomaly]] = None) -> RunReport:
+            anomalies: Optional[List[Anomaly]] = None, cache: Optional[ChartCache] = None) -> RunReport:
     """The report of a run (default: the latest) of the config's pipeline. `error` and `anomalies` come from
-    the runner when the run it just made failed; for an older run they are read back where recorded."""
+    the runner when the run it just made failed; for an older run they are read back where recorded. `cache`
+    keeps what the transform graph gives (the analyzer values) for the next report."""
     from pipeline.constant_baseline import constant_metrics_of_examples
 
     store = open_store(config.metadata_path)
@@ -133,7 +135,8 @@ def collect(config: PipelineConfig, run_id: Optional[str] = None, error: Optiona
     features = read_features(config, output(nodes.STATISTICS_GEN, "statistics"), drift_baseline, distances)
 
     transform_graph = output(nodes.TRANSFORM, "transform_graph")
-    analyzers = read_analyzers(config, transform_graph) if transform_graph else []
+    analyzers = ([AnalyzerValues(**values) for values in (cache or ChartCache(None)).value(
+        analyzer_values, list(config.features), transform_graph)] if transform_graph else [])
     model_run = output(nodes.TRAINER, "model_run")
     training = read_training(model_run) if model_run else None
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime
 import math
-import os
 from typing import Dict, List, Optional, Tuple
 
 from pipeline.report import charts
+from pipeline.report.cache import ChartCache
 from pipeline.report.records import RunReport
 from pipeline.report.model_card import ModelCard
 
@@ -30,44 +30,6 @@ def _num(value: Optional[float]) -> str:
 
 def _pct(value: Optional[float]) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
-
-
-class ChartCache:
-    """Charts already drawn, by a digest of the function and its data, in a directory beside the report: a
-    re-run whose statistics and training came from cache redraws none of them (18 taxi charts: ~2.5 s).
-    Entries this render did not use are removed, so the directory holds one report's charts."""
-
-    def __init__(self, directory: Optional[str]):
-        self.directory, self.used = directory, set()
-
-    def draw(self, function, *args) -> str:
-        import hashlib
-        import json
-
-        if self.directory is None:
-            return function(*args)
-        import inspect
-
-        # The function's source is part of the key: a changed chart style is drawn again.
-        key = hashlib.sha256(json.dumps([inspect.getsource(function), args], sort_keys=True, default=repr
-                                        ).encode()).hexdigest()[:24]
-        path = os.path.join(self.directory, f"{key}.svg")
-        self.used.add(f"{key}.svg")
-        if os.path.exists(path):
-            with open(path, encoding="utf-8") as f:
-                return f.read()
-        svg = function(*args)
-        os.makedirs(self.directory, exist_ok=True)
-        with open(f"{path}.partial", "w", encoding="utf-8") as f:
-            f.write(svg)
-        os.replace(f"{path}.partial", path)
-        return svg
-
-    def prune(self) -> None:
-        if self.directory and os.path.isdir(self.directory):
-            for name in os.listdir(self.directory):
-                if name not in self.used:
-                    os.remove(os.path.join(self.directory, name))
 
 
 def feature_charts(report: RunReport, cache: ChartCache) -> Dict[str, str]:
@@ -115,7 +77,8 @@ def gate_rows(report: RunReport) -> List[Tuple[str, Optional[float], str]]:
     return rows
 
 
-def render_html(report: RunReport, card: ModelCard, chart_cache_dir: Optional[str] = None) -> str:
+def render_html(report: RunReport, card: ModelCard, cache: Optional[ChartCache] = None) -> str:
+    """The report page; `cache` (its charts) is pruned to what this page used."""
     started = (datetime.datetime.fromtimestamp(report.started, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
                if report.started else "-")
     timeline = ""
@@ -123,7 +86,7 @@ def render_html(report: RunReport, card: ModelCard, chart_cache_dir: Optional[st
         rows = [(s.node, s.started - report.started, s.seconds, s.state) for s in report.steps]
         timeline = charts.timeline(rows)  # changes with every run
     latency_chart = ""
-    cache = ChartCache(chart_cache_dir)
+    cache = cache or ChartCache(None)
     if report.pushed and report.pushed.quantization_results.get("latency_interval"):
         threshold = dict(report.config.quantization.gates).get("max_latency_ratio")
         latency_chart = cache.draw(charts.latency, report.pushed.quantization_results["latency_interval"], threshold)
