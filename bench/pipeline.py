@@ -59,8 +59,8 @@ def timed(command: List[str], env: Dict[str, str], cwd: str, log_path: str) -> f
 def run_tfxp(work: str, env: Dict[str, str]) -> Dict[str, Any]:
     root, serving = os.path.join(work, "tfxp_root"), os.path.join(work, "tfxp_serving")
     result: Dict[str, Any] = {}
-    # cached_rerun: the Trainer comes from cache and its model, blessed and pushed by the full run, is now the
-    # Evaluator's baseline too; second_rerun: nothing changed since cached_rerun, everything from cache.
+    # cached_rerun: nothing changed since the full run, so every step comes from cache (the Evaluator's and
+    # the DataGate's baselines exclude the run's own model and statistics); second_rerun: the same again.
     for attempt in ("full", "cached_rerun", "second_rerun"):
         summary_path = os.path.join(work, f"tfxp_{attempt}.json")
         command = [os.path.join(os.path.dirname(sys.executable), "tfxp"), "run",
