@@ -11,10 +11,11 @@ from config.schema import (CLOUD_TARGETS, IDEAL_SIZE_RATIO, METRICS, NUMERIC_TRE
                            default_float_serving_dir, default_gates, default_metadata_path, is_remote)
 from config.load import default_schema_file
 from config.sections import ConfigError, resolve_data_path
+from config.text import MAX_LISTED, listed
 
 __all__ = ["load_config", "CLOUD_TARGETS", "IDEAL_SIZE_RATIO", "METRICS", "NUMERIC_TREATMENTS", "ON_GATE_FAILURE",
            "QUANTIZATION_METHODS", "TASK_METRICS", "TASKS", "TREATMENTS", "BeamConfig", "CloudConfig",
            "CustomConfig", "DataConfig", "EvaluationConfig", "FeatureConfig", "LabelConfig", "Metric",
            "ModelCardConfig", "ModelConfig", "PipelineConfig", "QuantizationConfig", "TrainingConfig", "ValidationConfig",
            "default_float_serving_dir", "default_gates", "default_metadata_path", "is_remote",
-           "default_schema_file", "ConfigError", "resolve_data_path"]
+           "default_schema_file", "ConfigError", "resolve_data_path", "MAX_LISTED", "listed"]

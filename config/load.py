@@ -23,6 +23,7 @@ from config.schema import (CSV_READERS, DATA_FORMATS, EVALUATORS, METRICS, NUMER
 from config.sections import (ConfigError, Section, code_fingerprint, default_setup_file, file_fingerprint,
                              resolve_data_path, resolve_output)
 from config.spans import check_pattern
+from config.text import listed
 
 
 def _load_features(root: Section, header: List[str], numeric: Dict[str, bool],
@@ -69,8 +70,7 @@ def _load_evaluation(section: Section, task: str, columns: List[str]) -> Evaluat
     unknown = [name for name in slices if name not in columns]
     if unknown:
         raise section.error("slices", f"{', '.join(unknown)}: not a column of the data "
-                                      f"(columns: {', '.join(columns[:10])}"
-                                      f"{f' and {len(columns) - 10} more' if len(columns) > 10 else ''})")
+                                      f"(columns: {listed(columns)})")
     section.finish()
     return EvaluationConfig(metric=metric, higher_is_better=higher_is_better, threshold=threshold,
                             max_regression=max_regression, evaluator=evaluator, slices=slices)

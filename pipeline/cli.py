@@ -7,11 +7,10 @@ import os
 import sys
 from typing import List, Optional
 
-from config import ConfigError, default_schema_file, load_config
+from config import MAX_LISTED, ConfigError, default_schema_file, load_config
 
 # Exit statuses (README, "Command line").
 EXIT_COMPONENT_FAILED, EXIT_CONFIG, EXIT_BAD_DATA, EXIT_BUSY = 1, 2, 3, 4
-MAX_LISTED = 10  # bad rows named on the console, then "and N more"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -186,7 +185,8 @@ def _report(args) -> int:
         print("\n".join(ids))
         return 0
     if args.run_id and args.run_id not in ids:
-        shown = ", ".join(ids[-10:]) + (f" and {len(ids) - 10} earlier" if len(ids) > 10 else "")
+        earlier = len(ids) - MAX_LISTED
+        shown = ", ".join(ids[-MAX_LISTED:]) + (f" and {earlier} earlier" if earlier > 0 else "")
         print(f"tfxp: --run-id {args.run_id!r}: no such run of {config.name} (runs: {shown or 'none'})",
               file=sys.stderr)
         return EXIT_CONFIG

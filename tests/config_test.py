@@ -204,3 +204,11 @@ def test_evaluation_evaluator_picks_the_evaluator_component(tiny, evaluator, com
     assert config.evaluation.evaluator == evaluator
     [node] = [c for c in create_pipeline(config).components if c.id == nodes.EVALUATOR]
     assert type(node).__name__ == component
+
+
+def test_long_lists_in_messages_keep_the_first_ten_and_count_the_rest():
+    from config import listed
+
+    assert listed(["a", "b"]) == "a, b"
+    assert listed(range(10)) == "0, 1, 2, 3, 4, 5, 6, 7, 8, 9"
+    assert listed(range(12)) == "0, 1, 2, 3, 4, 5, 6, 7, 8, 9 and 2 more"

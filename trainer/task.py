@@ -17,7 +17,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
-from config import CustomConfig
+from config import CustomConfig, listed
 from preprocessing.transform import transformed_name
 from trainer import strategy as strategy_lib
 from trainer.autograph_rules import skip_tf_keras
@@ -78,10 +78,9 @@ def distributed_input(strategy: tf.distribute.Strategy, file_pattern: List[str],
         shard = input_shard(files, input_context)
         if shards is not None:
             shards.append(shard)
-        names = [os.path.basename(path) for path in shard.files]
-        logging.info("Trainer: input pipeline %d of %d, %s sharding, reads %d of %d files: %s%s",
+        logging.info("Trainer: input pipeline %d of %d, %s sharding, reads %d of %d files: %s",
                      shard.index + 1, shard.count, shard.policy, len(shard.files), len(files),
-                     ", ".join(names[:10]), f" and {len(names) - 10} more" if len(names) > 10 else "")
+                     listed(os.path.basename(path) for path in shard.files))
         dataset = data_accessor.tf_dataset_factory(
             shard.files, tfxio.TensorFlowDatasetOptions(batch_size=batch_size_per_replica, num_epochs=1),
             tf_transform_output.raw_metadata.schema)

@@ -19,7 +19,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
 
-from config import NUMERIC_TREATMENTS, CustomConfig, FeatureConfig
+from config import MAX_LISTED, NUMERIC_TREATMENTS, CustomConfig, FeatureConfig
 from config.csv_probe import is_number
 
 MISSING_TAG = "tfxp:max_missing_fraction="
@@ -86,10 +86,9 @@ def text_examples(stats) -> str:
 # Checks
 
 # A description that lists values ("...: a (<1%), b (<1%), ...") keeps this many, then says how many more.
-MAX_LISTED_VALUES = 10
 
 
-def shorten_value_list(description: str, limit: int = MAX_LISTED_VALUES) -> str:
+def shorten_value_list(description: str, limit: int = MAX_LISTED) -> str:
     """'<text>: v1, v2, ..., vN.' -> '<text>: v1, ..., v<limit>, and <N - limit> more.'"""
     head, sep, listed = description.rpartition(": ")
     if not sep:

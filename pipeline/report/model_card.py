@@ -7,11 +7,11 @@ from __future__ import annotations
 import dataclasses
 from typing import List, Optional, Tuple
 
+from config import listed
 from pipeline.report.records import MetricRow, RunReport, SliceRow
 
 # Slices in the card: the weakest ones; and at most this many named among the limitations.
 CARD_SLICES = 5
-LISTED = 10
 # A feature counts as drifted or skewed for the card when its distance reaches this share of the threshold
 # (the gate itself blocks only above the threshold).
 NEAR_THRESHOLD = 0.5
@@ -64,9 +64,8 @@ def measured_limitations(report: RunReport) -> List[str]:
                 out.append(f"{row.name} {row.value:.4f} is no better than a constant predictor ({row.constant:.4f})")
         below = [s for s in evaluation.slices if s.below_threshold]
         if below:
-            named = ", ".join(f"{s.column}={s.value} ({s.metric:.3f}, {s.count} examples)" for s in below[:LISTED])
-            more = f" and {len(below) - LISTED} more" if len(below) > LISTED else ""
-            out.append(f"{len(below)} slice(s) below the {evaluation.metric} threshold: {named}{more}")
+            named = listed(f"{s.column}={s.value} ({s.metric:.3f}, {s.count} examples)" for s in below)
+            out.append(f"{len(below)} slice(s) below the {evaluation.metric} threshold: {named}")
         if evaluation.example_count is not None and evaluation.example_count < 1000:
             out.append(f"evaluated on {evaluation.example_count} examples only: metrics are uncertain "
                        f"(see the intervals)")
