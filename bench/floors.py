@@ -172,7 +172,9 @@ def statgen_means(statistics_dir: str) -> Dict[str, float]:
     from tensorflow_metadata.proto.v0 import statistics_pb2
 
     statistics = statistics_pb2.DatasetFeatureStatisticsList()
-    with open(os.path.join(statistics_dir, "Split-train", "FeatureStats.pb"), "rb") as f:
+    from components.data_gate.checks import STATS_FILE
+
+    with open(os.path.join(statistics_dir, "Split-train", STATS_FILE), "rb") as f:
         statistics.ParseFromString(f.read())
     return {f.path.step[0]: f.num_stats.mean for f in statistics.datasets[0].features if f.HasField("num_stats")}
 

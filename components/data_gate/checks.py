@@ -85,11 +85,9 @@ def text_examples(stats) -> str:
 # --------------------------------------------------------------------------------------------------
 # Checks
 
-# A description that lists values ("...: a (<1%), b (<1%), ...") keeps this many, then says how many more.
-
-
 def shorten_value_list(description: str, limit: int = MAX_LISTED) -> str:
-    """'<text>: v1, v2, ..., vN.' -> '<text>: v1, ..., v<limit>, and <N - limit> more.'"""
+    """'<text>: v1, v2, ..., vN.' -> '<text>: v1, ..., v<limit>, and <N - limit> more.': a description that
+    lists values ("...: a (<1%), b (<1%), ...") keeps `limit` of them and says how many more."""
     head, sep, listed = description.rpartition(": ")
     if not sep:
         return description
@@ -281,6 +279,8 @@ def comparator_checks(validate, schema: schema_pb2.Schema, train: statistics_pb2
 # Written into the AcceptedStatistics artifact's directory by every DataGate execution, passed or failed
 # (a failed one's directory is not published to ML Metadata, but it is there: the run report reads it).
 GATE_REPORT_FILE = "gate_report.json"
+# StatisticsGen's statistics file in each split directory (TFX: stats_artifact_utils.BINARY_PB_BASENAME).
+STATS_FILE = "FeatureStats.pb"
 
 
 @dataclasses.dataclass(frozen=True)

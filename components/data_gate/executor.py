@@ -13,10 +13,10 @@ from tfx.dsl.io import fileio
 from tfx.utils import io_utils
 
 from components.data_gate import checks
+from components.data_gate.checks import STATS_FILE
 from components.properties import AcceptedStatisticsProperties
 from config import CustomConfig
 
-STATS_FILE = "FeatureStats.pb"
 ANOMALIES_FILE = "SchemaDiff.pb"  # ExampleValidator's output per split
 
 

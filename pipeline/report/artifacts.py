@@ -8,14 +8,13 @@ import math
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
-from components.data_gate.checks import GATE_REPORT_FILE, Distance, GateReport, present_fraction
+from components.data_gate.checks import GATE_REPORT_FILE, STATS_FILE, Distance, GateReport, present_fraction
 from components.properties import BLESSED
 from config import METRICS, FeatureConfig, PipelineConfig
 from pipeline.report.records import (AnalyzerValues, EvaluationData, FeatureData, FeatureSplitStats, MetricRow,
                                      SliceRow, TrainingData)
 from pipeline.summary import _custom, evaluation_metrics, validation_failures
 
-STATS_FILE = "FeatureStats.pb"
 SPLITS = ("train", "eval")
 TOP_VALUES = 10  # per string feature in the data section, and vocabulary entries in the transform section
 
