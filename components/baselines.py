@@ -16,10 +16,11 @@ from __future__ import annotations
 from typing import Dict, List, Optional
 
 from tfx import types
-from tfx.components.evaluator import constants as evaluator_constants
 from tfx.dsl.components.common import resolver
+from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import LatestArtifactStrategy
+from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
 
-from components.properties import BLESSED, AcceptedStatisticsProperties
+from components.properties import AcceptedStatisticsProperties
 
 # Input (and output) keys of the resolvers; the baseline's own keys are TFX's usual ones.
 CANDIDATE = "candidate"
@@ -41,18 +42,12 @@ class LatestBlessedOtherModelStrategy(resolver.ResolverStrategy):
 
 
 def latest_blessed_other_model(input_dict: Dict[str, List[types.Artifact]]) -> Dict[str, List[types.Artifact]]:
+    """TFX's LatestBlessedModelStrategy over the models other than the candidate."""
     excluded = _candidate_ids(input_dict)
-    model_id = evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY
-    blessings = {blessing.get_int_custom_property(model_id): blessing
-                 for blessing in sorted(input_dict.get(MODEL_BLESSING, []), key=lambda a: a.id)
-                 if blessing.get_int_custom_property(BLESSED) == 1}
-    result: Dict[str, List[types.Artifact]] = {MODEL: [], MODEL_BLESSING: [],
-                                               CANDIDATE: list(input_dict.get(CANDIDATE, []))}
-    for model in sorted(input_dict.get(MODEL, []), key=lambda a: a.id, reverse=True):
-        if model.id in blessings and model.id not in excluded:
-            result[MODEL], result[MODEL_BLESSING] = [model], [blessings[model.id]]
-            break
-    return result
+    others = {MODEL: [model for model in input_dict.get(MODEL, []) if model.id not in excluded],
+              MODEL_BLESSING: list(input_dict.get(MODEL_BLESSING, []))}
+    resolved = LatestBlessedModelStrategy().resolve_artifacts(None, others)
+    return dict(resolved, **{CANDIDATE: list(input_dict.get(CANDIDATE, []))})
 
 
 class LatestOtherAcceptedStatisticsStrategy(resolver.ResolverStrategy):
@@ -65,10 +60,9 @@ class LatestOtherAcceptedStatisticsStrategy(resolver.ResolverStrategy):
 
 def latest_other_accepted_statistics(input_dict: Dict[str, List[types.Artifact]]
                                      ) -> Dict[str, List[types.Artifact]]:
+    """TFX's LatestArtifactStrategy over the accepted statistics other than the candidate's."""
     excluded = _candidate_ids(input_dict)
-    result: Dict[str, List[types.Artifact]] = {STATISTICS: [], CANDIDATE: list(input_dict.get(CANDIDATE, []))}
-    for accepted in sorted(input_dict.get(STATISTICS, []), key=lambda a: a.id, reverse=True):
-        if AcceptedStatisticsProperties.read(accepted.mlmd_artifact).statistics_id not in excluded:
-            result[STATISTICS] = [accepted]
-            break
-    return result
+    others = [accepted for accepted in input_dict.get(STATISTICS, [])
+              if AcceptedStatisticsProperties.read(accepted.mlmd_artifact).statistics_id not in excluded]
+    resolved = LatestArtifactStrategy().resolve_artifacts(None, {STATISTICS: others}) or {STATISTICS: []}
+    return dict(resolved, **{CANDIDATE: list(input_dict.get(CANDIDATE, []))})
