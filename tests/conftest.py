@@ -79,6 +79,15 @@ def taxi_run(tmp_path_factory):
 
 
 
+def held_out_rows(taxi_run, n=None):
+    """The shared run's held-out rows (not in its sample) as {feature: cell} dicts, and their labels."""
+    header, held_out = taxi_run["header"], taxi_run["held_out"][:n]
+    features = [f.name for f in taxi_run["config"].features]
+    label = header.index(taxi_run["config"].label.column)
+    return ([{name: row[header.index(name)] for name in features} for row in held_out],
+            [int(row[label]) for row in held_out])
+
+
 def tree_digest(path):
     """Names and contents of every file under path: equal digests = byte-identical trees."""
     import hashlib

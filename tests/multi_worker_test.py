@@ -13,7 +13,7 @@ import sys
 import time
 
 import pytest
-from conftest import REPO
+from conftest import REPO, held_out_rows
 
 from pipeline import nodes
 from pipeline.summary import latest_output_uri
@@ -158,10 +158,7 @@ def test_the_chiefs_model_is_exported_and_scores_raw_rows(trained, taxi_run):
     from serving.client import ServedModel
 
     model = ServedModel(os.path.join(trained["spec"]["model"], "Format-Serving"))
-    header, held_out = taxi_run["header"], taxi_run["held_out"]
-    features = [f.name for f in taxi_run["config"].features]
-    rows = [{name: row[header.index(name)] for name in features} for row in held_out]
-    labels = [int(row[header.index("big_tipper")]) for row in held_out]
+    rows, labels = held_out_rows(taxi_run)
     scores = model.predict_rows(rows).reshape(-1)
     assert len(scores) == len(rows) and all(0.0 <= s <= 1.0 for s in scores)
     accuracy = sum((s > 0.5) == bool(y) for s, y in zip(scores, labels)) / len(labels)

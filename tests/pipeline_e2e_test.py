@@ -13,6 +13,7 @@ import sys
 import textwrap
 
 import pytest
+from conftest import REPO, held_out_rows
 
 from config import load_config
 from pipeline.local_runner import run_local
@@ -20,7 +21,6 @@ from pipeline.summary import latest_execution, open_store
 from serving.layout import latest_model_dir, versions
 from trainer.task import SUMMARY_FILE
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BEAM_NODES = ["CsvExampleGen", "StatisticsGen", "FrozenSchemaGen", "ExampleValidator", "Transform", "Trainer"]
 GATE_NODES = ["DataGate", "Evaluator", "Pusher"]
 
@@ -67,11 +67,7 @@ SCORE_SCRIPT = textwrap.dedent("""
 
 
 def test_pushed_model_scores_raw_examples_in_a_fresh_process(taxi_run, tmp_path):
-    header, held_out = taxi_run["header"], taxi_run["held_out"]
-    label_index = header.index("big_tipper")
-    features = [f.name for f in taxi_run["config"].features]
-    rows = [{name: row[header.index(name)] for name in features} for row in held_out]
-    labels = [int(row[label_index]) for row in held_out]
+    rows, labels = held_out_rows(taxi_run)
     request = tmp_path / "rows.json"
     request.write_text(json.dumps([rows, labels]))
     result = subprocess.run([sys.executable, "-c", SCORE_SCRIPT, taxi_run["config"].serving_dir, str(request)],

@@ -9,15 +9,14 @@ import math
 import numpy as np
 import pytest
 
+from conftest import held_out_rows
 from pipeline import cli
 from serving.client import ServedModel
 from serving_json import assert_json_answers_like_examples, decode_row_format, rest_body
 
 
 def taxi_rows(taxi_run, n=200):
-    header, held_out = taxi_run["header"], taxi_run["held_out"]
-    features = [f.name for f in taxi_run["config"].features]
-    return [{name: row[header.index(name)] for name in features} for row in held_out[:n]]
+    return held_out_rows(taxi_run, n)[0]
 
 
 def with_missing_cells(rows):
