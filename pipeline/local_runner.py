@@ -146,10 +146,12 @@ def _run_locked(config: PipelineConfig, emit_line: Callable[[str], None]) -> Run
         # Imported here so that their import-time warnings reach the log file.
         from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
+        from pipeline.dofn_specs import remembered_dofn_specs
         from pipeline.pipeline import create_pipeline
 
         try:
-            LocalDagRunner().run(create_pipeline(config))
+            with remembered_dofn_specs():
+                LocalDagRunner().run(create_pipeline(config))
         except Exception as e:  # a component failed: name it, keep the cause
             failure = PipelineFailed(progress.current, e, log_file)
             failure.report_file = write_run_report(config, emit_line, error=str(failure),
