@@ -12,5 +12,5 @@ setup(
     # Library versions are pinned by requirements.lock (resolved with uv); setup.py names only
     # what the package imports so that `pip install .` on a TFX image does not re-resolve TFX.
     install_requires=["pyyaml>=6"],
-    entry_points={"console_scripts": ["tfxp=pipeline.cli:main"]},
+    entry_points={"console_scripts": ["tfxp=pipeline.cli:console_main"]},
 )

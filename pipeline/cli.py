@@ -358,5 +358,34 @@ def main(argv: Optional[List[str]] = None) -> int:
     raise AssertionError(args.command)
 
 
+def exit_now(code: int) -> None:
+    """Ends the process without the interpreter's teardown.
+
+    After a run, Python's finalization (freeing every module of TensorFlow, Beam and TFX, and their
+    native destructors) took ~2 s here: a fifth of a cached re-run. What a normal exit does that matters is
+    kept: other non-daemon threads are waited for, atexit handlers run (logging's flush and close, weakref
+    finalizers such as TemporaryDirectory's cleanup, executor joins), and standard output and error are
+    flushed; then os._exit."""
+    import atexit
+    import threading
+
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said
+            pass
+    os._exit(code)
+
+
+def console_main() -> None:
+    """The `tfxp` command (setup.py entry point) and `python -m pipeline.cli`: main(), then exit_now with its
+    status. An exception leaves through Python's normal exit, traceback included."""
+    exit_now(int(main() or 0))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

@@ -1,0 +1,44 @@
+"""The `tfxp` command ends without Python's teardown (pipeline/cli.py exit_now), keeping what a normal exit
+does: its status, buffered output, atexit handlers, other threads' work and temporary-directory cleanup."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+from conftest import REPO
+
+SCRIPT = textwrap.dedent("""
+    import atexit, sys, tempfile, threading, time
+    from pipeline.cli import exit_now
+
+    out = sys.argv[1]
+    atexit.register(lambda: open(out + ".atexit", "w").write("ran"))
+    def late():
+        time.sleep(0.3)
+        open(out + ".thread", "w").write("done")
+    threading.Thread(target=late).start()
+    kept = tempfile.TemporaryDirectory(dir=sys.argv[2])  # cleaned up by its finalizer at exit
+    open(out + ".tempdir", "w").write(kept.name)
+    sys.stdout.write("buffered, no newline")
+    exit_now(3)
+""")
+
+
+def test_exit_now_keeps_status_output_atexit_threads_and_cleanup(tmp_path):
+    out = str(tmp_path / "marker")
+    result = subprocess.run([sys.executable, "-c", SCRIPT, out, str(tmp_path)], capture_output=True, text=True,
+                            cwd=REPO, timeout=120)
+    assert result.returncode == 3, result.stderr
+    assert result.stdout == "buffered, no newline"
+    assert open(out + ".atexit").read() == "ran"
+    assert open(out + ".thread").read() == "done"
+    assert not os.path.exists(open(out + ".tempdir").read())
+
+
+def test_the_command_exits_with_mains_status():
+    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--config", "/nonexistent/tfxp.yaml"],
+                            capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 2  # EXIT_CONFIG
+    assert "config file does not exist" in result.stderr
