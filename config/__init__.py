@@ -1,5 +1,6 @@
 """tfxp's config: the typed records (schema), loading and validation (load, sections), the cloud
-translation (cloud), the CSV probe (csv_probe) and spans (spans). Imports nothing else of tfxp's.
+translation (cloud), the CSV probe (csv_probe), spans (spans) and the process exit (process). Imports nothing
+else of tfxp's.
 
 The names most code needs are re-exported here: `from config import PipelineConfig, load_config`.
 """

@@ -1,4 +1,4 @@
-"""The `tfxp` command ends without Python's teardown (pipeline/cli.py exit_now), keeping what a normal exit
+"""The `tfxp` command and the quantizer's child end without Python's teardown (config/process.py exit_now), keeping what a normal exit
 does: its status, buffered output, atexit handlers, other threads' work and temporary-directory cleanup."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from conftest import REPO
 
 SCRIPT = textwrap.dedent("""
     import atexit, sys, tempfile, threading, time
-    from pipeline.cli import exit_now
+    from config.process import exit_now
 
     out = sys.argv[1]
     atexit.register(lambda: open(out + ".atexit", "w").write("ran"))
