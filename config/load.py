@@ -238,7 +238,10 @@ def _load_training(section: Section, spans: bool) -> TrainingConfig:
         eval_steps=section.positive_int("eval_steps", TrainingConfig.eval_steps),
         batch_size_per_replica=section.positive_int("batch_size_per_replica",
                                                     TrainingConfig.batch_size_per_replica),
-        warm_start=section.get("warm_start", bool, spans))
+        warm_start=section.get("warm_start", bool, spans),
+        seed=section.get("seed", int, None))
+    if training.seed is not None and not 0 <= training.seed < 2 ** 31:
+        raise section.error("seed", f"must be an integer in [0, 2**31), got {training.seed}")
     section.finish()
     return training
 

@@ -123,6 +123,9 @@ class TrainingConfig:
     batch_size_per_replica: int = 128
     # Start from the latest blessed model's weights when its layer shapes match (default: on with spans).
     warm_start: bool = False
+    # Reproducible training: seeds Keras (weights, dropout), the input shuffle and TF's op determinism, so the
+    # same data and config train the same model on the same machine. None: a fresh random start each run.
+    seed: Optional[int] = None
 
 
 @dataclasses.dataclass(frozen=True)

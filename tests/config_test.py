@@ -61,7 +61,7 @@ def test_minimal_config_gets_defaults_and_paths_relative_to_the_file(tiny, tmp_p
     assert config.pipeline_root == str(tmp_path / "runs" / "tiny" / "pipeline_root")
     assert config.metadata_path == os.path.join(config.pipeline_root, "metadata.sqlite")
     assert [f.treatment for f in config.features] == ["zscore", "vocab"]
-    assert config.training.batch_size_per_replica == 128
+    assert config.training.batch_size_per_replica == 128 and config.training.seed is None
     assert config.evaluation.metric == "binary_accuracy"
     assert config.evaluation.evaluator == "columnar" and config.data.reader == "columnar"
 
@@ -87,6 +87,8 @@ def test_pipeline_root_override_moves_the_metadata_store(tiny, tmp_path):
     (MINIMAL.replace("path: data", "path: no_such_dir"), "data.path", "is not a directory"),
     (MINIMAL + "training: {train_steps: 0}\n", "training.train_steps", "must be > 0"),
     (MINIMAL + "training: {train_steps: many}\n", "training.train_steps", "must be int"),
+    (MINIMAL + "training: {seed: -1}\n", "training.seed", "must be an integer in [0, 2**31)"),
+    (MINIMAL + "training: {seed: 0.5}\n", "training.seed", "must be int"),
     (MINIMAL + "evaluation: {metric: mean_squared_error}\n", "evaluation.metric", "must be one of"),
     (MINIMAL + "evaluation: {evaluator: fast}\n", "evaluation.evaluator", "must be one of"),
     (MINIMAL + "evaluation: {slices: [city, town]}\n", "evaluation.slices", "town: not a column of the data"),

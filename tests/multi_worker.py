@@ -5,8 +5,9 @@ the cluster in TF_CONFIG (set by the caller).
     python tests/multi_worker.py SPEC.json
 
 SPEC: {"examples": uri, "split_names": [...], "transform_graph": uri, "schema": uri, "model": uri,
-"model_run": uri, "train_steps": n, "eval_steps": n, "custom_config": {...}}. Every worker gets the same
-spec (the same output URIs), as on Vertex: only the chief may write there.
+"model_run": uri, "train_steps": n, "eval_steps": n, "custom_config": {...}}, and optionally
+"logical_cpus": n (the CPU split into n devices, as conftest splits the test process's: n replicas). Every
+worker gets the same spec (the same output URIs), as on Vertex: only the chief may write there.
 """
 import json
 import os
@@ -26,6 +27,11 @@ def main(spec_path: str) -> None:
     from pipeline.pipeline import RUN_FN
 
     spec = json.load(open(spec_path))
+    if spec.get("logical_cpus"):
+        import tensorflow as tf
+
+        tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0], [
+            tf.config.LogicalDeviceConfiguration() for _ in range(spec["logical_cpus"])])
     absl.logging.set_verbosity(absl.logging.INFO)  # as TFX's executor entry point (run_executor) does
 
     def artifact(kind, uri):

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import LOGICAL_CPUS, REPO
 from serving_json import assert_json_answers_like_examples
 from tfma_compare import assert_same_evaluation, evaluate_both
 
@@ -35,6 +35,40 @@ def copy_config(name, tmp_path, edit=lambda text: text):
     path = tmp_path / "configs" / f"{name}.yaml"
     path.write_text(edit(text))
     return str(path)
+
+
+def retrain(config, directory):
+    """The run's Trainer again, in a fresh process (tests/multi_worker.py with no TF_CONFIG: one worker, with
+    this process's replicas), on the same inputs; returns its model's variables."""
+    import json
+
+    from pipeline import nodes
+    from pipeline.summary import latest_output_uri
+
+    def uri(node, key):
+        return latest_output_uri(config.metadata_path, config.name, node, key)
+
+    spec = {"examples": uri(nodes.EXAMPLE_GEN, "examples"), "split_names": ["train", "eval"],
+            "transform_graph": uri(nodes.TRANSFORM, "transform_graph"), "schema": uri("SchemaGen", "schema"),
+            "model": str(directory / "model"), "model_run": str(directory / "model_run"),
+            "train_steps": config.training.train_steps, "eval_steps": config.training.eval_steps,
+            "custom_config": config.to_custom_config().to_json(), "logical_cpus": LOGICAL_CPUS}
+    os.makedirs(directory)
+    with open(directory / "spec.json", "w") as f:
+        json.dump(spec, f)
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    result = subprocess.run([sys.executable, os.path.join(REPO, "tests", "multi_worker.py"), str(directory / "spec.json")],
+                            capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return model_variables(str(directory / "model"))
+
+
+def model_variables(model_uri):
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(os.path.join(model_uri, "Format-Serving", "variables", "variables"))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+            if name.endswith("VARIABLE_VALUE") and "optimizer" not in name.lower() and "save_counter" not in name}
 
 
 def run_config(path):
@@ -67,6 +101,16 @@ def test_tiny_multiclass_table_pushes_a_quantized_model(tmp_path):
     assert_same_evaluation(evaluate_both(config, tmp_path / "evaluators"))
     # A REST request to the JSON signature answers like tf.Examples (class probabilities).
     assert assert_json_answers_like_examples(summary.pushed_model_dir, table_rows("iris")).shape[1] == 3
+    # training.seed: the Trainer run again, in another process, trains the very same weights.
+    assert config.training.seed is not None
+    from pipeline import nodes
+    from pipeline.summary import latest_output_uri
+
+    trained = model_variables(latest_output_uri(config.metadata_path, config.name, nodes.TRAINER, "model"))
+    again = retrain(config, tmp_path / "retrained")
+    assert trained.keys() == again.keys() and len(trained) >= 6  # 3 Dense layers: kernel and bias
+    for name, value in trained.items():
+        assert value.dtype.kind == "f" and value.shape == again[name].shape and (value == again[name]).all(), name
 
 
 def test_regression_without_threshold_is_blessed_on_its_first_run_and_pushed(tmp_path):

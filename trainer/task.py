@@ -65,11 +65,13 @@ def _split_files(patterns: List[str]) -> List[str]:
 
 def distributed_input(strategy: tf.distribute.Strategy, file_pattern: List[str], data_accessor,
                       tf_transform_output: tft.TFTransformOutput, label_key: str, task: str,
-                      batch_size_per_replica: int, shards: Optional[List[InputShard]] = None):
+                      batch_size_per_replica: int, shards: Optional[List[InputShard]] = None,
+                      seed: Optional[int] = None):
     """Batches of (transformed features, label) from RAW examples, per replica, sharded over the workers
     (input_shard). Transform does not materialize its output (its analyzers ran over the whole training
     split; the Trainer reads only train_steps batches), so the same tf.Transform graph that serving runs is
-    applied here, a batch at a time. Each worker's shard is appended to `shards`."""
+    applied here, a batch at a time. Each worker's shard is appended to `shards`. `seed` fixes the order in
+    which the examples are shuffled (training.seed)."""
     from tfx_bsl.public import tfxio
 
     files = _split_files(file_pattern)
@@ -82,7 +84,8 @@ def distributed_input(strategy: tf.distribute.Strategy, file_pattern: List[str],
                      shard.index + 1, shard.count, shard.policy, len(shard.files), len(files),
                      listed(os.path.basename(path) for path in shard.files))
         dataset = data_accessor.tf_dataset_factory(
-            shard.files, tfxio.TensorFlowDatasetOptions(batch_size=batch_size_per_replica, num_epochs=1),
+            shard.files, tfxio.TensorFlowDatasetOptions(batch_size=batch_size_per_replica, num_epochs=1,
+                                                        shuffle_seed=seed),
             tf_transform_output.raw_metadata.schema)
         if shard.policy == DATA_SHARDING:
             dataset = dataset.shard(shard.count, shard.index)
@@ -171,11 +174,19 @@ def train_and_export(fn_args) -> Dict[str, Any]:
     label_key = transformed_name(config.label.column)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
 
+    seed = config.training.seed
+    if seed is not None:
+        # Weights, dropout and the input shuffle seeded, and TF's kernels restricted to deterministic ones: the
+        # same data and config train the same model on the same machine. Op determinism stays on for the rest
+        # of this process (TF has no switch back).
+        keras.utils.set_random_seed(seed)
+        tf.config.experimental.enable_op_determinism()
     strategy = strategy_lib.make_strategy()
     batch_size = strategy_lib.global_batch_size(config.training.batch_size_per_replica, strategy)
     train_shards: List[InputShard] = []
     train_dataset = distributed_input(strategy, fn_args.train_files, fn_args.data_accessor, tf_transform_output,
-                                      label_key, task, config.training.batch_size_per_replica, train_shards)
+                                      label_key, task, config.training.batch_size_per_replica, train_shards,
+                                      seed=seed)
     eval_dataset = distributed_input(strategy, fn_args.eval_files, fn_args.data_accessor, tf_transform_output,
                                      label_key, task, config.training.batch_size_per_replica)
     with strategy.scope():
@@ -209,6 +220,7 @@ def train_and_export(fn_args) -> Dict[str, Any]:
         "eval_steps": fn_args.eval_steps,
         "num_classes": num_classes(tf_transform_output, task),
         "warm_start": warm_start,
+        "seed": seed,
         "resumed_from": resumed,  # the backed-up epoch and step training resumed at, or None
         "metrics": {name: float(values[-1]) for name, values in history.history.items()},
     }
