@@ -15,10 +15,13 @@ of any replacement that keeps the tf.Example payload. This bench times, on one t
   hold (counts, missing, mean, std, zeros, min, max, 10 quantiles; value frequencies), in numpy/pyarrow;
 - `pyarrow_csv_statistics`: the issue's floor, the same statistics straight from the CSV (pyarrow's parser,
   no tf.Example at all);
-- `to_parquet` + `statistics_gen_parquet`: the same rows written as ExampleGen's Parquet payload (one list
-  column per feature, as tfx-bsl's decoder gives them) and TFX's StatisticsGen executor reading that
-  (`FORMAT_PARQUET`, tfx-bsl's ParquetTFXIO): TFDV's own cost with no tf.Example to decode, so the most a
-  columnar payload could gain while the statistics stay TFDV's.
+- `to_parquet` + `statistics_gen_parquet`: the same rows written as a Parquet payload (one list column per
+  feature, typed and ordered as tfx-bsl reads the frozen taxi schema) and TFX's StatisticsGen executor
+  reading that (`FORMAT_PARQUET`, tfx-bsl's ParquetTFXIO): TFDV's own cost with no tf.Example to decode, so
+  the most a columnar payload could gain while the statistics stay TFDV's;
+- `transform` / `transform_parquet`: TFX's Transform executor with tfxp's taxi preprocessing_fn (the
+  analyzers over the rows, no materialization, as the pipeline runs it) on the tf.Examples, then on the
+  Parquet payload; the two transform graphs' vocabularies must be the same.
 
     python -m bench.floors [--rows 1000000] [--out bench/results/floors.json]
 """
@@ -28,10 +31,11 @@ import argparse
 import gc
 import glob
 import os
+import shutil
 import sys
 import tempfile
 import time
-from typing import Any, Dict, Iterable
+from typing import Any, Dict, Iterable, List
 
 import numpy as np
 
@@ -40,6 +44,8 @@ from bench import write_json
 BATCH_ROWS = 8192
 BEAM_ARGS = ["--direct_running_mode=in_memory", "--direct_num_workers=1", "--pickle_library=cloudpickle"]
 QUANTILES = np.linspace(0.0, 1.0, 11)
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TAXI_SCHEMA = os.path.join(REPO, "configs", "taxi.schema.pbtxt")
 
 
 class Statistics:
@@ -177,25 +183,70 @@ def statgen_statistics(examples_dir: str, statistics_dir: str, parquet: bool = F
     return statistics_dir
 
 
-def to_parquet(csv_path: str, parquet_path: str) -> int:
-    """The CSV as one Parquet file of list columns (a value, or an empty list for an empty cell), typed as the
-    columnar ExampleGen types it."""
+def to_parquet(csv_path: str, parquet_path: str, schema_path: str = TAXI_SCHEMA) -> int:
+    """The CSV as one Parquet file of list columns (a value, or an empty list for an empty cell), in the
+    column order and Arrow types that tfx-bsl derives from the schema (what ParquetTFXIO checks batches
+    against when given a schema, as Transform gives it)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+    from tfx_bsl.coders import csv_decoder
 
     from components.example_gen import csv_blocks
 
+    schema = text_format.Parse(open(schema_path).read(), schema_pb2.Schema())
+    arrow_schema = csv_decoder.GetArrowSchema([f.name for f in schema.feature], schema)
     types = csv_blocks.file_types(csv_path, csv_blocks.sample_types(csv_path))
     writer, rows = None, 0
     for batch in csv_blocks._read_blocks(csv_path, types, csv_blocks.BLOCK_BYTES):
-        columns = [csv_blocks._as_feature_lists(batch.column(batch.schema.get_field_index(name)), kind)
-                   for name, kind in types.items()]
-        table = pa.Table.from_batches([pa.RecordBatch.from_arrays(columns, names=list(types))])
+        columns = [csv_blocks._as_feature_lists(batch.column(batch.schema.get_field_index(field.name)),
+                                                types[field.name]).cast(field.type) for field in arrow_schema]
+        table = pa.Table.from_batches([pa.RecordBatch.from_arrays(columns, schema=arrow_schema)])
         writer = writer or pq.ParquetWriter(parquet_path, table.schema)
         writer.write_table(table)
         rows += table.num_rows
     writer.close()
     return rows
+
+
+def transform(examples_dir: str, schema_dir: str, out_dir: str, parquet: bool = False) -> str:
+    """TFX's Transform executor as the pipeline runs it on the taxi config (analyzers only), DirectRunner in
+    memory; with `parquet`, on a Parquet payload. Returns the transform graph's directory."""
+    import json
+
+    from tfx.components.transform.executor import Executor
+    from tfx.components.util import examples_utils
+    from tfx.dsl.components.base.base_beam_executor import BaseBeamExecutor
+    from tfx.proto import example_gen_pb2
+    from tfx.types import artifact_utils, standard_artifacts
+
+    from config import load_config
+    from pipeline.dofn_specs import remembered_dofn_specs
+    from pipeline.pipeline import PREPROCESSING_FN
+
+    config = load_config(os.path.join(REPO, "configs", "taxi.yaml"))
+    examples = standard_artifacts.Examples()
+    examples.uri, examples.split_names = examples_dir, artifact_utils.encode_split_names(["train"])
+    if parquet:
+        examples_utils.set_payload_format(examples, example_gen_pb2.PayloadFormat.FORMAT_PARQUET)
+    schema = standard_artifacts.Schema()
+    schema.uri = schema_dir  # holding schema.pbtxt only
+    graph = standard_artifacts.TransformGraph()
+    graph.uri = os.path.join(out_dir, "transform_graph")
+    with remembered_dofn_specs():
+        Executor(BaseBeamExecutor.Context(beam_pipeline_args=BEAM_ARGS, tmp_dir=os.path.join(out_dir, "tmp"),
+                                          unique_id="1")).Do(
+            {"examples": [examples], "schema": [schema]}, {"transform_graph": [graph]},
+            {"preprocessing_fn": PREPROCESSING_FN, "custom_config": json.dumps(config.to_custom_config().to_json()),
+             "disable_statistics": True, "force_tf_compat_v1": False, "splits_config": None,
+             "disable_analyzer_cache": True})
+    return graph.uri
+
+
+def vocabularies(transform_graph_dir: str) -> Dict[str, List[str]]:
+    assets = os.path.join(transform_graph_dir, "transform_fn", "assets")
+    return {name: open(os.path.join(assets, name)).read().splitlines() for name in sorted(os.listdir(assets))}
 
 
 def statgen_means(statistics_dir: str) -> Dict[str, float]:
@@ -240,6 +291,14 @@ def main(argv=None) -> int:
         parquet_statistics_dir = timed(seconds, "statistics_gen_parquet", statgen_statistics, parquet_dir,
                                        os.path.join(work, "parquet_statistics"), True)
         parquet_means = statgen_means(parquet_statistics_dir)
+        schema_dir = os.path.join(work, "schema")
+        os.makedirs(schema_dir)
+        shutil.copy(TAXI_SCHEMA, os.path.join(schema_dir, "schema.pbtxt"))
+        graph = timed(seconds, "transform", transform, examples_dir, schema_dir, os.path.join(work, "transform"))
+        parquet_graph = timed(seconds, "transform_parquet", transform, parquet_dir, schema_dir,
+                              os.path.join(work, "transform_parquet"), True)
+        same_vocabularies = vocabularies(graph) == vocabularies(parquet_graph)
+        assert same_vocabularies and vocabularies(graph), "the two payloads' vocabularies differ"
         records = timed(seconds, "read_records", read_records, tfrecord_path)
         batches = timed(seconds, "decode", decode, records)
         del records
@@ -272,6 +331,7 @@ def main(argv=None) -> int:
             seconds["statistics_gen"] / seconds["statistics_gen_parquet"], 2),
         "statistics_gen_parquet_over_pyarrow_csv_statistics": round(
             seconds["statistics_gen_parquet"] / seconds["pyarrow_csv_statistics"], 2),
+        "transform_over_transform_parquet": round(seconds["transform"] / seconds["transform_parquet"], 2),
         "means": agreement,
     }
     write_json(args.out, result)
