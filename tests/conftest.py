@@ -88,6 +88,23 @@ def held_out_rows(taxi_run, n=None):
             [int(row[label]) for row in held_out])
 
 
+def trainer_spec(config, **overrides):
+    """The Trainer's inputs of `config`'s latest run (from ML Metadata) as a SPEC for tests/multi_worker.py,
+    with the config's steps; the caller adds the outputs and any override."""
+    from pipeline import nodes
+    from pipeline.summary import latest_output_uri
+
+    def uri(node, key):
+        return latest_output_uri(config.metadata_path, config.name, node, key)
+
+    schema_node = "FrozenSchemaGen" if config.validation.schema_file else "SchemaGen"
+    spec = {"examples": uri(nodes.EXAMPLE_GEN, "examples"), "split_names": ["train", "eval"],
+            "transform_graph": uri(nodes.TRANSFORM, "transform_graph"), "schema": uri(schema_node, "schema"),
+            "train_steps": config.training.train_steps, "eval_steps": config.training.eval_steps,
+            "custom_config": config.to_custom_config().to_json()}
+    return dict(spec, **overrides)
+
+
 def tree_digest(path):
     """Names and contents of every file under path: equal digests = byte-identical trees."""
     import hashlib

@@ -13,7 +13,7 @@ import sys
 import time
 
 import pytest
-from conftest import REPO, held_out_rows
+from conftest import REPO, held_out_rows, trainer_spec
 
 from pipeline import nodes
 from pipeline.summary import latest_output_uri
@@ -58,10 +58,7 @@ def inputs(taxi_run, tmp_path_factory):
     examples = latest_output_uri(config.metadata_path, config.name, nodes.EXAMPLE_GEN, "examples")
     counts = {split: reshard(os.path.join(examples, f"Split-{split}"), str(root / "examples" / f"Split-{split}"),
                              FILES_PER_SPLIT) for split in ("train", "eval")}
-    spec = {"examples": str(root / "examples"), "split_names": ["train", "eval"],
-            "transform_graph": latest_output_uri(config.metadata_path, config.name, nodes.TRANSFORM, "transform_graph"),
-            "schema": latest_output_uri(config.metadata_path, config.name, "FrozenSchemaGen", "schema"),
-            "train_steps": 100, "eval_steps": 5, "custom_config": config.to_custom_config().to_json()}
+    spec = trainer_spec(config, examples=str(root / "examples"), train_steps=100, eval_steps=5)
     return {"root": root, "spec": spec, "counts": counts, "config": config, "one_file_examples": examples}
 
 

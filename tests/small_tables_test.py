@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import LOGICAL_CPUS, REPO
+from conftest import LOGICAL_CPUS, REPO, trainer_spec
 from serving_json import assert_json_answers_like_examples
 from tfma_compare import assert_same_evaluation, evaluate_both
 
@@ -42,17 +42,8 @@ def retrain(config, directory):
     this process's replicas), on the same inputs; returns its model's variables."""
     import json
 
-    from pipeline import nodes
-    from pipeline.summary import latest_output_uri
-
-    def uri(node, key):
-        return latest_output_uri(config.metadata_path, config.name, node, key)
-
-    spec = {"examples": uri(nodes.EXAMPLE_GEN, "examples"), "split_names": ["train", "eval"],
-            "transform_graph": uri(nodes.TRANSFORM, "transform_graph"), "schema": uri("SchemaGen", "schema"),
-            "model": str(directory / "model"), "model_run": str(directory / "model_run"),
-            "train_steps": config.training.train_steps, "eval_steps": config.training.eval_steps,
-            "custom_config": config.to_custom_config().to_json(), "logical_cpus": LOGICAL_CPUS}
+    spec = trainer_spec(config, model=str(directory / "model"), model_run=str(directory / "model_run"),
+                        logical_cpus=LOGICAL_CPUS)
     os.makedirs(directory)
     with open(directory / "spec.json", "w") as f:
         json.dump(spec, f)
