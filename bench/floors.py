@@ -163,12 +163,10 @@ def pyarrow_csv_statistics(csv_path: str) -> Dict[str, Any]:
     return stats.finish()
 
 
-def statgen_statistics(examples_dir: str, statistics_dir: str, parquet: bool = False):
-    """TFX's StatisticsGen executor on the file (the stock step of the pipeline), DirectRunner in memory; with
-    `parquet`, on a Parquet payload."""
-    from tfx.components.statistics_gen.executor import Executor
+def train_examples(examples_dir: str, parquet: bool = False):
+    """An Examples artifact of one split, `train`, in examples_dir; tf.Examples, or with `parquet` a Parquet
+    payload."""
     from tfx.components.util import examples_utils
-    from tfx.dsl.components.base.base_beam_executor import BaseBeamExecutor
     from tfx.proto import example_gen_pb2
     from tfx.types import artifact_utils, standard_artifacts
 
@@ -176,10 +174,20 @@ def statgen_statistics(examples_dir: str, statistics_dir: str, parquet: bool = F
     examples.uri, examples.split_names = examples_dir, artifact_utils.encode_split_names(["train"])
     if parquet:
         examples_utils.set_payload_format(examples, example_gen_pb2.PayloadFormat.FORMAT_PARQUET)
+    return examples
+
+
+def statgen_statistics(examples_dir: str, statistics_dir: str, parquet: bool = False):
+    """TFX's StatisticsGen executor on the file (the stock step of the pipeline), DirectRunner in memory; with
+    `parquet`, on a Parquet payload."""
+    from tfx.components.statistics_gen.executor import Executor
+    from tfx.dsl.components.base.base_beam_executor import BaseBeamExecutor
+    from tfx.types import standard_artifacts
+
     statistics = standard_artifacts.ExampleStatistics()
     statistics.uri = statistics_dir
     Executor(BaseBeamExecutor.Context(beam_pipeline_args=BEAM_ARGS)).Do(
-        {"examples": [examples]}, {"statistics": [statistics]}, {})
+        {"examples": [train_examples(examples_dir, parquet)]}, {"statistics": [statistics]}, {})
     return statistics_dir
 
 
@@ -216,20 +224,14 @@ def transform(examples_dir: str, schema_dir: str, out_dir: str, parquet: bool = 
     import json
 
     from tfx.components.transform.executor import Executor
-    from tfx.components.util import examples_utils
     from tfx.dsl.components.base.base_beam_executor import BaseBeamExecutor
-    from tfx.proto import example_gen_pb2
-    from tfx.types import artifact_utils, standard_artifacts
+    from tfx.types import standard_artifacts
 
     from config import load_config
     from pipeline.dofn_specs import remembered_dofn_specs
     from pipeline.pipeline import PREPROCESSING_FN
 
     config = load_config(os.path.join(REPO, "configs", "taxi.yaml"))
-    examples = standard_artifacts.Examples()
-    examples.uri, examples.split_names = examples_dir, artifact_utils.encode_split_names(["train"])
-    if parquet:
-        examples_utils.set_payload_format(examples, example_gen_pb2.PayloadFormat.FORMAT_PARQUET)
     schema = standard_artifacts.Schema()
     schema.uri = schema_dir  # holding schema.pbtxt only
     graph = standard_artifacts.TransformGraph()
@@ -237,7 +239,7 @@ def transform(examples_dir: str, schema_dir: str, out_dir: str, parquet: bool = 
     with remembered_dofn_specs():
         Executor(BaseBeamExecutor.Context(beam_pipeline_args=BEAM_ARGS, tmp_dir=os.path.join(out_dir, "tmp"),
                                           unique_id="1")).Do(
-            {"examples": [examples], "schema": [schema]}, {"transform_graph": [graph]},
+            {"examples": [train_examples(examples_dir, parquet)], "schema": [schema]}, {"transform_graph": [graph]},
             {"preprocessing_fn": PREPROCESSING_FN, "custom_config": json.dumps(config.to_custom_config().to_json()),
              "disable_statistics": True, "force_tf_compat_v1": False, "splits_config": None,
              "disable_analyzer_cache": True})
@@ -252,9 +254,9 @@ def vocabularies(transform_graph_dir: str) -> Dict[str, List[str]]:
 def statgen_means(statistics_dir: str) -> Dict[str, float]:
     from tensorflow_metadata.proto.v0 import statistics_pb2
 
-    statistics = statistics_pb2.DatasetFeatureStatisticsList()
     from components.data_gate.checks import STATS_FILE
 
+    statistics = statistics_pb2.DatasetFeatureStatisticsList()
     with open(os.path.join(statistics_dir, "Split-train", STATS_FILE), "rb") as f:
         statistics.ParseFromString(f.read())
     return {f.path.step[0]: f.num_stats.mean for f in statistics.datasets[0].features if f.HasField("num_stats")}
