@@ -40,10 +40,11 @@ def metrics_by_key(evaluation_uri, slices=False):
     return out
 
 
-def evaluate_both(config, out_dir, with_baseline=False, baseline_serving_dir=None):
+def evaluate_both(config, out_dir, with_baseline=False, baseline_serving_dir=None, engines=("tfma", "columnar")):
     """{"tfma": result, "columnar": result}; result: metrics (metrics_by_key), validation (the
     ValidationResult), blessed (the blessing's `blessed` property) and files (the evaluation's files).
-    with_baseline: the run's model is also the baseline, or the SavedModel at baseline_serving_dir is."""
+    with_baseline: the run's model is also the baseline, or the SavedModel at baseline_serving_dir is.
+    engines: which of the two to run."""
     metadata, name = config.metadata_path, config.name
     examples_uri = latest_output_uri(metadata, name, nodes.EXAMPLE_GEN, "examples")
     model_uri = latest_output_uri(metadata, name, nodes.TRAINER, "model")
@@ -56,6 +57,8 @@ def evaluate_both(config, out_dir, with_baseline=False, baseline_serving_dir=Non
         os.symlink(baseline_serving_dir, os.path.join(baseline_uri, "Format-Serving"))
     results = {}
     for engine, executor in (("tfma", TfmaExecutor), ("columnar", ColumnarExecutor)):
+        if engine not in engines:
+            continue
         inputs = {"examples": [_artifact(standard_artifacts.Examples, examples_uri, split_names=["train", "eval"])],
                   "model": [_artifact(standard_artifacts.Model, model_uri, 1)]}
         if with_baseline:
