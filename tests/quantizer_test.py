@@ -18,7 +18,7 @@ from components.quantizer import push as push_lib
 from serving import layout
 from components.quantizer.layers import per_channel_int8
 from components.quantizer.quantize import FAULT_ENV
-from config import QuantizationConfig
+from config import METRICS, QuantizationConfig
 from pipeline.local_runner import run_local
 from pipeline.summary import latest_output_uri
 
@@ -107,6 +107,75 @@ def test_each_gate_fails_with_its_reason(comparison, gate, value, message):
     failed = gates_lib.failures(comparison, gates_lib.Gates(**dict(no_gates, **{gate: value})))
     assert any(message in line for line in failed), failed
     assert gates_lib.failures(comparison, gates_lib.Gates(**no_gates)) == []
+
+
+def test_the_flip_gate_fails_only_beyond_chance():
+    """The label-flip gate's bound is Clopper-Pearson's: a rate that, if true, shows this many flips or more
+    only 5% of the time. One flip in iris's 41 eval rows is no evidence against 1%; five are."""
+    from scipy.stats import binom
+
+    low = gates_lib.flip_rate_lower_bound
+    assert low(0, 41) == 0.0 and low(1, 41) < 0.01 < low(3, 41)
+    assert low(105, 10000) < 0.01 < low(130, 10000) < 0.013
+    for flips, examples in ((1, 41), (5, 41), (130, 10000)):
+        assert binom.sf(flips - 1, examples, low(flips, examples)) == pytest.approx(0.05, rel=1e-6)
+
+
+def test_the_metric_gates_use_the_paired_interval(comparison):
+    """failures() gates the lower bounds: a 2.4-point accuracy drop and a 2.4% flip rate measured on 41 rows
+    pass (one near-tie), the same on 10,000 rows fail."""
+    gates = gates_lib.Gates(max_metric_drop=0.005, max_abs_prediction_diff=None, max_label_flip_rate=0.01,
+                            min_size_ratio=None, max_latency_ratio=None)
+
+    def measured(flips, examples):
+        # One example in flips changed its decision, each one to a wrong one: drop = rate, paired se.
+        rate, se = flips / examples, ((flips / examples * (1 - flips / examples)) / (examples - 1)) ** 0.5
+        return dataclasses.replace(comparison, examples=examples, metric_drop=rate, metric_drop_low=rate - 1.645 * se,
+                                   label_flips=flips, label_flip_rate=rate,
+                                   label_flip_rate_low=gates_lib.flip_rate_lower_bound(flips, examples))
+
+    assert gates_lib.failures(measured(1, 41), gates) == []
+    failed = gates_lib.failures(measured(240, 10000), gates)
+    assert [line.split(" ")[0] for line in failed] == ["binary_accuracy", "label"], failed
+    assert "240 of 10000 eval examples" in failed[1] and "with 95% confidence" in failed[1]
+
+
+def _rank_auc(labels, scores):
+    from scipy.stats import rankdata
+
+    positive = labels > 0.5
+    m, n = positive.sum(), (~positive).sum()
+    return (rankdata(scores)[positive].sum() - m * (m + 1) / 2) / (m * n)
+
+
+@pytest.mark.parametrize("metric", ["binary_accuracy", "auc", "sparse_categorical_accuracy",
+                                    "mean_squared_error", "mean_absolute_error"])
+def test_metric_drop_se_matches_a_paired_bootstrap(metric):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    n, task = 2000, METRICS[metric].task
+    if task == "multiclass":
+        labels = rng.integers(0, 3, n)
+        logits = rng.normal(size=(n, 3)) + 1.5 * np.eye(3)[labels]
+        float_predictions, quantized_predictions = logits, logits + rng.normal(scale=0.3, size=(n, 3))
+    else:
+        labels = rng.integers(0, 2, n).astype(float) if task == "binary" else rng.normal(size=n)
+        float_predictions = np.clip(labels * 0.4 + rng.random(n) * 0.6, 0, 1)[:, None]
+        quantized_predictions = np.clip(float_predictions + rng.normal(scale=0.05, size=(n, 1)), 0, 1)
+    se = gates_lib.metric_drop_se(metric, task, labels, float_predictions, quantized_predictions)
+    value = (lambda p: _rank_auc(labels, p[:, 0])) if metric == "auc" else (
+        lambda p: gates_lib.metric_value(metric, task, labels, p))
+    drops = []
+    for _ in range(400):
+        i = rng.integers(0, n, n)
+        if metric == "auc":
+            drops.append(_rank_auc(labels[i], float_predictions[i, 0]) - _rank_auc(labels[i], quantized_predictions[i, 0]))
+        else:
+            drops.append(gates_lib.metric_value(metric, task, labels[i], float_predictions[i])
+                         - gates_lib.metric_value(metric, task, labels[i], quantized_predictions[i]))
+    assert value(float_predictions) != value(quantized_predictions)
+    assert se == pytest.approx(float(np.std(drops)), rel=0.15)
 
 
 @pytest.fixture
