@@ -15,7 +15,8 @@ import yaml
 
 from config.cloud import load_cloud
 from config.file_probe import probe_columns
-from config.schema import (CSV_READERS, DATA_FORMATS, EVALUATORS, METRICS, NUMERIC_TREATMENTS, PICKLE_LIBRARIES, RUNNING_MODES,
+from config.schema import (CSV_READERS, DATA_FORMATS, EVALUATORS, METRICS, NUMERIC_TREATMENTS, PARQUET_PAYLOAD, PAYLOADS,
+                           PICKLE_LIBRARIES, RUNNING_MODES,
                            TASK_METRICS, TASKS, TREATMENTS, BeamConfig, DataConfig, EvaluationConfig, FeatureConfig, LabelConfig, ModelCardConfig, ModelConfig, ON_GATE_FAILURE,
                            PipelineConfig, QUANTIZATION_METHODS, QuantizationConfig, TrainingConfig,
                            ValidationConfig, default_float_serving_dir, default_gates,
@@ -207,9 +208,13 @@ def _load_data(section: Section, base_dir: str) -> DataConfig:
     if pattern is None and "rolling_window" in section.raw:
         raise section.error("rolling_window", "needs data.pattern: a window of spans")
     reader = section.choice("reader", CSV_READERS, DataConfig.reader)
+    payload = section.choice("payload", PAYLOADS, DataConfig.payload)
+    if payload == PARQUET_PAYLOAD and (data_format not in ("csv", "parquet") or reader == "stock"):
+        raise section.error("payload", "parquet is written by the columnar ExampleGens: format csv (reader "
+                                       f"columnar) or parquet, not format {data_format} with reader {reader}")
     section.finish()
     return DataConfig(path=data_dir, format=data_format, split=split, pattern=pattern,
-                      rolling_window=rolling_window, reader=reader, query=query)
+                      rolling_window=rolling_window, reader=reader, query=query, payload=payload)
 
 
 def _load_label(section: Section, header: List[str], numeric: Dict[str, bool], data_file: str) -> LabelConfig:
@@ -348,6 +353,9 @@ def load_config(path: str, schema_must_exist: bool = True) -> PipelineConfig:
     model = _load_model(root.section("model"))
     training = _load_training(root.section("training"), data.pattern is not None)
     evaluation = _load_evaluation(root.section("evaluation"), label.task, header)
+    if data.payload == PARQUET_PAYLOAD and evaluation.evaluator == "tfma":
+        raise root.error("evaluation.evaluator", "tfma (TFX's Evaluator) reads tf.Examples only; with "
+                                                 "data.payload: parquet use the columnar Evaluator")
     outputs = _load_outputs(root.section("outputs"), name, base_dir)
     quantization = _load_quantization(root.section("quantization"))
     validation = _load_validation(root.section("validation"), base_dir,

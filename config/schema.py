@@ -20,6 +20,12 @@ FILE_FORMATS = ("csv", "parquet", "tfrecord")
 # How CSV files become tf.Examples: "columnar" (components/example_gen: pyarrow blocks, C++ encoding; the
 # same examples and splits) or "stock" (TFX's CsvExampleGen, one Python tf.Example per row).
 CSV_READERS = ("columnar", "stock")
+# What ExampleGen writes, the Examples artifact's payload: "tf_example" (gzipped TFRecords of tf.Examples,
+# which every TFX component reads) or "parquet" (Parquet files of list columns, written by the columnar
+# ExampleGens: StatisticsGen and Transform read it as it is; the Trainer, the columnar Evaluator and the
+# pusher's gates read it through preprocessing/payload.py; TFX's own Evaluator cannot).
+PAYLOADS = ("tf_example", "parquet")
+TF_EXAMPLE_PAYLOAD, PARQUET_PAYLOAD = PAYLOADS
 # How the Evaluator computes metrics: "columnar" (components/evaluator: a batch at a time with numpy; TFMA's
 # config, validation, output files and blessing) or "tfma" (TFX's Evaluator, one example at a time).
 EVALUATORS = ("columnar", "tfma")
@@ -70,6 +76,7 @@ class DataConfig:
     pattern: Optional[str] = None
     rolling_window: int = 1
     reader: str = "columnar"  # CSV_READERS
+    payload: str = TF_EXAMPLE_PAYLOAD  # PAYLOADS
     query: Optional[str] = None  # format bigquery: the SQL query whose rows are the examples
 
     def latest(self) -> Tuple[Optional[int], List[str]]:

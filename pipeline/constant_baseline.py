@@ -18,18 +18,18 @@ LABEL_BATCH = 4096
 
 @functools.lru_cache(maxsize=4)
 def read_labels(split_uri: str, label: str, limit: int = MAX_LABELS) -> Tuple:
-    """Raw label values of the split's tf.Examples (rows with no label are skipped), decoded a batch of
-    records at a time by tfx-bsl's C++ decoder (one proto parse per record in Python cost ~3 s per 15k rows,
-    in every run's summary). Kept for the process (a published artifact never changes): the run summary and
-    the run report both need them (~0.5 s each time on the taxi splits)."""
+    """Raw label values of the split's examples (rows with no label are skipped), read a batch at a time as
+    Arrow columns (preprocessing/payload.py: tf.Examples decoded by tfx-bsl's C++ decoder; one proto parse
+    per record in Python cost ~3 s per 15k rows, in every run's summary). Kept for the process (a published
+    artifact never changes): the run summary and the run report both need them (~0.5 s each time on the taxi
+    splits)."""
     import tensorflow as tf
-    from tfx_bsl.coders import example_coder
+
+    from preprocessing.payload import record_batches
 
     files = sorted(tf.io.gfile.glob(os.path.join(split_uri, "*")))
-    decoder = example_coder.ExamplesToRecordBatchDecoder()
     values: List = []
-    for batch in tf.data.TFRecordDataset(files, compression_type="GZIP").take(limit).batch(LABEL_BATCH):
-        records = decoder.DecodeBatch(batch.numpy().tolist())
+    for records in record_batches(files, limit, columns=[label], batch_rows=LABEL_BATCH) if files else ():
         if label not in records.schema.names:
             continue
         for items in records.column(label).to_pylist():

@@ -30,7 +30,7 @@ from components.evaluator.component import ColumnarEvaluator
 from components.example_gen.component import ColumnarCsvExampleGen, ParquetExampleGen
 from components.quantizer.component import QuantizingPusher
 from components.trainer.component import Trainer
-from config import METRICS, TASK_METRICS, PipelineConfig
+from config import METRICS, PARQUET_PAYLOAD, TASK_METRICS, PipelineConfig
 from pipeline import nodes
 from preprocessing.transform import transformed_name
 from serving.layout import EXAMPLES_SIGNATURE
@@ -208,8 +208,12 @@ def _example_gen(config: PipelineConfig, output_config, input_config):
         return BigQueryExampleGen(query=data.query, output_config=output_config).with_id(nodes.EXAMPLE_GEN)
     component = {"csv": ColumnarCsvExampleGen if data.reader == "columnar" else CsvExampleGen,
                  "parquet": ParquetExampleGen, "tfrecord": ImportExampleGen}[data.format]
-    return component(input_base=data.path, output_config=output_config,
-                     input_config=input_config).with_id(nodes.EXAMPLE_GEN)
+    payload = {}
+    if data.payload == PARQUET_PAYLOAD:  # config allows it with the columnar ExampleGens only
+        payload = dict(output_data_format=example_gen_pb2.FORMAT_PARQUET,
+                       output_file_format=example_gen_pb2.FILE_FORMAT_PARQUET)
+    return component(input_base=data.path, output_config=output_config, input_config=input_config,
+                     **payload).with_id(nodes.EXAMPLE_GEN)
 
 
 def _evaluator(config: PipelineConfig, **inputs):

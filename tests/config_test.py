@@ -214,3 +214,16 @@ def test_long_lists_in_messages_keep_the_first_ten_and_count_the_rest():
     assert listed(["a", "b"]) == "a, b"
     assert listed(range(10)) == "0, 1, 2, 3, 4, 5, 6, 7, 8, 9"
     assert listed(range(12)) == "0, 1, 2, 3, 4, 5, 6, 7, 8, 9 and 2 more"
+
+
+def test_a_parquet_payload_needs_the_columnar_example_gen_and_evaluator(tiny):
+    config = load_config(tiny(MINIMAL.replace("data: {path: data}", "data: {path: data, payload: parquet}")))
+    assert config.data.payload == "parquet"
+    assert load_config(tiny(MINIMAL)).data.payload == "tf_example"
+    with pytest.raises(ConfigError, match=r"data\.payload: parquet is written by the columnar ExampleGens.*reader stock"):
+        load_config(tiny(MINIMAL.replace("data: {path: data}", "data: {path: data, payload: parquet, reader: stock}")))
+    with pytest.raises(ConfigError, match=r"evaluation\.evaluator: tfma .* reads tf.Examples only"):
+        load_config(tiny(MINIMAL.replace("data: {path: data}", "data: {path: data, payload: parquet}")
+                         + "evaluation: {evaluator: tfma}\n"))
+    with pytest.raises(ConfigError, match=r"data\.payload: must be one of"):
+        load_config(tiny(MINIMAL.replace("data: {path: data}", "data: {path: data, payload: arrow}")))

@@ -105,6 +105,61 @@ def trainer_spec(config, **overrides):
     return dict(spec, **overrides)
 
 
+def run_example_gen(executor_class, input_base, out, payload_format=None, splits=None):
+    """An ExampleGen executor on the files under input_base, as one input split hashed 2:1 into train and
+    eval (or `splits`: {name: pattern}, the input's own splits); payload_format: example_gen_pb2's
+    FORMAT_TF_EXAMPLE (default) or FORMAT_PARQUET. Returns the Examples artifact."""
+    from tfx.proto import example_gen_pb2
+    from tfx.types import standard_artifacts
+    from tfx.utils import proto_utils
+
+    examples = standard_artifacts.Examples()
+    examples.uri = str(out)
+    if splits:
+        input_config = example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name=name, pattern=pattern)
+                                                     for name, pattern in splits.items()])
+        output_config = example_gen_pb2.Output()
+    else:
+        input_config = example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="single_split", pattern="*")])
+        output_config = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
+            example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=2),
+            example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=1)]))
+    payload_format = payload_format or example_gen_pb2.FORMAT_TF_EXAMPLE
+    file_format = (example_gen_pb2.FILE_FORMAT_PARQUET if payload_format == example_gen_pb2.FORMAT_PARQUET
+                   else example_gen_pb2.FORMAT_TFRECORDS_GZIP)
+    executor_class(executor_class.Context(beam_pipeline_args=["--direct_running_mode=in_memory"])).Do(
+        {}, {"examples": [examples]},
+        {"input_base": str(input_base), "input_config": proto_utils.proto_to_json(input_config),
+         "output_config": proto_utils.proto_to_json(output_config), "output_data_format": payload_format,
+         "output_file_format": file_format})
+    return examples
+
+
+def assert_same_statistics(first, second, untyped=()):
+    """Two DatasetFeatureStatisticsLists of the same rows: the same features, types, counts, ranges, means and
+    string top values (sketches such as quantiles depend on the order of the rows). `untyped`: features with
+    no value in any row, whose type may differ (nothing to compare but their missing counts)."""
+    by_name = [{f.path.step[0]: f for f in s.datasets[0].features} for s in (first, second)]
+    assert first.datasets[0].num_examples == second.datasets[0].num_examples
+    assert by_name[0].keys() == by_name[1].keys()
+    for name in by_name[0]:
+        a, b = by_name[0][name], by_name[1][name]
+        if name in untyped:
+            missing = [getattr(f, f.WhichOneof("stats")).common_stats.num_missing for f in (a, b)]
+            assert missing == [first.datasets[0].num_examples] * 2, name
+            continue
+        assert a.type == b.type, name
+        if a.HasField("num_stats"):
+            assert a.num_stats.common_stats.num_non_missing == b.num_stats.common_stats.num_non_missing, name
+            assert (a.num_stats.min, a.num_stats.max) == (b.num_stats.min, b.num_stats.max), name
+            assert a.num_stats.mean == pytest.approx(b.num_stats.mean, rel=1e-9), name
+            assert a.num_stats.num_zeros == b.num_stats.num_zeros, name
+        else:
+            assert a.string_stats.common_stats.num_non_missing == b.string_stats.common_stats.num_non_missing, name
+            assert a.string_stats.unique == b.string_stats.unique, name
+            assert list(a.string_stats.top_values) == list(b.string_stats.top_values), name
+
+
 def tree_digest(path):
     """Names and contents of every file under path: equal digests = byte-identical trees."""
     import hashlib

@@ -7,31 +7,13 @@ import pytest
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
 from tfx.components.example_gen.csv_example_gen import executor as stock_executor
-from tfx.proto import example_gen_pb2
-from tfx.types import standard_artifacts
-from tfx.utils import proto_utils
 
 from components.example_gen import csv_blocks
 from components.example_gen import executor as columnar_executor
 from config import resolve_data_path
-from conftest import REPO
+from conftest import REPO, assert_same_statistics, run_example_gen
 
 TAXI = resolve_data_path("package://tfx/examples/chicago_taxi_pipeline/data/big_tipper_label", REPO)
-
-
-def run_example_gen(executor_class, input_base, out):
-    examples = standard_artifacts.Examples()
-    examples.uri = str(out)
-    input_config = example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="single_split", pattern="*")])
-    output_config = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
-        example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=2),
-        example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=1)]))
-    executor_class(executor_class.Context(beam_pipeline_args=["--direct_running_mode=in_memory"])).Do(
-        {}, {"examples": [examples]},
-        {"input_base": str(input_base), "input_config": proto_utils.proto_to_json(input_config),
-         "output_config": proto_utils.proto_to_json(output_config), "output_data_format": example_gen_pb2.FORMAT_TF_EXAMPLE,
-         "output_file_format": example_gen_pb2.FORMAT_TFRECORDS_GZIP})
-    return examples
 
 
 def records(examples_dir, split):
@@ -57,23 +39,8 @@ def test_same_examples_in_the_same_splits_as_csv_example_gen(both, split):
 
 
 def test_same_statistics_as_csv_example_gen(both):
-    stats = [tfdv.generate_statistics_from_tfrecord(str(both / kind / "Split-eval" / "*.gz"))
-             for kind in ("stock", "columnar")]
-    by_name = [{f.path.step[0]: f for f in s.datasets[0].features} for s in stats]
-    assert stats[0].datasets[0].num_examples == stats[1].datasets[0].num_examples
-    assert by_name[0].keys() == by_name[1].keys()
-    for name in by_name[0]:  # exact counts and ranges; sketches (quantiles) depend on the order of examples
-        a, b = by_name[0][name], by_name[1][name]
-        assert a.type == b.type, name
-        if a.HasField("num_stats"):
-            assert a.num_stats.common_stats.num_non_missing == b.num_stats.common_stats.num_non_missing, name
-            assert (a.num_stats.min, a.num_stats.max) == (b.num_stats.min, b.num_stats.max), name
-            assert a.num_stats.mean == pytest.approx(b.num_stats.mean, rel=1e-9), name
-            assert a.num_stats.num_zeros == b.num_stats.num_zeros, name
-        else:
-            assert a.string_stats.common_stats.num_non_missing == b.string_stats.common_stats.num_non_missing, name
-            assert a.string_stats.unique == b.string_stats.unique, name
-            assert list(a.string_stats.top_values) == list(b.string_stats.top_values), name
+    assert_same_statistics(*[tfdv.generate_statistics_from_tfrecord(str(both / kind / "Split-eval" / "*.gz"))
+                             for kind in ("stock", "columnar")])
 
 
 def write(path, text):

@@ -40,11 +40,13 @@ def metrics_by_key(evaluation_uri, slices=False):
     return out
 
 
-def evaluate_both(config, out_dir, with_baseline=False, baseline_serving_dir=None, engines=("tfma", "columnar")):
+def evaluate_both(config, out_dir, with_baseline=False, baseline_serving_dir=None, engines=("tfma", "columnar"),
+                  examples=None):
     """{"tfma": result, "columnar": result}; result: metrics (metrics_by_key), validation (the
     ValidationResult), blessed (the blessing's `blessed` property) and files (the evaluation's files).
     with_baseline: the run's model is also the baseline, or the SavedModel at baseline_serving_dir is.
-    engines: which of the two to run."""
+    engines: which of the two to run. examples: an Examples artifact with an eval split, instead of the
+    run's."""
     metadata, name = config.metadata_path, config.name
     examples_uri = latest_output_uri(metadata, name, nodes.EXAMPLE_GEN, "examples")
     model_uri = latest_output_uri(metadata, name, nodes.TRAINER, "model")
@@ -59,7 +61,8 @@ def evaluate_both(config, out_dir, with_baseline=False, baseline_serving_dir=Non
     for engine, executor in (("tfma", TfmaExecutor), ("columnar", ColumnarExecutor)):
         if engine not in engines:
             continue
-        inputs = {"examples": [_artifact(standard_artifacts.Examples, examples_uri, split_names=["train", "eval"])],
+        inputs = {"examples": [examples or _artifact(standard_artifacts.Examples, examples_uri,
+                                                     split_names=["train", "eval"])],
                   "model": [_artifact(standard_artifacts.Model, model_uri, 1)]}
         if with_baseline:
             inputs["baseline_model"] = [_artifact(standard_artifacts.Model, baseline_uri, 2)]

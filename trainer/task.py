@@ -17,7 +17,8 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
-from config import CustomConfig, listed
+from config import PARQUET_PAYLOAD, CustomConfig, listed
+from preprocessing import payload
 from preprocessing.transform import transformed_name
 from trainer import strategy as strategy_lib
 from trainer.autograph_rules import skip_tf_keras
@@ -83,10 +84,13 @@ def distributed_input(strategy: tf.distribute.Strategy, file_pattern: List[str],
         logging.info("Trainer: input pipeline %d of %d, %s sharding, reads %d of %d files: %s",
                      shard.index + 1, shard.count, shard.policy, len(shard.files), len(files),
                      listed(os.path.basename(path) for path in shard.files))
-        dataset = data_accessor.tf_dataset_factory(
-            shard.files, tfxio.TensorFlowDatasetOptions(batch_size=batch_size_per_replica, num_epochs=1,
-                                                        shuffle_seed=seed),
-            tf_transform_output.raw_metadata.schema)
+        schema = tf_transform_output.raw_metadata.schema
+        if payload.payload_of(shard.files) == PARQUET_PAYLOAD:  # tfx-bsl's ParquetTFXIO has no tf.data source
+            dataset = payload.parquet_dataset(shard.files, schema, batch_size_per_replica, shuffle_seed=seed)
+        else:
+            dataset = data_accessor.tf_dataset_factory(
+                shard.files, tfxio.TensorFlowDatasetOptions(batch_size=batch_size_per_replica, num_epochs=1,
+                                                            shuffle_seed=seed), schema)
         if shard.policy == DATA_SHARDING:
             dataset = dataset.shard(shard.count, shard.index)
         transform_layer = tf_transform_output.transform_features_layer()

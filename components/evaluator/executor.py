@@ -29,6 +29,7 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, json_utils, path_utils, proto_utils
 
 from components.evaluator.metrics import METRIC_NAMES, Sums, batch_sums, metric_value
+from preprocessing.payload import encode_examples
 
 BATCH_SIZE = 2048
 
@@ -193,14 +194,22 @@ def sliced_metrics(eval_config: tfma.EvalConfig, classes: List[str], slice_key: 
 
 @beam.ptransform_fn
 def _ReadRecords(pipeline: beam.Pipeline, examples: types.Artifact, splits: List[str]) -> beam.PCollection:
-    """The serialized tf.Examples of the splits (gzipped or plain TFRecords, as ExampleGen wrote them)."""
+    """The serialized tf.Examples of the splits: the records of a tf.Example payload (gzipped or plain
+    TFRecords, as ExampleGen wrote them), or the rows of a Parquet payload encoded a batch at a time."""
     payload = examples_utils.get_payload_format(examples)
-    if payload != example_gen_pb2.FORMAT_TF_EXAMPLE:
-        raise ValueError(f"the columnar Evaluator reads tf.Example payloads; {examples.uri} has "
+    if payload not in (example_gen_pb2.FORMAT_TF_EXAMPLE, example_gen_pb2.FORMAT_PARQUET):
+        raise ValueError(f"the columnar Evaluator reads tf.Example and Parquet payloads; {examples.uri} has "
                          f"{example_gen_pb2.PayloadFormat.Name(payload)}")
-    reads = [pipeline | f"Read[{split}]" >> beam.io.ReadFromTFRecord(
-                 io_utils.all_files_pattern(artifact_utils.get_split_uri([examples], split)))
-             for split in splits]
+    reads = []
+    for split in splits:
+        pattern = io_utils.all_files_pattern(artifact_utils.get_split_uri([examples], split))
+        if payload == example_gen_pb2.FORMAT_PARQUET:
+            reads.append(pipeline | f"Read[{split}]" >> beam.io.ReadFromParquetBatched(pattern)
+                         | f"Encode[{split}]" >> beam.FlatMap(
+                             lambda table: [record for batch in table.to_batches()
+                                            for record in encode_examples(batch)]))
+        else:
+            reads.append(pipeline | f"Read[{split}]" >> beam.io.ReadFromTFRecord(pattern))
     return reads | "Flatten" >> beam.Flatten()
 
 

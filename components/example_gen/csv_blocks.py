@@ -12,12 +12,17 @@ again, so the result never depends on the sample.
 The bytes are those of `tf.train.Example.SerializeToString(deterministic=True)` of CsvExampleGen's examples:
 features in sorted-name order, an empty cell as an empty value list of the column's type. ExampleGen splits
 by a hash of those bytes, so both ExampleGens put every row in the same split.
+
+The Parquet payload (`payload_batch`) holds the same rows as list columns in sorted-name order, typed as
+tfx-bsl types schema features (preprocessing/payload.py); it is split by `row_hashes`, a hash of the cells.
 """
 from __future__ import annotations
 
 import csv
 import io
 from typing import Dict, Iterator, List, Optional
+
+from preprocessing.payload import arrow_value_type
 
 INT, FLOAT, STRING, UNKNOWN = "int", "float", "string", "unknown"
 _ORDER = {UNKNOWN: 0, INT: 1, FLOAT: 2, STRING: 3}
@@ -65,22 +70,27 @@ def _arrow_type(kind: str):
     return {INT: pa.int64(), FLOAT: pa.float64(), STRING: pa.binary(), UNKNOWN: pa.string()}[kind]
 
 
-def _as_feature_lists(column, kind: str):
-    """A column of cells -> list<value> per row: one value, or none for an empty cell."""
+def _as_feature_lists(column, kind: str, large: bool = False):
+    """A column of cells -> list<value> per row: one value, or none for an empty cell. large: the Parquet
+    payload's large_list of int64, float32 or large_binary."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    list_type, offset_type = (pa.large_list, np.int64) if large else (pa.list_, np.int32)
     if kind == UNKNOWN:  # no value anywhere: tf.train.Feature() with no kind, as CsvExampleGen writes
-        return pa.array([None] * len(column), type=pa.list_(pa.int64()))
+        return pa.array([None] * len(column), type=list_type(pa.int64()))
     if kind == FLOAT:
         column = pc.cast(column, pa.float32())
-    offsets = np.zeros(len(column) + 1, dtype=np.int32)
+    elif kind == STRING and large:
+        column = pc.cast(column, pa.large_binary())
+    offsets = np.zeros(len(column) + 1, dtype=offset_type)
     if column.null_count:
         np.cumsum(column.is_valid().to_numpy(zero_copy_only=False), out=offsets[1:])
     else:
-        offsets[1:] = np.arange(1, len(column) + 1, dtype=np.int32)
-    return pa.ListArray.from_arrays(pa.array(offsets), column.drop_null())
+        offsets[1:] = np.arange(1, len(column) + 1, dtype=offset_type)
+    array_type = pa.LargeListArray if large else pa.ListArray
+    return array_type.from_arrays(pa.array(offsets), column.drop_null())
 
 
 class PromoteColumn(Exception):
@@ -127,6 +137,40 @@ def encode_record_batch(batch, types: Dict[str, str]) -> List[bytes]:
     return [Example.FromString(b).SerializeToString(deterministic=True) for b in encoded]
 
 
+_PAYLOAD_KINDS = {INT: "int", FLOAT: "float", STRING: "bytes", UNKNOWN: "int"}
+
+
+def payload_schema(types: Dict[str, str]):
+    """The Arrow schema of the Parquet payload of columns of these types: list columns in sorted-name order,
+    typed as tfx-bsl types schema features (a column with no value anywhere as int64 lists)."""
+    import pyarrow as pa
+
+    return pa.schema([(name, arrow_value_type(_PAYLOAD_KINDS[types[name]])) for name in sorted(types)])
+
+
+def payload_batch(batch, types: Dict[str, str]):
+    """The Parquet payload (payload_schema) of a RecordBatch of scalar cells."""
+    import pyarrow as pa
+
+    schema = payload_schema(types)
+    return pa.RecordBatch.from_arrays(
+        [_as_feature_lists(batch.column(batch.schema.get_field_index(n)), types[n], large=True) for n in schema.names],
+        schema=schema)
+
+
+def row_hashes(batch):
+    """A 64-bit hash of each row's cells (every column, in sorted-name order; an empty cell hashes as null):
+    the same for the same cells in every run and on every machine (pandas' SipHash with its fixed key)."""
+    import numpy as np
+    import pandas as pd
+
+    hashes = np.zeros(batch.num_rows, dtype=np.uint64)
+    for name in sorted(batch.schema.names):
+        values = batch.column(batch.schema.get_field_index(name)).to_numpy(zero_copy_only=False)
+        hashes = (hashes * np.uint64(1_000_003)) ^ pd.util.hash_array(values, categorize=False)
+    return hashes
+
+
 def parquet_types(schema) -> Dict[str, str]:
     """Column types of a Parquet file's Arrow schema: integers and booleans INT, floats FLOAT, text STRING."""
     import pyarrow as pa
@@ -147,8 +191,9 @@ def parquet_types(schema) -> Dict[str, str]:
     return types
 
 
-def encode_parquet_file(path: str, batch_rows: int = 65_536) -> Iterator[List[bytes]]:
-    """Serialized tf.Examples of a Parquet file, one list per batch of rows."""
+def parquet_cells(path: str, batch_rows: int = 65_536) -> Iterator:
+    """(RecordBatch of scalar cells, types) of a Parquet file, a batch of rows at a time: integers and
+    booleans as int64, floats as they are, text as binary."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -159,19 +204,17 @@ def encode_parquet_file(path: str, batch_rows: int = 65_536) -> Iterator[List[by
         columns = []
         for name in batch.schema.names:
             column = batch.column(batch.schema.get_field_index(name))
-            if pa.types.is_boolean(column.type):
-                column = pc.cast(column, pa.int64())
-            elif types[name] == INT:
+            if types[name] == INT:
                 column = pc.cast(column, pa.int64())
             elif types[name] == STRING:
                 column = pc.cast(column, pa.binary())
             columns.append(column)
-        yield encode_record_batch(pa.RecordBatch.from_arrays(columns, names=batch.schema.names), types)
+        yield pa.RecordBatch.from_arrays(columns, names=batch.schema.names), types
 
 
-def encode_file(path: str, types: Optional[Dict[str, str]] = None, block_bytes: int = BLOCK_BYTES,
-                allow_promotion: bool = True) -> Iterator[List[bytes]]:
-    """Serialized tf.Examples of a CSV file, one list per block of rows.
+def csv_cells(path: str, types: Optional[Dict[str, str]] = None, block_bytes: int = BLOCK_BYTES,
+              allow_promotion: bool = True) -> Iterator:
+    """(RecordBatch of scalar cells, types) of a CSV file, a block of rows at a time.
 
     The file is first read through by pyarrow without encoding (~0.6 s per million rows; file_types), so that
     no block is encoded before the types of every block are known: a column the sample typed too narrowly is
@@ -179,6 +222,19 @@ def encode_file(path: str, types: Optional[Dict[str, str]] = None, block_bytes: 
     the file and the column."""
     types = file_types(path, dict(types or sample_types(path)), block_bytes, allow_promotion)
     for batch in _read_blocks(path, types, block_bytes):
+        yield batch, types
+
+
+def encode_parquet_file(path: str, batch_rows: int = 65_536) -> Iterator[List[bytes]]:
+    """Serialized tf.Examples of a Parquet file, one list per batch of rows."""
+    for batch, types in parquet_cells(path, batch_rows):
+        yield encode_record_batch(batch, types)
+
+
+def encode_file(path: str, types: Optional[Dict[str, str]] = None, block_bytes: int = BLOCK_BYTES,
+                allow_promotion: bool = True) -> Iterator[List[bytes]]:
+    """Serialized tf.Examples of a CSV file, one list per block of rows (csv_cells)."""
+    for batch, types in csv_cells(path, types, block_bytes, allow_promotion):
         yield encode_record_batch(batch, types)
 
 

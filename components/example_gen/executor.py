@@ -33,6 +33,7 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
 from components.example_gen import csv_blocks
+from preprocessing.payload import PARQUET_SUFFIX
 
 
 def global_types(files: List[str]) -> Dict[str, str]:
@@ -79,6 +80,116 @@ class _EncodeFiles(beam.DoFn):
                 for start in range(0, len(part), CHUNK_ROWS):
                     chunk = part[start:start + CHUNK_ROWS]
                     yield beam.pvalue.TaggedOutput(str(index), chunk) if self._buckets else chunk
+
+
+class _PayloadFiles(beam.DoFn):
+    """The Parquet payload's counterpart of _EncodeFiles: each input file's rows as payload batches
+    (csv_blocks.payload_batch), each row to its split by csv_blocks.row_hashes (the hash of its cells modulo
+    the hash buckets, split by split as TFX's _PartitionFn assigns buckets), in chunks of at most CHUNK_ROWS
+    packed as Parquet bytes (packed_table). `cells(path)` yields (RecordBatch of cells, types)."""
+
+    def __init__(self, cells: Callable[[str], Iterator], split_config: Optional[example_gen_pb2.SplitConfig] = None):
+        self._cells = cells
+        self._buckets = list(itertools.accumulate(s.hash_buckets for s in split_config.splits)) if split_config else []
+
+    def process(self, path: str):
+        import numpy as np
+
+        for number, (cells, kinds) in enumerate(self._cells(path)):
+            batch = csv_blocks.payload_batch(cells, kinds)
+            order = np.random.default_rng(zlib.crc32(f"{path}:{number}".encode())).permutation(batch.num_rows)
+            if self._buckets:
+                split = np.searchsorted(self._buckets, csv_blocks.row_hashes(cells) % np.uint64(self._buckets[-1]),
+                                        side="right")[order]
+                parts = [order[split == index] for index in range(len(self._buckets))]
+            else:
+                parts = [order]
+            for index, rows in enumerate(parts):
+                for start in range(0, len(rows), CHUNK_ROWS):
+                    chunk = packed_table(batch.take(rows[start:start + CHUNK_ROWS]))
+                    yield beam.pvalue.TaggedOutput(str(index), chunk) if self._buckets else chunk
+
+
+def packed_table(batch) -> bytes:
+    """A RecordBatch as the bytes of a Parquet file (snappy): what moves through the shuffle."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_batches([batch]), sink, compression="snappy")
+    return sink.getvalue().to_pybytes()
+
+
+def unpacked_table(packed: bytes):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    return pq.read_table(pa.BufferReader(packed))
+
+
+class _ParquetFileWriter:
+    """One output file: tables buffered into row groups of at least ROW_GROUP_ROWS rows; the Parquet writer
+    opens on the first, with its schema (every chunk of a split has the same one)."""
+    ROW_GROUP_ROWS = 65_536
+
+    def __init__(self, handle, empty_schema):
+        self.handle, self.empty_schema, self.writer, self.tables, self.rows = handle, empty_schema, None, [], 0
+
+    def write(self, table) -> None:
+        self.tables.append(table)
+        self.rows += table.num_rows
+        if self.rows >= self.ROW_GROUP_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not self.tables:
+            return
+        table = pa.concat_tables(self.tables)
+        self.writer = self.writer or pq.ParquetWriter(self.handle, table.schema, compression="snappy")
+        self.writer.write_table(table, row_group_size=table.num_rows)
+        self.tables, self.rows = [], 0
+
+    def close(self) -> None:
+        import pyarrow.parquet as pq
+
+        self.flush()
+        if self.writer is None:  # no rows: a valid file with the columns' types
+            self.writer = pq.ParquetWriter(self.handle, self.empty_schema, compression="snappy")
+        self.writer.close()
+        self.handle.close()
+
+
+class _ParquetChunkSink(filebasedsink.FileBasedSink):
+    """Packed Parquet chunks (packed_table) written as Parquet files, named as TFX's WriteSplit names a
+    Parquet payload's files (<split_uri>/data_parquet-SSSSS-of-NNNNN.parquet). empty_schema: the columns of
+    a file that gets no rows."""
+
+    def __init__(self, file_path_prefix: str, empty_schema):
+        super().__init__(file_path_prefix, coder=beam.coders.BytesCoder(), file_name_suffix=PARQUET_SUFFIX,
+                         num_shards=0, shard_name_template=None, mime_type="application/x-parquet",
+                         compression_type=beam.io.filesystem.CompressionTypes.UNCOMPRESSED)
+        self._empty_schema = empty_schema
+
+    def open(self, temp_path: str):
+        return _ParquetFileWriter(super().open(temp_path), self._empty_schema)
+
+    def write_record(self, file_handle, value: bytes) -> None:
+        file_handle.write(unpacked_table(value))
+
+    def close(self, file_handle) -> None:
+        file_handle.close()
+
+
+@beam.ptransform_fn
+def _WriteParquetChunks(chunks: beam.PCollection, split_uri: str, empty_schema) -> beam.pvalue.PDone:  # pylint: disable=invalid-name
+    """A split's packed Parquet chunks, in random chunk order, as Parquet files."""
+    return (chunks
+            | "Shuffle" >> beam.transforms.Reshuffle()
+            | "Write" >> beam.io.Write(_ParquetChunkSink(
+                os.path.join(split_uri, write_split.DEFAULT_PARQUET_FILE_NAME), empty_schema)))
 
 
 def tfrecord_frames(records: List[bytes]) -> bytes:
@@ -133,6 +244,14 @@ def _input_files(exec_properties: Dict[str, Any], split_pattern: str) -> List[st
     return files
 
 
+def _parquet_payload(exec_properties: Dict[str, Any]) -> bool:
+    payload_format = exec_properties.get(standard_component_specs.OUTPUT_DATA_FORMAT_KEY)
+    if payload_format not in (None, example_gen_pb2.FORMAT_TF_EXAMPLE, example_gen_pb2.FORMAT_PARQUET):
+        raise ValueError(f"the columnar ExampleGen writes tf.Examples or Parquet, not payload format "
+                         f"{example_gen_pb2.PayloadFormat.Name(payload_format)}")
+    return payload_format == example_gen_pb2.FORMAT_PARQUET
+
+
 @beam.ptransform_fn
 def _ColumnarCsvToChunks(pipeline: beam.Pipeline, exec_properties: Dict[str, Any], split_pattern: str,
                          split_config: Optional[example_gen_pb2.SplitConfig]):
@@ -143,10 +262,12 @@ def _ColumnarCsvToChunks(pipeline: beam.Pipeline, exec_properties: Dict[str, Any
         if csv_blocks.header_of(path) != header:
             raise RuntimeError(f"Files in same split {pattern} have different header: {path}")
     types = global_types(files)
+    options = dict(types=types, allow_promotion=len(files) == 1)
     return (pipeline
             | "CreateFilenames" >> beam.Create(files)
-            | "EncodeBlocks" >> _encode(functools.partial(
-                csv_blocks.encode_file, types=types, allow_promotion=len(files) == 1), split_config))
+            | "EncodeBlocks" >> (_payload(functools.partial(csv_blocks.csv_cells, **options), split_config)
+                                 if _parquet_payload(exec_properties) else
+                                 _encode(functools.partial(csv_blocks.encode_file, **options), split_config)))
 
 
 @beam.ptransform_fn
@@ -154,12 +275,31 @@ def _ParquetToChunks(pipeline: beam.Pipeline, exec_properties: Dict[str, Any], s
                      split_config: Optional[example_gen_pb2.SplitConfig]):
     files = _input_files(exec_properties, split_pattern)
     return (pipeline | "CreateFilenames" >> beam.Create(files)
-            | "EncodeBatches" >> _encode(csv_blocks.encode_parquet_file, split_config))
+            | "EncodeBatches" >> (_payload(csv_blocks.parquet_cells, split_config)
+                                  if _parquet_payload(exec_properties) else
+                                  _encode(csv_blocks.encode_parquet_file, split_config)))
+
+
+def _with_split_outputs(do_fn, split_config: Optional[example_gen_pb2.SplitConfig]):
+    return do_fn.with_outputs(*map(str, range(len(split_config.splits)))) if split_config else do_fn
 
 
 def _encode(encode: Callable[[str], Iterator[List[bytes]]], split_config: Optional[example_gen_pb2.SplitConfig]):
-    do_fn = beam.ParDo(_EncodeFiles(encode, split_config))
-    return do_fn.with_outputs(*map(str, range(len(split_config.splits)))) if split_config else do_fn
+    return _with_split_outputs(beam.ParDo(_EncodeFiles(encode, split_config)), split_config)
+
+
+def _payload(cells: Callable[[str], Iterator], split_config: Optional[example_gen_pb2.SplitConfig]):
+    return _with_split_outputs(beam.ParDo(_PayloadFiles(cells, split_config)), split_config)
+
+
+def empty_payload_schema(exec_properties: Dict[str, Any], split_pattern: str):
+    """The Arrow schema of a Parquet payload file that gets no rows: the input's sampled column types."""
+    import pyarrow.parquet as pq
+
+    files = _input_files(exec_properties, split_pattern)
+    types = (csv_blocks.parquet_types(pq.read_schema(files[0])) if files[0].endswith(PARQUET_SUFFIX)
+             else global_types(files))
+    return csv_blocks.payload_schema(types)
 
 
 def _configs(exec_properties: Dict[str, Any]):
@@ -199,17 +339,22 @@ class _ChunkedExampleGenExecutor(BaseExampleGenExecutor):
         artifact_utils.get_single_instance(examples).split_names = artifact_utils.encode_split_names(
             utils.generate_output_split_names(input_config, output_config))
         payload_format = exec_properties.get(standard_component_specs.OUTPUT_DATA_FORMAT_KEY)
-        if payload_format not in (None, example_gen_pb2.FORMAT_TF_EXAMPLE):
-            raise ValueError(f"the columnar ExampleGen writes tf.Examples, not payload format {payload_format}")
+        parquet = _parquet_payload(exec_properties)
+        if parquet:
+            empty_schema = empty_payload_schema(exec_properties, input_config.splits[0].pattern)
         with self._make_beam_pipeline() as pipeline:
             for name, chunks in self.GenerateExamplesByBeam(pipeline, exec_properties).items():
-                _ = chunks | f"WriteSplit[{name}]" >> _WriteChunks(  # pylint: disable=no-value-for-parameter
-                    artifact_utils.get_split_uri(examples, name))
+                split_uri = artifact_utils.get_split_uri(examples, name)
+                _ = chunks | f"WriteSplit[{name}]" >> (  # pylint: disable=no-value-for-parameter
+                    _WriteParquetChunks(split_uri, empty_schema) if parquet else _WriteChunks(split_uri))
         file_format = exec_properties.get(standard_component_specs.OUTPUT_FILE_FORMAT_KEY)
         for artifact in examples:
             if payload_format:
                 examples_utils.set_payload_format(artifact, payload_format)
-            if file_format:
+            if parquet:  # TFX 1.16's to_file_format_str knows TFRecords only; Transform reads this name
+                examples_utils.set_file_format(artifact, example_gen_pb2.FileFormat.Name(
+                    example_gen_pb2.FILE_FORMAT_PARQUET))
+            elif file_format:
                 examples_utils.set_file_format(artifact, write_split.to_file_format_str(file_format))
 
 

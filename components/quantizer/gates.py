@@ -9,6 +9,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from components.quantizer.latency import (LATENCY_BATCHES, LATENCY_LOOKS, RatioInterval, balanced_latencies,
                                           latency_failures)
 from config import METRICS
+from preprocessing.payload import serialized_examples
 from serving.layout import EXAMPLES_SIGNATURE
 
 
@@ -127,13 +128,13 @@ def bias_bytes(float_model_dir: str) -> int:
 
 
 def read_examples(pattern: str, limit: int) -> List[bytes]:
+    """The first `limit` eval examples as serialized tf.Examples, from either payload."""
     import tensorflow as tf
 
     files = sorted(tf.io.gfile.glob(pattern))
     if not files:
         raise FileNotFoundError(f"no examples match {pattern}")
-    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").take(limit)
-    return [record.numpy() for record in dataset]
+    return serialized_examples(files, limit)
 
 
 def labels_of(serialized: Sequence[bytes], info: Dict[str, Any]):

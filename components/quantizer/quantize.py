@@ -33,6 +33,7 @@ import os
 from typing import Any, Dict, List, Optional, Sequence
 
 from config import QUANTIZATION_METHODS, CustomConfig, FeatureConfig
+from preprocessing.payload import serialized_examples
 
 # Set by tests to prove that a native crash of the quantizer is contained (see tests/quantizer_test.py).
 FAULT_ENV = "TFXP_QUANTIZER_FAULT"
@@ -149,8 +150,9 @@ def _transformed_batches(tf_transform_output, example_files: List[str], label: s
 
     spec = tf_transform_output.raw_feature_spec()
     layer = tf_transform_output.transform_features_layer()
-    dataset = tf.data.TFRecordDataset(example_files, compression_type="GZIP").take(limit).batch(batch_size)
-    for serialized in dataset:
+    records = serialized_examples(example_files, limit)
+    for start in range(0, len(records), batch_size):
+        serialized = tf.constant(records[start:start + batch_size])
         transformed = layer(tf.io.parse_example(serialized, spec))
         transformed.pop(label, None)
         yield transformed

@@ -1,0 +1,121 @@
+"""The raw examples' payload (config.PAYLOADS), as tfxp's own readers see it: the Trainer's input, the columnar
+Evaluator, the pusher's gates and calibration, and the run summary's constant baseline.
+
+ExampleGen writes each split as gzipped TFRecords of tf.Examples (`data_tfrecord-*.gz`) or, with
+`data.payload: parquet`, as Parquet files of list columns (`data_parquet-*.parquet`): one column per feature,
+each row a list of no value (an empty cell) or one, in the Arrow types that tfx-bsl gives the schema's
+features (large_list of int64, float32 or large_binary), so that TFX's StatisticsGen and Transform read them as
+they are. A split's payload is told by its files' suffix.
+
+Plain functions over files (no Beam, no TFX artifacts): components/ and trainer/ call them.
+"""
+from __future__ import annotations
+
+import os
+from typing import Dict, Iterator, List, Optional, Sequence
+
+from config import PARQUET_PAYLOAD, TF_EXAMPLE_PAYLOAD
+
+PARQUET_SUFFIX = ".parquet"
+BATCH_ROWS = 4096
+
+
+def payload_of(files: Sequence[str]) -> str:
+    """PARQUET_PAYLOAD when every file is a .parquet file, TF_EXAMPLE_PAYLOAD when none is."""
+    parquet = [path.endswith(PARQUET_SUFFIX) for path in files]
+    if all(parquet) and parquet:
+        return PARQUET_PAYLOAD
+    if not any(parquet):
+        return TF_EXAMPLE_PAYLOAD
+    raise ValueError(f"{os.path.dirname(files[0])} mixes Parquet and TFRecord files: one payload per split")
+
+
+def arrow_value_type(kind: str):
+    """The Arrow type of a payload column holding values of a tfx-bsl kind ('int', 'float' or 'bytes'):
+    what csv_decoder.GetArrowSchema gives a schema feature of that type."""
+    import pyarrow as pa
+
+    return pa.large_list({"int": pa.int64(), "float": pa.float32(), "bytes": pa.large_binary()}[kind])
+
+
+def record_batches(files: Sequence[str], limit: Optional[int] = None, columns: Optional[Sequence[str]] = None,
+                   batch_rows: int = BATCH_ROWS) -> Iterator:
+    """The first `limit` rows of the files as Arrow RecordBatches of list columns (only `columns` that exist,
+    when given): tf.Examples decoded by tfx-bsl's C++ decoder, or Parquet read as written."""
+    remaining = limit if limit is not None else float("inf")
+    if payload_of(files) == PARQUET_PAYLOAD:
+        import pyarrow.parquet as pq
+
+        for path in files:
+            parquet = pq.ParquetFile(path)
+            names = [n for n in parquet.schema_arrow.names if columns is None or n in columns]
+            for batch in parquet.iter_batches(batch_size=batch_rows, columns=names):
+                if remaining <= 0:
+                    return
+                batch = batch.slice(0, min(batch.num_rows, remaining))
+                remaining -= batch.num_rows
+                yield batch
+        return
+    import pyarrow as pa
+    import tensorflow as tf
+    from tfx_bsl.coders import example_coder
+
+    decoder = example_coder.ExamplesToRecordBatchDecoder()
+    dataset = tf.data.TFRecordDataset(list(files), compression_type="GZIP")
+    if limit is not None:
+        dataset = dataset.take(limit)
+    for records in dataset.batch(batch_rows):
+        batch = decoder.DecodeBatch(records.numpy().tolist())
+        if columns is not None:
+            names = [n for n in batch.schema.names if n in columns]
+            batch = pa.RecordBatch.from_arrays([batch.column(batch.schema.get_field_index(n)) for n in names],
+                                               names=names)
+        yield batch
+
+
+def encode_examples(batch) -> List[bytes]:
+    """Serialized tf.Examples of a RecordBatch of list columns (tfx-bsl's C++ encoder)."""
+    from tfx_bsl.coders import example_coder
+
+    return example_coder.RecordBatchToExamples(batch)
+
+
+def serialized_examples(files: Sequence[str], limit: int) -> List[bytes]:
+    """The first `limit` examples of the files as serialized tf.Examples (what `serving_default` takes):
+    the records themselves, or Parquet rows encoded."""
+    if payload_of(files) == TF_EXAMPLE_PAYLOAD:
+        import tensorflow as tf
+
+        dataset = tf.data.TFRecordDataset(list(files), compression_type="GZIP").take(limit)
+        return [record.numpy() for record in dataset]
+    return [record for batch in record_batches(files, limit) for record in encode_examples(batch)]
+
+
+def parquet_dataset(files: Sequence[str], schema, batch_size: int, shuffle_seed: Optional[int] = None,
+                    shuffle_buffer_size: int = 10_000, read_rows: int = 8192):
+    """A tf.data.Dataset of batches of raw features ({name: tensor}) of Parquet payload files, as tfx-bsl's
+    TFXIO TensorFlowDataset gives them for tf.Examples (ParquetTFXIO has no TensorFlowDataset): the
+    schema's tensor representations, examples shuffled in a buffer of shuffle_buffer_size (seeded by
+    shuffle_seed), one pass."""
+    import pyarrow as pa
+    import tensorflow as tf
+    from tfx_bsl.coders import csv_decoder
+    from tfx_bsl.tfxio import tensor_adapter, tensor_representation_util
+
+    names = [feature.name for feature in schema.feature]
+    arrow_schema = csv_decoder.GetArrowSchema(names, schema)
+    representations = (tensor_representation_util.GetTensorRepresentationsFromSchema(schema)
+                       or tensor_representation_util.InferTensorRepresentationsFromSchema(schema))
+    adapter = tensor_adapter.TensorAdapter(tensor_adapter.TensorAdapterConfig(arrow_schema, representations))
+
+    def batches() -> Iterator[Dict[str, tf.Tensor]]:
+        for batch in record_batches(list(files), batch_rows=read_rows):
+            columns = [batch.column(batch.schema.get_field_index(field.name)).cast(field.type)
+                       if field.name in batch.schema.names else pa.nulls(batch.num_rows, field.type)
+                       for field in arrow_schema]
+            yield adapter.ToBatchTensors(pa.RecordBatch.from_arrays(columns, schema=arrow_schema))
+
+    dataset = tf.data.Dataset.from_generator(batches, output_signature=adapter.TypeSpecs()).unbatch()
+    if shuffle_buffer_size > 1:
+        dataset = dataset.shuffle(shuffle_buffer_size, seed=shuffle_seed)
+    return dataset.batch(batch_size)

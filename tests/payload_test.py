@@ -1,0 +1,260 @@
+"""data.payload: parquet. The columnar ExampleGen writes the taxi rows as a Parquet payload holding what its
+tf.Example payload holds; TFX's StatisticsGen and Transform, tfxp's Trainer input, the columnar Evaluator
+and the pusher's readers get the same data from either (the same rows in both: each split is its own input
+file here, so no hashing is involved); hash splits of the Parquet payload are deterministic; iris runs end
+to end on it."""
+import glob
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tfx.components.util import examples_utils
+from tfx.dsl.components.base.base_beam_executor import BaseBeamExecutor
+from tfx.proto import example_gen_pb2
+from tfx.types import standard_artifacts
+
+from components.example_gen import csv_blocks
+from components.example_gen import executor as example_gen_executor
+from config import PARQUET_PAYLOAD, TF_EXAMPLE_PAYLOAD, load_config, resolve_data_path
+from conftest import REPO, assert_same_statistics, run_example_gen
+from preprocessing import payload
+
+TAXI = resolve_data_path("package://tfx/examples/chicago_taxi_pipeline/data/big_tipper_label", REPO)
+TAXI_SCHEMA = os.path.join(REPO, "configs", "taxi.schema.pbtxt")
+BEAM_ARGS = ["--direct_running_mode=in_memory"]
+FORMATS = {TF_EXAMPLE_PAYLOAD: example_gen_pb2.FORMAT_TF_EXAMPLE, PARQUET_PAYLOAD: example_gen_pb2.FORMAT_PARQUET}
+
+
+@pytest.fixture(scope="module")
+def payloads(tmp_path_factory):
+    """{payload: Examples artifact} of the taxi table's rows, every third row in eval (the input's splits)."""
+    root = tmp_path_factory.mktemp("payloads")
+    [path] = glob.glob(os.path.join(TAXI, "*.csv"))
+    header, *rows = open(path).read().splitlines()
+    for split, part in (("train", [r for i, r in enumerate(rows) if i % 3]), ("eval", rows[::3])):
+        os.makedirs(root / "data" / split)
+        (root / "data" / split / "part.csv").write_text("\n".join([header] + part) + "\n")
+    return {name: run_example_gen(example_gen_executor.Executor, root / "data", root / name, payload_format,
+                                  splits={"train": "train/*", "eval": "eval/*"})
+            for name, payload_format in FORMATS.items()}
+
+
+def split_files(examples, split):
+    return sorted(glob.glob(os.path.join(examples.uri, f"Split-{split}", "*")))
+
+
+def rows(files, columns=None):
+    """Every row of the files as a sorted list of tuples of (column, values) pairs."""
+    out = []
+    for batch in payload.record_batches(files, columns=columns):
+        names = sorted(batch.schema.names)
+        columns_of = {name: batch.column(batch.schema.get_field_index(name)).to_pylist() for name in names}
+        out += [tuple((name, tuple(columns_of[name][i] or ())) for name in names) for i in range(batch.num_rows)]
+    return sorted(out)
+
+
+def test_the_parquet_payload_holds_the_tf_examples_rows(payloads):
+    parquet = payloads[PARQUET_PAYLOAD]
+    assert examples_utils.get_payload_format(parquet) == example_gen_pb2.FORMAT_PARQUET
+    assert parquet.get_string_custom_property("file_format") == "FILE_FORMAT_PARQUET"
+    import pyarrow.parquet as pq
+
+    for split in ("train", "eval"):
+        files = {name: split_files(examples, split) for name, examples in payloads.items()}
+        assert all(path.endswith(".parquet") for path in files[PARQUET_PAYLOAD])
+        assert payload.payload_of(files[TF_EXAMPLE_PAYLOAD]) == TF_EXAMPLE_PAYLOAD
+        expected = rows(files[TF_EXAMPLE_PAYLOAD])
+        assert len(expected) > 4000 and rows(files[PARQUET_PAYLOAD]) == expected
+        schema = pq.read_schema(files[PARQUET_PAYLOAD][0])
+        assert schema.names == sorted(schema.names)  # the types tfx-bsl gives the schema's features
+        assert str(schema.field("company").type) == "large_list<item: large_binary>"
+        assert str(schema.field("fare").type) == "large_list<item: float>"
+        assert str(schema.field("trip_start_hour").type) == "large_list<item: int64>"
+
+
+def test_hash_splits_are_the_same_every_run_and_keep_every_row(payloads, tmp_path):
+    runs = [run_example_gen(example_gen_executor.Executor, TAXI, tmp_path / str(i), example_gen_pb2.FORMAT_PARQUET)
+            for i in range(2)]
+    splits = [{split: rows(split_files(run, split)) for split in ("train", "eval")} for run in runs]
+    assert splits[0] == splits[1]
+    everything = sorted(rows(split_files(payloads[TF_EXAMPLE_PAYLOAD], "train"))
+                        + rows(split_files(payloads[TF_EXAMPLE_PAYLOAD], "eval")))
+    assert sorted(splits[0]["train"] + splits[0]["eval"]) == everything
+    assert 0.30 < len(splits[0]["eval"]) / len(everything) < 0.37  # 1 of 3 hash buckets
+    # The rows of a file are shuffled (the input is in no particular order; the Trainer reads batches).
+    first = next(payload.record_batches(split_files(runs[0], "train"), limit=500, columns=["trip_start_timestamp"]))
+    timestamps = [v[0] for v in first.column(0).to_pylist()]
+    assert timestamps != sorted(timestamps)
+
+
+def test_an_output_file_with_no_rows_is_a_parquet_file_with_the_columns(tmp_path):
+    import pyarrow.parquet as pq
+
+    schema = csv_blocks.payload_schema({"b": csv_blocks.STRING, "a": csv_blocks.INT})
+    writer = example_gen_executor._ParquetFileWriter(open(tmp_path / "empty.parquet", "wb"), schema)
+    writer.close()
+    table = pq.read_table(tmp_path / "empty.parquet")
+    assert table.num_rows == 0 and table.schema.names == ["a", "b"]
+
+
+def _statistics(examples, out):
+    from tfx.components.statistics_gen.executor import Executor
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    statistics = standard_artifacts.ExampleStatistics()
+    statistics.uri = str(out)
+    Executor(BaseBeamExecutor.Context(beam_pipeline_args=BEAM_ARGS)).Do(
+        {"examples": [examples]}, {"statistics": [statistics]}, {})
+    result = statistics_pb2.DatasetFeatureStatisticsList()
+    with open(os.path.join(out, "Split-eval", "FeatureStats.pb"), "rb") as f:
+        result.ParseFromString(f.read())
+    return result
+
+
+def test_stock_statistics_gen_reads_the_parquet_payload(payloads, tmp_path):
+    """The same statistics; pickup_census_tract, empty in every row, is typed INT by the Parquet payload (as
+    the taxi schema types it) and has no type in tf.Examples (TFDV says STRING)."""
+    tf_example, parquet = [_statistics(payloads[name], tmp_path / name) for name in FORMATS]
+    assert_same_statistics(tf_example, parquet, untyped=("pickup_census_tract",))
+    types = {f.path.step[0]: f.type for f in parquet.datasets[0].features}
+    assert types["pickup_census_tract"] == types["trip_start_hour"]  # INT
+
+
+def _transform_graph(examples, out):
+    from tfx.components.transform.executor import Executor
+
+    from pipeline.pipeline import PREPROCESSING_FN
+
+    config = load_config(os.path.join(REPO, "configs", "taxi.yaml"))
+    schema = standard_artifacts.Schema()
+    schema.uri = str(out / "schema")
+    os.makedirs(schema.uri)
+    shutil.copy(TAXI_SCHEMA, os.path.join(schema.uri, "schema.pbtxt"))
+    graph = standard_artifacts.TransformGraph()
+    graph.uri = str(out / "transform_graph")
+    Executor(BaseBeamExecutor.Context(beam_pipeline_args=BEAM_ARGS, tmp_dir=str(out / "tmp"), unique_id="1")).Do(
+        {"examples": [examples], "schema": [schema]}, {"transform_graph": [graph]},
+        {"preprocessing_fn": PREPROCESSING_FN, "custom_config": json.dumps(config.to_custom_config().to_json()),
+         "disable_statistics": True, "force_tf_compat_v1": False, "disable_analyzer_cache": True,
+         "splits_config": None})
+    return graph.uri
+
+
+def test_stock_transform_reads_the_parquet_payload(payloads, tmp_path):
+    """The same vocabularies and scaling: the same transformed values of the same raw examples (to float32
+    rounding: a missing value is filled with the mean, a float32 sum over rows read in another order)."""
+    import tensorflow_transform as tft
+
+    outputs = {name: tft.TFTransformOutput(_transform_graph(examples, tmp_path / name))
+               for name, examples in payloads.items()}
+    assets = {name: {os.path.basename(p): open(p).read() for p in glob.glob(
+        os.path.join(output.transform_savedmodel_dir, "assets", "*"))} for name, output in outputs.items()}
+    assert assets[PARQUET_PAYLOAD] == assets[TF_EXAMPLE_PAYLOAD] and len(assets[PARQUET_PAYLOAD]) >= 3
+    records = payload.serialized_examples(split_files(payloads[TF_EXAMPLE_PAYLOAD], "eval"), 500)
+    transformed = {}
+    for name, output in outputs.items():
+        parsed = tf.io.parse_example(tf.constant(records), output.raw_feature_spec())
+        transformed[name] = {k: v.numpy() for k, v in output.transform_features_layer()(parsed).items()}
+    for key, value in transformed[TF_EXAMPLE_PAYLOAD].items():
+        np.testing.assert_allclose(transformed[PARQUET_PAYLOAD][key], value, rtol=1e-5, atol=1e-4, err_msg=key)
+
+
+def _raw_schema():
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    return text_format.Parse(open(TAXI_SCHEMA).read(), schema_pb2.Schema())
+
+
+def test_the_trainer_input_reads_the_parquet_payload(payloads):
+    """payload.parquet_dataset gives the tensors that parsing the same rows as tf.Examples gives (the
+    Trainer's input of a tf.Example payload); shuffled, the same rows in a seeded order."""
+    import tensorflow_transform as tft
+
+    schema = _raw_schema()
+    files = split_files(payloads[PARQUET_PAYLOAD], "eval")
+    spec = tft.tf_metadata.schema_utils.schema_as_feature_spec(schema).feature_spec
+    records = payload.serialized_examples(files, 10**6)
+    count = 0
+    for batch in payload.parquet_dataset(files, schema, 512, shuffle_buffer_size=1):
+        parsed = tf.io.parse_example(tf.constant(records[count:count + 512]), spec)
+        for name, tensor in batch.items():
+            expected = parsed[name]
+            if isinstance(expected, tf.SparseTensor):
+                assert isinstance(tensor, tf.SparseTensor), name
+                np.testing.assert_array_equal(tensor.indices.numpy(), expected.indices.numpy(), err_msg=name)
+                np.testing.assert_array_equal(tensor.values.numpy(), expected.values.numpy(), err_msg=name)
+            else:
+                np.testing.assert_array_equal(tensor.numpy(), expected.numpy(), err_msg=name)
+        count += int(next(iter(batch.values())).dense_shape[0])
+    assert count == len(records) > 4000
+
+    def order(seed):
+        dataset = payload.parquet_dataset(files, schema, 512, shuffle_seed=seed)
+        return [v for batch in dataset for v in tf.sparse.to_dense(batch["trip_start_timestamp"]).numpy()[:, 0]]
+
+    first = order(7)
+    assert first == order(7) and sorted(first) == sorted(order(8)) and first != order(8)
+
+
+def test_the_columnar_evaluator_reads_the_parquet_payload(taxi_run, payloads, tmp_path):
+    from tfma_compare import evaluate_both
+
+    metrics = {name: evaluate_both(taxi_run["config"], tmp_path / name, engines=("columnar",),
+                                   examples=examples)["columnar"]["metrics"]
+               for name, examples in payloads.items()}
+    assert metrics[PARQUET_PAYLOAD][("", "example_count", False)] > 4000
+    assert metrics[PARQUET_PAYLOAD].keys() == metrics[TF_EXAMPLE_PAYLOAD].keys()
+    for key, value in metrics[TF_EXAMPLE_PAYLOAD].items():
+        assert metrics[PARQUET_PAYLOAD][key] == pytest.approx(value, rel=1e-6), key
+
+
+def test_the_pushers_readers_and_the_constant_baseline_read_the_parquet_payload(payloads):
+    from components.quantizer.gates import read_examples
+    from pipeline.constant_baseline import read_labels
+
+    decoded = {}
+    for name, examples in payloads.items():
+        serialized = read_examples(os.path.join(examples.uri, "Split-eval", "*"), 10**6)
+        decoded[name] = sorted(tf.train.Example.FromString(r).SerializeToString(deterministic=True)
+                               for r in serialized)
+        labels = [values[0] for batch in payload.record_batches(split_files(examples, "eval"), columns=["big_tipper"])
+                  for values in batch.column(0).to_pylist() if values]
+        assert sorted(read_labels(os.path.join(examples.uri, "Split-eval"), "big_tipper")) == sorted(labels)
+    # tf.Example bytes differ in feature order only: parsed into the same values.
+    assert len(decoded[PARQUET_PAYLOAD]) == len(decoded[TF_EXAMPLE_PAYLOAD]) > 4000
+    assert rows_of_examples(decoded[PARQUET_PAYLOAD]) == rows_of_examples(decoded[TF_EXAMPLE_PAYLOAD])
+
+
+def rows_of_examples(records):
+    out = []
+    for record in records:
+        example = tf.train.Example.FromString(record)
+        row = []
+        for name in sorted(example.features.feature):
+            feature = example.features.feature[name]
+            kind = feature.WhichOneof("kind")
+            row.append((name, tuple(getattr(feature, kind).value) if kind else ()))
+        out.append(tuple(row))
+    return sorted(out)
+
+
+def test_iris_runs_end_to_end_on_a_parquet_payload(tmp_path):
+    from pipeline.local_runner import run_local
+
+    shutil.copytree(os.path.join(REPO, "data", "iris"), tmp_path / "data" / "iris")
+    (tmp_path / "configs").mkdir()
+    text = (open(os.path.join(REPO, "configs", "iris.yaml")).read().replace("../runs/iris/", "../out/")
+            .replace("  split: {train: 3, eval: 1}", "  split: {train: 3, eval: 1}\n  payload: parquet"))
+    (tmp_path / "configs" / "iris.yaml").write_text(text)
+    config = load_config(str(tmp_path / "configs" / "iris.yaml"))
+    assert config.data.payload == PARQUET_PAYLOAD
+    summary = run_local(config, emit_line=lambda line: None)
+    assert summary.pushed, summary.push_blocked_reasons
+    examples = glob.glob(os.path.join(config.pipeline_root, "CsvExampleGen", "examples", "*", "Split-*", "*"))
+    assert examples and all(path.endswith(".parquet") for path in examples)
+    accuracy = "sparse_categorical_accuracy"
+    assert summary.metrics[accuracy] > summary.constant_metrics[accuracy] and summary.warnings == []
