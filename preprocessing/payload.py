@@ -11,10 +11,11 @@ Plain functions over files (no Beam, no TFX artifacts): components/ and trainer/
 """
 from __future__ import annotations
 
+import io
 import os
 from typing import Dict, Iterator, List, Optional, Sequence
 
-from config import PARQUET_PAYLOAD, TF_EXAMPLE_PAYLOAD
+from config import PARQUET_PAYLOAD, TF_EXAMPLE_PAYLOAD, is_remote
 
 PARQUET_SUFFIX = ".parquet"
 BATCH_ROWS = 4096
@@ -38,6 +39,36 @@ def arrow_value_type(kind: str):
     return pa.large_list({"int": pa.int64(), "float": pa.float32(), "bytes": pa.large_binary()}[kind])
 
 
+class _GFileReader(io.RawIOBase):
+    """A tf.io.gfile.GFile as the seekable binary file pyarrow reads (GFile has no `closed`)."""
+
+    def __init__(self, gfile):
+        super().__init__()
+        self._gfile = gfile
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._gfile.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self._gfile.seek(offset, whence)
+        return self._gfile.tell()
+
+    def tell(self) -> int:
+        return self._gfile.tell()
+
+    def close(self) -> None:
+        self._gfile.close()
+        super().close()
+
+
 def record_batches(files: Sequence[str], limit: Optional[int] = None, columns: Optional[Sequence[str]] = None,
                    batch_rows: int = BATCH_ROWS) -> Iterator:
     """The first `limit` rows of the files as Arrow RecordBatches of list columns (only `columns` that exist,
@@ -45,16 +76,19 @@ def record_batches(files: Sequence[str], limit: Optional[int] = None, columns: O
     remaining = limit if limit is not None else float("inf")
     if payload_of(files) == PARQUET_PAYLOAD:
         import pyarrow.parquet as pq
+        import tensorflow as tf
 
         for path in files:
-            parquet = pq.ParquetFile(path)
-            names = [n for n in parquet.schema_arrow.names if columns is None or n in columns]
-            for batch in parquet.iter_batches(batch_size=batch_rows, columns=names):
-                if remaining <= 0:
-                    return
-                batch = batch.slice(0, min(batch.num_rows, remaining))
-                remaining -= batch.num_rows
-                yield batch
+            # gs:// and other remote files through TensorFlow's filesystems (a seekable file object).
+            with (_GFileReader(tf.io.gfile.GFile(path, "rb")) if is_remote(path) else open(path, "rb")) as f:
+                parquet = pq.ParquetFile(f)
+                names = [n for n in parquet.schema_arrow.names if columns is None or n in columns]
+                for batch in parquet.iter_batches(batch_size=batch_rows, columns=names):
+                    if remaining <= 0:
+                        return
+                    batch = batch.slice(0, min(batch.num_rows, remaining))
+                    remaining -= batch.num_rows
+                    yield batch
         return
     import pyarrow as pa
     import tensorflow as tf

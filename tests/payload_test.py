@@ -258,3 +258,14 @@ def test_iris_runs_end_to_end_on_a_parquet_payload(tmp_path):
     assert examples and all(path.endswith(".parquet") for path in examples)
     accuracy = "sparse_categorical_accuracy"
     assert summary.metrics[accuracy] > summary.constant_metrics[accuracy] and summary.warnings == []
+
+
+def test_parquet_files_on_a_remote_filesystem_are_read_through_tensorflow(payloads):
+    """gs:// and other non-local paths go through tf.io.gfile (here TensorFlow's in-memory ram:// files)."""
+    [local] = split_files(payloads[PARQUET_PAYLOAD], "eval")
+    remote = "ram://payload_test/eval/data.parquet"
+    tf.io.gfile.makedirs(os.path.dirname(remote))
+    tf.io.gfile.copy(local, remote, overwrite=True)
+    assert rows([remote]) == rows([local])
+    assert rows_of_examples(payload.serialized_examples([remote], 50)) == rows_of_examples(
+        payload.serialized_examples([local], 50))

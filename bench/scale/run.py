@@ -1,8 +1,9 @@
 """bench/scale: tfxp end to end at growing sizes of a taxi-shaped table, in one bench run.
 
 For each size: generate the table (bench/scale/generate.py; 15k is the shipped table itself), run
-`tfxp run` on configs/taxi.yaml pointed at it in a fresh process and a fresh pipeline root (at --stock-at
-sizes a second time with TFX's CsvExampleGen and TFMA's Evaluator: the "stock" variant), and record the
+`tfxp run` on configs/taxi.yaml pointed at it in a fresh process and a fresh pipeline root, once per variant
+(--variants: "columnar", the default config; "parquet", with data.payload: parquet; at --stock-at sizes also
+"stock", TFX's CsvExampleGen and TFMA's Evaluator), and record the
 wall seconds, per-component seconds (ML Metadata execution times), rows/s of the data-proportional steps and
 the peak RSS of the run (the largest process of it, from getrusage of a wrapper). Writes JSON and prints a
 Markdown table for README.
@@ -33,14 +34,17 @@ RSS_WRAPPER = ("import json, resource, subprocess, sys\n"
                "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))")
 
 
-# Per variant: data.reader and evaluation.evaluator. "stock" runs TFX's CsvExampleGen and TFMA's Evaluator.
-VARIANTS = {"columnar": ("columnar", "columnar"), "stock": ("stock", "tfma")}
+# Per variant: data.reader, evaluation.evaluator and data.payload. "stock" runs TFX's CsvExampleGen and TFMA's
+# Evaluator; "parquet" the columnar components with a Parquet payload.
+VARIANTS = {"columnar": ("columnar", "columnar", "tf_example"), "stock": ("stock", "tfma", "tf_example"),
+            "parquet": ("columnar", "columnar", "parquet")}
+STOCK = "stock"
 
 
 def config_for(data_dir: str, work: str, variant: str) -> str:
-    reader, evaluator = VARIANTS[variant]
+    reader, evaluator, payload = VARIANTS[variant]
     text = open(os.path.join(REPO, "configs", "taxi.yaml")).read()
-    text = text.replace("  format: csv\n", f"  format: csv\n  reader: {reader}\n")
+    text = text.replace("  format: csv\n", f"  format: csv\n  reader: {reader}\n  payload: {payload}\n")
     text = text.replace("  metric: binary_accuracy\n", f"  metric: binary_accuracy\n  evaluator: {evaluator}\n")
     text = text.replace("package://tfx/examples/chicago_taxi_pipeline/data/big_tipper_label", data_dir)
     text = text.replace("schema: taxi.schema.pbtxt", f"schema: {os.path.join(REPO, 'configs', 'taxi.schema.pbtxt')}")
@@ -101,17 +105,23 @@ def table(results: List[Dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def speedups(results: List[Dict[str, Any]]) -> Dict[str, Dict[str, float]]:
-    """Per size run in both variants: stock seconds / columnar seconds of each data-proportional step."""
+def speedups(results: List[Dict[str, Any]]) -> Dict[str, Dict[str, Dict[str, float]]]:
+    """Per size run with the stock variant: {size: {variant: stock seconds / the variant's seconds}} of each
+    data-proportional step."""
     by_size: Dict[int, Dict[str, Dict[str, Any]]] = {}
     for r in results:
         by_size.setdefault(r["rows"], {})[r["variant"]] = r
-    out = {}
+    out: Dict[str, Dict[str, Dict[str, float]]] = {}
     for rows, variants in by_size.items():
-        if {"columnar", "stock"} <= set(variants):
-            stock, columnar = variants["stock"]["component_seconds"], variants["columnar"]["component_seconds"]
-            out[str(rows)] = {step: round(stock[step] / columnar[step], 2) for step in PER_ROW_STEPS
-                              if stock.get(step) and columnar.get(step)}
+        if STOCK not in variants:
+            continue
+        stock = variants[STOCK]["component_seconds"]
+        for variant, result in variants.items():
+            if variant != STOCK:
+                seconds = result["component_seconds"]
+                out.setdefault(str(rows), {})[variant] = {step: round(stock[step] / seconds[step], 2)
+                                                          for step in PER_ROW_STEPS
+                                                          if stock.get(step) and seconds.get(step)}
     return out
 
 
@@ -121,6 +131,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=os.path.join(REPO, "bench", "results", "scale.json"))
     parser.add_argument("--stock-at", type=int, nargs="*", default=[150_000],
                         help="sizes at which TFX's CsvExampleGen and TFMA's Evaluator also run, for the ratios")
+    parser.add_argument("--variants", nargs="+", default=["columnar", "parquet"],
+                        choices=[v for v in VARIANTS if v != STOCK], help="tfxp's variants, run at every size")
     parser.add_argument("--keep", action="store_true", help="keep the generated data and runs")
     args = parser.parse_args(argv)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_USE_LEGACY_KERAS="1")
@@ -128,7 +140,7 @@ def main(argv=None) -> int:
     results = []
     try:
         for rows in args.sizes:
-            for variant in VARIANTS if rows in args.stock_at else ("columnar",):
+            for variant in [*args.variants, *([STOCK] if rows in args.stock_at else [])]:
                 results.append(run_size(rows, os.path.join(work, f"{rows}_{variant}"), env, variant))
                 print(f"{rows:>10,} rows ({variant}): {results[-1]['wall_seconds']} s, peak RSS "
                       f"{results[-1]['peak_rss_mb']} MB", flush=True)
@@ -138,9 +150,10 @@ def main(argv=None) -> int:
     ratios = speedups(results)
     write_json(args.out, {"machine": {"cpus": os.cpu_count()}, "results": results, "speedup_vs_stock": ratios})
     print(table(results))
-    for rows, by_step in ratios.items():
-        print(f"{int(rows):,} rows, stock / columnar seconds: " +
-              ", ".join(f"{step} {ratio}x" for step, ratio in by_step.items()))
+    for rows, by_variant in ratios.items():
+        for variant, by_step in by_variant.items():
+            print(f"{int(rows):,} rows, stock / {variant} seconds: " +
+                  ", ".join(f"{step} {ratio}x" for step, ratio in by_step.items()))
     return 0
 
 
