@@ -223,3 +223,20 @@ def test_dockerfile_builds_on_the_locked_tfx_and_copies_the_package(compiled):
     for package in ("pipeline", "components", "preprocessing", "trainer", "serving", "configs"):
         assert f"COPY {package}/ {package}/" in dockerfile
     assert "--no-deps ." in dockerfile
+
+
+def test_a_parquet_payload_compiles_into_the_example_gen_parameters(tmp_path):
+    """data.payload: parquet reaches the compiled ExampleGen (its output_data_format), so Dataflow's workers
+    write the same Parquet payload as the local run."""
+    import shutil
+
+    from tfx.proto import example_gen_pb2
+
+    for name in ("taxi.yaml", "taxi_vertex.yaml", "taxi.schema.pbtxt"):
+        shutil.copy(os.path.join(REPO, "configs", name), tmp_path / name)
+    (tmp_path / "parquet.yaml").write_text("base: taxi_vertex.yaml\ndata: {payload: parquet}\n")
+    assert cli.main(["compile", "--config", str(tmp_path / "parquet.yaml"), "--target", "vertex",
+                     "--output", str(tmp_path / "vertex.json")]) == 0
+    parameters = invocation_parameters(json.load(open(tmp_path / "vertex.json")), "CsvExampleGen")
+    assert int(parameters["output_data_format"]) == example_gen_pb2.FORMAT_PARQUET
+    assert int(parameters["output_file_format"]) == example_gen_pb2.FILE_FORMAT_PARQUET
