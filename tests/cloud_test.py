@@ -232,9 +232,11 @@ def test_a_parquet_payload_compiles_into_the_example_gen_parameters(tmp_path):
 
     from tfx.proto import example_gen_pb2
 
-    for name in ("taxi.yaml", "taxi_vertex.yaml", "taxi.schema.pbtxt"):
+    for name in ("taxi.yaml", "taxi_vertex.yaml"):
         shutil.copy(os.path.join(REPO, "configs", name), tmp_path / name)
-    (tmp_path / "parquet.yaml").write_text("base: taxi_vertex.yaml\ndata: {payload: parquet}\n")
+    schema = os.path.join(REPO, "configs", "taxi.schema.pbtxt")  # in the image: inside the repository
+    (tmp_path / "parquet.yaml").write_text(f"base: taxi_vertex.yaml\ndata: {{payload: parquet}}\n"
+                                           f"validation: {{schema: {schema}}}\n")
     assert cli.main(["compile", "--config", str(tmp_path / "parquet.yaml"), "--target", "vertex",
                      "--output", str(tmp_path / "vertex.json")]) == 0
     parameters = invocation_parameters(json.load(open(tmp_path / "vertex.json")), "CsvExampleGen")
