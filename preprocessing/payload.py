@@ -12,8 +12,9 @@ Plain functions over files (no Beam, no TFX artifacts): components/ and trainer/
 from __future__ import annotations
 
 import io
+import itertools
 import os
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence
 
 from config import PARQUET_PAYLOAD, TF_EXAMPLE_PAYLOAD, is_remote
 
@@ -128,28 +129,36 @@ def serialized_examples(files: Sequence[str], limit: int) -> List[bytes]:
 def parquet_dataset(files: Sequence[str], schema, batch_size: int, shuffle_seed: Optional[int] = None,
                     shuffle_buffer_size: int = 10_000, read_rows: int = 8192):
     """A tf.data.Dataset of batches of raw features ({name: tensor}) of Parquet payload files, as tfx-bsl's
-    TFXIO TensorFlowDataset gives them for tf.Examples (ParquetTFXIO has no TensorFlowDataset): the
-    schema's tensor representations, examples shuffled in a buffer of shuffle_buffer_size (seeded by
-    shuffle_seed), one pass."""
+    TFXIO TensorFlowDataset gives them for tf.Examples (ParquetTFXIO has no TensorFlowDataset): one pass,
+    the last batch possibly smaller, each batch parsed with the schema's feature spec. Rows are shuffled in
+    Arrow, in windows of at least shuffle_buffer_size rows each permuted (seeded by shuffle_seed;
+    shuffle_buffer_size <= 1: file order), then encoded by tfx-bsl's C++ encoder and parsed by TensorFlow a
+    batch at a time. (Converting Arrow batches to tensors with tfx-bsl's TensorAdapter gave the same
+    tensors at ~8k rows/s, per batch in Python; this runs at the tf.Example path's speed.)"""
+    import numpy as np
     import pyarrow as pa
     import tensorflow as tf
-    from tfx_bsl.coders import csv_decoder
-    from tfx_bsl.tfxio import tensor_adapter, tensor_representation_util
+    from tensorflow_transform.tf_metadata import schema_utils
 
-    names = [feature.name for feature in schema.feature]
-    arrow_schema = csv_decoder.GetArrowSchema(names, schema)
-    representations = (tensor_representation_util.GetTensorRepresentationsFromSchema(schema)
-                       or tensor_representation_util.InferTensorRepresentationsFromSchema(schema))
-    adapter = tensor_adapter.TensorAdapter(tensor_adapter.TensorAdapterConfig(arrow_schema, representations))
+    spec = schema_utils.schema_as_feature_spec(schema).feature_spec
+    shuffle = shuffle_buffer_size > 1
 
-    def batches() -> Iterator[Dict[str, tf.Tensor]]:
-        for batch in record_batches(list(files), batch_rows=read_rows):
-            columns = [batch.column(batch.schema.get_field_index(field.name)).cast(field.type)
-                       if field.name in batch.schema.names else pa.nulls(batch.num_rows, field.type)
-                       for field in arrow_schema]
-            yield adapter.ToBatchTensors(pa.RecordBatch.from_arrays(columns, schema=arrow_schema))
+    def windows() -> Iterator[np.ndarray]:
+        rng = np.random.default_rng(shuffle_seed)
+        window: List = []
+        rows = 0
+        batches = record_batches(list(files), batch_rows=read_rows)
+        for batch in itertools.chain(batches, [None]):
+            if batch is not None:
+                window.append(batch)
+                rows += batch.num_rows
+            if window and (batch is None or rows >= shuffle_buffer_size):
+                table = pa.Table.from_batches(window)
+                if shuffle:
+                    table = table.take(pa.array(rng.permutation(table.num_rows)))
+                yield np.array([record for part in table.to_batches() for record in encode_examples(part)],
+                               dtype=object)
+                window, rows = [], 0
 
-    dataset = tf.data.Dataset.from_generator(batches, output_signature=adapter.TypeSpecs()).unbatch()
-    if shuffle_buffer_size > 1:
-        dataset = dataset.shuffle(shuffle_buffer_size, seed=shuffle_seed)
-    return dataset.batch(batch_size)
+    records = tf.data.Dataset.from_generator(windows, output_signature=tf.TensorSpec([None], tf.string))
+    return records.unbatch().batch(batch_size).map(lambda serialized: tf.io.parse_example(serialized, spec))

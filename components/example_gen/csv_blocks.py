@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, Iterable, Iterator, List, Optional
 
 from preprocessing.payload import arrow_value_type
 
@@ -191,25 +191,43 @@ def parquet_types(schema) -> Dict[str, str]:
     return types
 
 
-def parquet_cells(path: str, batch_rows: int = 65_536) -> Iterator:
+def parquet_cells(path: str, batch_rows: int = 65_536, types: Optional[Dict[str, str]] = None) -> Iterator:
     """(RecordBatch of scalar cells, types) of a Parquet file, a batch of rows at a time: integers and
-    booleans as int64, floats as they are, text as binary."""
+    booleans as int64, floats as float64, text as binary. types: the columns' types over all the files
+    (widest_parquet_types), which a column of this file is cast to; default: this file's own."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     parquet = pq.ParquetFile(path)
-    types = parquet_types(parquet.schema_arrow)
+    types = types or parquet_types(parquet.schema_arrow)
     for batch in parquet.iter_batches(batch_size=batch_rows):
         columns = []
         for name in batch.schema.names:
             column = batch.column(batch.schema.get_field_index(name))
-            if types[name] == INT:
-                column = pc.cast(column, pa.int64())
-            elif types[name] == STRING:
-                column = pc.cast(column, pa.binary())
-            columns.append(column)
+            if types[name] == STRING and not (pa.types.is_binary(column.type) or pa.types.is_string(column.type)
+                                              or pa.types.is_large_string(column.type)):
+                column = pc.cast(column, pa.string())  # a number column that is text in another file
+            columns.append(pc.cast(column, _arrow_type(types[name])))
         yield pa.RecordBatch.from_arrays(columns, names=batch.schema.names), types
+
+
+def widest_types(per_file: Iterable[Dict[str, str]]) -> Dict[str, str]:
+    """Each column's widest type over the files' types (unknown < int < float < text)."""
+    types: Dict[str, str] = {}
+    for file_types_ in per_file:
+        for name, kind in file_types_.items():
+            if rank(kind) > rank(types.get(name, UNKNOWN)):
+                types[name] = kind
+            types.setdefault(name, kind)
+    return types
+
+
+def widest_parquet_types(files: List[str]) -> Dict[str, str]:
+    """Each column's widest type over the Parquet files' schemas, read from their footers."""
+    import pyarrow.parquet as pq
+
+    return widest_types(parquet_types(pq.read_schema(path)) for path in files)
 
 
 def csv_cells(path: str, types: Optional[Dict[str, str]] = None, block_bytes: int = BLOCK_BYTES,

@@ -9,7 +9,12 @@ every row), and Beam moves chunks of CHUNK_ROWS records, each a random draw from
 reshuffled as chunks (deflated, so that the DirectRunner's in-memory shuffle holds ~1/4 of the data) and
 written as TFRecord frames (`_WriteChunks`), with the same file names, gzip and properties as TFX's
 WriteSplit. So a split's rows are shuffled within ~130k-row windows and in 4,096-row chunks across them,
-where TFX's ExampleGen shuffles row by row."""
+where TFX's ExampleGen shuffles row by row.
+
+With output_data_format FORMAT_PARQUET (data.payload: parquet) nothing is encoded: each block becomes a
+RecordBatch of list columns (csv_blocks.payload_batch), rows go to their split by a hash of their cells
+(csv_blocks.row_hashes), and chunks move through the shuffle as small Parquet files (`_PayloadFiles`,
+`_WriteParquetChunks`) into `data_parquet-SSSSS-of-NNNNN.parquet`."""
 from __future__ import annotations
 
 import functools
@@ -39,13 +44,7 @@ from preprocessing.payload import PARQUET_SUFFIX
 def global_types(files: List[str]) -> Dict[str, str]:
     """Column types from a sample of every file, the widest per column (as CsvExampleGen infers them over
     all files)."""
-    types: Dict[str, str] = {}
-    for path in files:
-        for name, kind in csv_blocks.sample_types(path).items():
-            if csv_blocks.rank(kind) > csv_blocks.rank(types.get(name, csv_blocks.UNKNOWN)):
-                types[name] = kind
-            types.setdefault(name, kind)
-    return types
+    return csv_blocks.widest_types(csv_blocks.sample_types(path) for path in files)
 
 
 CHUNK_ROWS = 4096  # records Beam moves as one element
@@ -275,7 +274,9 @@ def _ParquetToChunks(pipeline: beam.Pipeline, exec_properties: Dict[str, Any], s
                      split_config: Optional[example_gen_pb2.SplitConfig]):
     files = _input_files(exec_properties, split_pattern)
     return (pipeline | "CreateFilenames" >> beam.Create(files)
-            | "EncodeBatches" >> (_payload(csv_blocks.parquet_cells, split_config)
+            | "EncodeBatches" >> (_payload(functools.partial(csv_blocks.parquet_cells,
+                                                             types=csv_blocks.widest_parquet_types(files)),
+                                           split_config)
                                   if _parquet_payload(exec_properties) else
                                   _encode(csv_blocks.encode_parquet_file, split_config)))
 
@@ -292,16 +293,6 @@ def _payload(cells: Callable[[str], Iterator], split_config: Optional[example_ge
     return _with_split_outputs(beam.ParDo(_PayloadFiles(cells, split_config)), split_config)
 
 
-def empty_payload_schema(exec_properties: Dict[str, Any], split_pattern: str):
-    """The Arrow schema of a Parquet payload file that gets no rows: the input's sampled column types."""
-    import pyarrow.parquet as pq
-
-    files = _input_files(exec_properties, split_pattern)
-    types = (csv_blocks.parquet_types(pq.read_schema(files[0])) if files[0].endswith(PARQUET_SUFFIX)
-             else global_types(files))
-    return csv_blocks.payload_schema(types)
-
-
 def _configs(exec_properties: Dict[str, Any]):
     """The executor's input and output configs (example_gen_pb2.Input, .Output)."""
     input_config, output_config = example_gen_pb2.Input(), example_gen_pb2.Output()
@@ -312,7 +303,8 @@ def _configs(exec_properties: Dict[str, Any]):
 
 class _ChunkedExampleGenExecutor(BaseExampleGenExecutor):
     """GenerateExamplesByBeam gives each split's chunks of records; Do writes them (the base Do's contract:
-    split names, files, payload and file format properties)."""
+    split names, files, payload and file format properties). input_types(files): the columns' types."""
+    input_types: Callable[[List[str]], Dict[str, str]]
 
     def GenerateExamplesByBeam(self, pipeline: beam.Pipeline,
                                exec_properties: Dict[str, Any]) -> Dict[str, beam.PCollection]:
@@ -340,8 +332,9 @@ class _ChunkedExampleGenExecutor(BaseExampleGenExecutor):
             utils.generate_output_split_names(input_config, output_config))
         payload_format = exec_properties.get(standard_component_specs.OUTPUT_DATA_FORMAT_KEY)
         parquet = _parquet_payload(exec_properties)
-        if parquet:
-            empty_schema = empty_payload_schema(exec_properties, input_config.splits[0].pattern)
+        if parquet:  # the columns of an output file that gets no rows: the input's types
+            empty_schema = csv_blocks.payload_schema(self.input_types(
+                _input_files(exec_properties, input_config.splits[0].pattern)))
         with self._make_beam_pipeline() as pipeline:
             for name, chunks in self.GenerateExamplesByBeam(pipeline, exec_properties).items():
                 split_uri = artifact_utils.get_split_uri(examples, name)
@@ -360,13 +353,16 @@ class _ChunkedExampleGenExecutor(BaseExampleGenExecutor):
 
 class Executor(_ChunkedExampleGenExecutor):
     """CSV files, a pyarrow block at a time."""
+    input_types = staticmethod(global_types)
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
         return _ColumnarCsvToChunks
 
 
 class ParquetExecutor(_ChunkedExampleGenExecutor):
-    """Parquet files to tf.Examples, a batch of rows at a time, typed by each file's schema."""
+    """Parquet files to tf.Examples (typed by each file's schema) or to the Parquet payload (typed by the
+    widest type of each column over the files), a batch of rows at a time."""
+    input_types = staticmethod(csv_blocks.widest_parquet_types)
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
         return _ParquetToChunks
