@@ -60,6 +60,25 @@ def _histogram(labels: np.ndarray, values: np.ndarray) -> np.ndarray:
                      np.bincount(buckets, minlength=_HISTOGRAM_SIZE).astype(np.float64)])
 
 
+def _values(labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:
+    """The one value per example of [N, 1] predictions (binary probability or regression value), as float64."""
+    return predictions.reshape(labels.shape[0], -1)[:, 0].astype(np.float64)
+
+
+def correct(task: str, labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:
+    """Per example of a classification task, whether the prediction is right (a bool array): binary at 0.5,
+    multiclass by argmax. Its mean is the accuracy."""
+    if task == "multiclass":
+        return np.argmax(predictions, axis=-1) == labels.astype(np.int64)
+    return (_values(labels, predictions) > 0.5) == (labels.astype(np.float64) > 0.5)
+
+
+def errors(labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:
+    """Per example of a regression task, label - prediction. The means of its squares and absolute values
+    are the MSE and MAE."""
+    return labels.astype(np.float64) - _values(labels, predictions)
+
+
 def batch_sums(task: str, labels: np.ndarray, predictions: np.ndarray) -> Sums:
     """The Sums of one batch. labels: [N] (or [N, 1]); predictions: [N, 1] (binary probability or regression
     value) or [N, classes] (multiclass probabilities)."""
@@ -68,18 +87,14 @@ def batch_sums(task: str, labels: np.ndarray, predictions: np.ndarray) -> Sums:
     if predictions.shape[0] != labels.shape[0]:
         raise ValueError(f"{labels.shape[0]} labels but {predictions.shape[0]} predictions in a batch")
     sums = Sums(count=int(labels.shape[0]))
-    if task == "multiclass":
-        sums.correct = int(np.sum(np.argmax(predictions, axis=-1) == labels.astype(np.int64)))
-        return sums
-    values = predictions.reshape(labels.shape[0], -1)[:, 0].astype(np.float64)
     if task == "regression":
-        error = labels.astype(np.float64) - values
+        error = errors(labels, predictions)
         sums.squared_error = float(np.dot(error, error))
         sums.absolute_error = float(np.sum(np.abs(error)))
         return sums
-    positive = labels.astype(np.float64) > 0.5
-    sums.correct = int(np.sum((values > 0.5) == positive))
-    sums.histogram = _histogram(labels.astype(np.float64), values)
+    sums.correct = int(np.sum(correct(task, labels, predictions)))
+    if task == "binary":
+        sums.histogram = _histogram(labels.astype(np.float64), _values(labels, predictions))
     return sums
 
 

@@ -72,19 +72,19 @@ def metric_drop_se(metric: str, task: str, labels, float_predictions, quantized_
     differences. AUC: DeLong's."""
     import numpy as np
 
+    from components.evaluator.metrics import correct, errors
+
     keras_class = METRICS[metric].keras_class
     labels = np.asarray(labels).reshape(-1)
     if keras_class == "AUC":
         return _auc_difference_se(labels, float_predictions, quantized_predictions)
 
     def scores(predictions):
+        """Per example, the term whose mean is the metric (components/evaluator/metrics.py)."""
         predictions = np.asarray(predictions)
-        if keras_class == "SparseCategoricalAccuracy":
-            return (predictions.argmax(axis=1) == labels).astype(np.float64)
-        values = predictions.reshape(labels.shape[0], -1)[:, 0].astype(np.float64)
-        if keras_class == "BinaryAccuracy":
-            return ((values > 0.5) == (labels > 0.5)).astype(np.float64)
-        error = labels.astype(np.float64) - values
+        if task != "regression":
+            return correct(task, labels, predictions).astype(np.float64)
+        error = errors(labels, predictions)
         return error * error if keras_class == "MeanSquaredError" else np.abs(error)
 
     differences = scores(float_predictions) - scores(quantized_predictions)
