@@ -94,7 +94,7 @@ def test_an_output_file_with_no_rows_is_a_parquet_file_with_the_columns(tmp_path
     import pyarrow.parquet as pq
 
     schema = csv_blocks.payload_schema({"b": csv_blocks.STRING, "a": csv_blocks.INT})
-    writer = example_gen_executor._ParquetFileWriter(open(tmp_path / "empty.parquet", "wb"), schema)
+    writer = example_gen_executor._ParquetFileWriter(open(tmp_path / "empty.parquet", "wb"), lambda: schema)
     writer.close()
     table = pq.read_table(tmp_path / "empty.parquet")
     assert table.num_rows == 0 and table.schema.names == ["a", "b"]

@@ -50,16 +50,27 @@ def global_types(files: List[str]) -> Dict[str, str]:
 CHUNK_ROWS = 4096  # records Beam moves as one element
 
 
-class _EncodeFiles(beam.DoFn):
-    """Each input file's serialized examples in chunks of at most CHUNK_ROWS; with an output split config,
-    each chunk to the tagged output of its split (str(split index)), every record partitioned by TFX's own
-    `_PartitionFn`. `encode(path)` yields blocks of records."""
+class _ChunkFiles(beam.DoFn):
+    """What both payloads' DoFns share: the files are read by `read(path)`, the output split config's hash
+    buckets (cumulative), and each split's rows sent on as chunks of at most CHUNK_ROWS, to the tagged output
+    of their split (str(split index)) when there is a split config."""
 
-    def __init__(self, encode: Callable[[str], Iterator[List[bytes]]],
-                 split_config: Optional[example_gen_pb2.SplitConfig] = None):
-        self._encode = encode
+    def __init__(self, read: Callable[[str], Iterator], split_config: Optional[example_gen_pb2.SplitConfig] = None):
+        self._read = read
         self._split_config = split_config
         self._buckets = list(itertools.accumulate(s.hash_buckets for s in split_config.splits)) if split_config else []
+
+    def _chunks(self, parts: List, chunk: Callable = lambda rows: rows):
+        """parts: each split's rows in their order; chunk(rows) makes the element of a slice of them."""
+        for index, rows in enumerate(parts):
+            for start in range(0, len(rows), CHUNK_ROWS):
+                element = chunk(rows[start:start + CHUNK_ROWS])
+                yield beam.pvalue.TaggedOutput(str(index), element) if self._buckets else element
+
+
+class _EncodeFiles(_ChunkFiles):
+    """Each input file's serialized examples, every record partitioned by TFX's own `_PartitionFn`.
+    `read(path)` yields blocks of records."""
 
     def _parts(self, block: List[bytes]) -> List[List[bytes]]:
         if not self._buckets:
@@ -70,31 +81,26 @@ class _EncodeFiles(beam.DoFn):
         return parts
 
     def process(self, path: str):
-        for number, block in enumerate(self._encode(path)):
+        for number, block in enumerate(self._read(path)):
             # Rows in a chunk are drawn from the whole block (~130k rows of CSV), in an order fixed by the
             # file and block, so that reruns write the same files; the shuffle then orders the chunks.
             order = random.Random(f"{path}:{number}")
-            for index, part in enumerate(self._parts(block)):
+            parts = self._parts(block)
+            for part in parts:
                 order.shuffle(part)
-                for start in range(0, len(part), CHUNK_ROWS):
-                    chunk = part[start:start + CHUNK_ROWS]
-                    yield beam.pvalue.TaggedOutput(str(index), chunk) if self._buckets else chunk
+            yield from self._chunks(parts)
 
 
-class _PayloadFiles(beam.DoFn):
+class _PayloadFiles(_ChunkFiles):
     """The Parquet payload's counterpart of _EncodeFiles: each input file's rows as payload batches
     (csv_blocks.payload_batch), each row to its split by csv_blocks.row_hashes (the hash of its cells modulo
-    the hash buckets, split by split as TFX's _PartitionFn assigns buckets), in chunks of at most CHUNK_ROWS
-    packed as Parquet bytes (packed_table). `cells(path)` yields (RecordBatch of cells, types)."""
-
-    def __init__(self, cells: Callable[[str], Iterator], split_config: Optional[example_gen_pb2.SplitConfig] = None):
-        self._cells = cells
-        self._buckets = list(itertools.accumulate(s.hash_buckets for s in split_config.splits)) if split_config else []
+    the hash buckets, split by split as TFX's _PartitionFn assigns buckets), chunks packed as Parquet bytes
+    (packed_table). `read(path)` yields (RecordBatch of cells, types)."""
 
     def process(self, path: str):
         import numpy as np
 
-        for number, (cells, kinds) in enumerate(self._cells(path)):
+        for number, (cells, kinds) in enumerate(self._read(path)):
             batch = csv_blocks.payload_batch(cells, kinds)
             order = np.random.default_rng(zlib.crc32(f"{path}:{number}".encode())).permutation(batch.num_rows)
             if self._buckets:
@@ -103,10 +109,7 @@ class _PayloadFiles(beam.DoFn):
                 parts = [order[split == index] for index in range(len(self._buckets))]
             else:
                 parts = [order]
-            for index, rows in enumerate(parts):
-                for start in range(0, len(rows), CHUNK_ROWS):
-                    chunk = packed_table(batch.take(rows[start:start + CHUNK_ROWS]))
-                    yield beam.pvalue.TaggedOutput(str(index), chunk) if self._buckets else chunk
+            yield from self._chunks(parts, lambda rows: packed_table(batch.take(rows)))
 
 
 def packed_table(batch) -> bytes:
@@ -131,7 +134,7 @@ class _ParquetFileWriter:
     opens on the first, with its schema (every chunk of a split has the same one)."""
     ROW_GROUP_ROWS = 65_536
 
-    def __init__(self, handle, empty_schema):
+    def __init__(self, handle, empty_schema: Callable[[], Any]):
         self.handle, self.empty_schema, self.writer, self.tables, self.rows = handle, empty_schema, None, [], 0
 
     def write(self, table) -> None:
@@ -156,17 +159,17 @@ class _ParquetFileWriter:
 
         self.flush()
         if self.writer is None:  # no rows: a valid file with the columns' types
-            self.writer = pq.ParquetWriter(self.handle, self.empty_schema, compression="snappy")
+            self.writer = pq.ParquetWriter(self.handle, self.empty_schema(), compression="snappy")
         self.writer.close()
         self.handle.close()
 
 
 class _ParquetChunkSink(filebasedsink.FileBasedSink):
     """Packed Parquet chunks (packed_table) written as Parquet files, named as TFX's WriteSplit names a
-    Parquet payload's files (<split_uri>/data_parquet-SSSSS-of-NNNNN.parquet). empty_schema: the columns of
-    a file that gets no rows."""
+    Parquet payload's files (<split_uri>/data_parquet-SSSSS-of-NNNNN.parquet). empty_schema(): the columns of
+    a file that gets no rows (asked for only then)."""
 
-    def __init__(self, file_path_prefix: str, empty_schema):
+    def __init__(self, file_path_prefix: str, empty_schema: Callable[[], Any]):
         super().__init__(file_path_prefix, coder=beam.coders.BytesCoder(), file_name_suffix=PARQUET_SUFFIX,
                          num_shards=0, shard_name_template=None, mime_type="application/x-parquet",
                          compression_type=beam.io.filesystem.CompressionTypes.UNCOMPRESSED)
@@ -183,7 +186,8 @@ class _ParquetChunkSink(filebasedsink.FileBasedSink):
 
 
 @beam.ptransform_fn
-def _WriteParquetChunks(chunks: beam.PCollection, split_uri: str, empty_schema) -> beam.pvalue.PDone:  # pylint: disable=invalid-name
+def _WriteParquetChunks(chunks: beam.PCollection, split_uri: str,  # pylint: disable=invalid-name
+                        empty_schema: Callable[[], Any]) -> beam.pvalue.PDone:
     """A split's packed Parquet chunks, in random chunk order, as Parquet files."""
     return (chunks
             | "Shuffle" >> beam.transforms.Reshuffle()
@@ -293,6 +297,10 @@ def _payload(cells: Callable[[str], Iterator], split_config: Optional[example_ge
     return _with_split_outputs(beam.ParDo(_PayloadFiles(cells, split_config)), split_config)
 
 
+def _payload_schema(input_types: Callable[[List[str]], Dict[str, str]], files: List[str]):
+    return csv_blocks.payload_schema(input_types(files))
+
+
 def _configs(exec_properties: Dict[str, Any]):
     """The executor's input and output configs (example_gen_pb2.Input, .Output)."""
     input_config, output_config = example_gen_pb2.Input(), example_gen_pb2.Output()
@@ -332,9 +340,9 @@ class _ChunkedExampleGenExecutor(BaseExampleGenExecutor):
             utils.generate_output_split_names(input_config, output_config))
         payload_format = exec_properties.get(standard_component_specs.OUTPUT_DATA_FORMAT_KEY)
         parquet = _parquet_payload(exec_properties)
-        if parquet:  # the columns of an output file that gets no rows: the input's types
-            empty_schema = csv_blocks.payload_schema(self.input_types(
-                _input_files(exec_properties, input_config.splits[0].pattern)))
+        if parquet:  # the columns of an output file that gets no rows: the input's types, read only then
+            empty_schema = functools.partial(_payload_schema, self.input_types,
+                                             _input_files(exec_properties, input_config.splits[0].pattern))
         with self._make_beam_pipeline() as pipeline:
             for name, chunks in self.GenerateExamplesByBeam(pipeline, exec_properties).items():
                 split_uri = artifact_utils.get_split_uri(examples, name)
