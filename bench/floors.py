@@ -15,8 +15,8 @@ of any replacement that keeps the tf.Example payload. This bench times, on one t
   hold (counts, missing, mean, std, zeros, min, max, 10 quantiles; value frequencies), in numpy/pyarrow;
 - `pyarrow_csv_statistics`: the issue's floor, the same statistics straight from the CSV (pyarrow's parser,
   no tf.Example at all);
-- `to_parquet` + `statistics_gen_parquet`: the same rows written as a Parquet payload (one list column per
-  feature, typed and ordered as tfx-bsl reads the frozen taxi schema) and TFX's StatisticsGen executor
+- `to_parquet` + `statistics_gen_parquet`: the same rows written as the Parquet payload ExampleGen writes
+  (one list column per feature, typed as tfx-bsl reads schema features) and TFX's StatisticsGen executor
   reading that (`FORMAT_PARQUET`, tfx-bsl's ParquetTFXIO): TFDV's own cost with no tf.Example to decode, so
   the most a columnar payload could gain while the statistics stay TFDV's;
 - `transform` / `transform_parquet`: TFX's Transform executor with tfxp's taxi preprocessing_fn (the
@@ -191,26 +191,19 @@ def statgen_statistics(examples_dir: str, statistics_dir: str, parquet: bool = F
     return statistics_dir
 
 
-def to_parquet(csv_path: str, parquet_path: str, schema_path: str = TAXI_SCHEMA) -> int:
-    """The CSV as one Parquet file of list columns (a value, or an empty list for an empty cell), in the
-    column order and Arrow types that tfx-bsl derives from the schema (what ParquetTFXIO checks batches
-    against when given a schema, as Transform gives it)."""
+def to_parquet(csv_path: str, parquet_path: str) -> int:
+    """The CSV as one Parquet file, the Parquet payload that ExampleGen writes with data.payload: parquet
+    (csv_blocks.payload_batch: list columns typed as tfx-bsl types schema features, which ParquetTFXIO checks
+    batches against when given a schema, as Transform gives it)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from google.protobuf import text_format
-    from tensorflow_metadata.proto.v0 import schema_pb2
-    from tfx_bsl.coders import csv_decoder
 
     from components.example_gen import csv_blocks
 
-    schema = text_format.Parse(open(schema_path).read(), schema_pb2.Schema())
-    arrow_schema = csv_decoder.GetArrowSchema([f.name for f in schema.feature], schema)
     types = csv_blocks.file_types(csv_path, csv_blocks.sample_types(csv_path))
     writer, rows = None, 0
-    for batch in csv_blocks._read_blocks(csv_path, types, csv_blocks.BLOCK_BYTES):
-        columns = [csv_blocks._as_feature_lists(batch.column(batch.schema.get_field_index(field.name)),
-                                                types[field.name]).cast(field.type) for field in arrow_schema]
-        table = pa.Table.from_batches([pa.RecordBatch.from_arrays(columns, schema=arrow_schema)])
+    for cells, kinds in csv_blocks.csv_cells(csv_path, types):
+        table = pa.Table.from_batches([csv_blocks.payload_batch(cells, kinds)])
         writer = writer or pq.ParquetWriter(parquet_path, table.schema)
         writer.write_table(table)
         rows += table.num_rows
