@@ -4,6 +4,7 @@ in small_tables_test.py (iris, diabetes); the metric arithmetic is also checked 
 import dataclasses
 
 import numpy as np
+import tensorflow as tf
 import pytest
 
 from components.evaluator.metrics import Sums, batch_sums, metric_value
@@ -115,3 +116,30 @@ def test_unsupported_metric_or_slicing_is_refused_by_name():
                  tfma.SlicingSpec(slice_keys_sql="SELECT 1")):
         with pytest.raises(ValueError, match="feature_keys|feature_values|slice_keys_sql"):
             slice_columns(tfma.EvalConfig(slicing_specs=[spec]))
+
+
+def test_slices_are_the_same_from_parquet_columns_and_from_tf_examples():
+    """A batch's slices (text, integer and float columns; several values, none, a value repeated in a row; a
+    column the first rows lack; a column no row has) from a Parquet payload's columns and from the same rows
+    as tf.Examples, and both as TFMA keys them: one slice per value, text decoded, a row in a slice once."""
+    import pyarrow as pa
+
+    from components.evaluator.executor import _ExampleCells, arrow_cells, slices_of
+    from preprocessing.payload import encode_examples
+
+    batch = pa.RecordBatch.from_arrays([
+        pa.array([[b"Cash"], [b"Card", b"Cash"], [], None, [b"Card"], [b"Cash", b"Cash"]], pa.large_list(pa.large_binary())),
+        pa.array([[3], [3], [19], [7], None, [19]], pa.large_list(pa.int64())),
+        pa.array([None, None, [0.5], [0.25], [0.5], None], pa.large_list(pa.float32())),
+        pa.array([None] * 6, pa.large_list(pa.int64())),
+    ], ["payment_type", "hour", "score", "absent"])
+    columns = ["payment_type", "hour", "score", "absent", "not_a_column"]
+    expected = {(): [0, 1, 2, 3, 4, 5],
+                (("payment_type", "Cash"),): [0, 1, 5], (("payment_type", "Card"),): [1, 4],
+                (("hour", 3),): [0, 1], (("hour", 7),): [3], (("hour", 19),): [2, 5],
+                (("score", 0.25),): [3], (("score", 0.5),): [2, 4]}
+    serialized = encode_examples(batch)
+    for cells in (arrow_cells(batch, columns), _ExampleCells(columns)(serialized, tf.constant(serialized))):
+        slices = slices_of(6, cells)
+        assert {key: list(rows) for key, rows in slices.items()} == expected
+        assert all(type(key[0][1]) in (str, int, float) for key in slices if key)

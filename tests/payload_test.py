@@ -211,15 +211,23 @@ def test_the_trainer_input_reads_the_parquet_payload(payloads):
 
 
 def test_the_columnar_evaluator_reads_the_parquet_payload(taxi_run, payloads, tmp_path):
+    """The same metrics, overall and per slice (a text and an integer column), from the two payloads: the
+    Parquet one is read as column batches, never a row at a time, and sliced on its columns."""
+    import dataclasses
+
     from tfma_compare import evaluate_both
 
-    metrics = {name: evaluate_both(taxi_run["config"], tmp_path / name, engines=("columnar",),
-                                   examples=examples)["columnar"]["metrics"]
+    config = taxi_run["config"]
+    config = dataclasses.replace(config, evaluation=dataclasses.replace(
+        config.evaluation, slices=("payment_type", "trip_start_hour")))
+    metrics = {name: evaluate_both(config, tmp_path / name, engines=("columnar",),
+                                   examples=examples)["columnar"]["sliced_metrics"]
                for name, examples in payloads.items()}
-    assert metrics[PARQUET_PAYLOAD][("", "example_count", False)] > 4000
+    assert metrics[PARQUET_PAYLOAD][((), "", "example_count", False)] > 4000
+    assert (("trip_start_hour", 19),) in {key[0] for key in metrics[PARQUET_PAYLOAD]}
     assert metrics[PARQUET_PAYLOAD].keys() == metrics[TF_EXAMPLE_PAYLOAD].keys()
     for key, value in metrics[TF_EXAMPLE_PAYLOAD].items():
-        assert metrics[PARQUET_PAYLOAD][key] == pytest.approx(value, rel=1e-6), key
+        assert metrics[PARQUET_PAYLOAD][key] == pytest.approx(value, rel=1e-6, nan_ok=True), key
 
 
 def test_the_pushers_readers_and_the_constant_baseline_read_the_parquet_payload(payloads):

@@ -12,7 +12,7 @@ one CombineFn merges the sums. TFMA's own code then does the rest: the EvalConfi
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Iterable, List, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import apache_beam as beam
 import numpy as np
@@ -30,6 +30,7 @@ from tfx.utils import io_utils, json_utils, path_utils, proto_utils
 
 from components.evaluator.metrics import METRIC_NAMES, Sums, batch_sums, metric_value
 from preprocessing.payload import encode_examples
+from serving.layout import read_feature_info
 
 BATCH_SIZE = 2048
 
@@ -60,18 +61,80 @@ def slice_columns(eval_config: tfma.EvalConfig) -> List[str]:
     return list(dict.fromkeys(columns))
 
 
-def slices_of(records, columns: List[str]) -> Dict[Tuple, np.ndarray]:
-    """Slice key -> row indices of a decoded batch (a pyarrow RecordBatch), as TFMA slices: one slice per
-    value of the column (text decoded), a row without a value in none of that column's slices."""
-    out: Dict[Tuple, List[int]] = {(): list(range(records.num_rows))}
-    for column in columns:
-        if column not in records.schema.names:
+def slices_of(num_rows: int, cells: Dict[str, Tuple[np.ndarray, np.ndarray]]) -> Dict[Tuple, np.ndarray]:
+    """Slice key -> row indices of a batch of num_rows rows, as TFMA slices: one slice per value of a slicing
+    column (text decoded), a row in the slice of each of its values, a row without a value in none of that
+    column's slices, and in a slice once however often it holds the value (TFMA dedupes a row's slice keys).
+    cells: each slicing column's (row, value) pairs, one pair per value."""
+    out: Dict[Tuple, np.ndarray] = {(): np.arange(num_rows)}
+    for column, (rows, values) in cells.items():
+        if not len(values):
             continue
-        for row, values in enumerate(records.column(column).to_pylist()):
-            for value in values or ():
-                key = ((column, value.decode() if isinstance(value, bytes) else value),)
-                out.setdefault(key, []).append(row)
-    return {key: np.asarray(rows, dtype=np.int64) for key, rows in out.items()}
+        unique, inverse = np.unique(values, return_inverse=True)
+        order = np.argsort(inverse, kind="stable")  # rows grouped by value
+        bounds = np.searchsorted(inverse[order], np.arange(len(unique) + 1))
+        for i, value in enumerate(unique):
+            value = value.decode() if isinstance(value, bytes) else value.item() if hasattr(value, "item") else value
+            out[((column, value),)] = np.unique(rows[order[bounds[i]:bounds[i + 1]]])
+    return out
+
+
+def arrow_cells(batch, columns: List[str]) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+    """The (row, value) pairs of the columns of a RecordBatch of list columns (a Parquet payload's)."""
+    import pyarrow.compute as pc
+
+    cells = {}
+    for column in columns:
+        if column in batch.schema.names:
+            values = batch.column(batch.schema.get_field_index(column))
+            cells[column] = (pc.list_parent_indices(values).to_numpy(),
+                             pc.list_flatten(values).to_numpy(zero_copy_only=False))
+    return cells
+
+
+_FEATURE_DTYPES = {"bytes_list": "string", "int64_list": "int64", "float_list": "float32"}
+
+
+class _ExampleCells:
+    """The (row, value) pairs of some features of batches of serialized tf.Examples. Each feature is parsed
+    by TensorFlow alone (~15x faster than decoding every feature with tfx-bsl), with its type taken from the
+    first example that has it."""
+
+    def __init__(self, columns: List[str]):
+        self._columns = columns
+        self._dtypes: Dict[str, str] = {}
+
+    def _dtype(self, column: str, batch: List[bytes]):
+        import tensorflow as tf
+
+        if column not in self._dtypes:
+            for record in batch:
+                feature = tf.train.Example.FromString(record).features.feature.get(column)
+                if feature is not None and feature.WhichOneof("kind"):
+                    self._dtypes[column] = _FEATURE_DTYPES[feature.WhichOneof("kind")]
+                    break
+        return self._dtypes.get(column)
+
+    def __call__(self, batch: List[bytes], serialized) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+        import tensorflow as tf
+
+        spec = {column: tf.io.VarLenFeature(dtype) for column in self._columns
+                for dtype in [self._dtype(column, batch)] if dtype}
+        return {column: (values.indices[:, 0].numpy(), values.values.numpy())
+                for column, values in tf.io.parse_example(serialized, spec).items()}
+
+
+def payload_columns(model_paths: Dict[str, str], slicing: List[str]) -> Optional[List[str]]:
+    """The columns the Evaluator reads of a Parquet payload: each model's raw features and label (its
+    features file) and the slicing columns; None (all columns) when a model has no features file."""
+    columns = list(slicing)
+    for path in sorted(set(model_paths.values())):
+        try:
+            info = read_feature_info(path)
+        except (OSError, ValueError):
+            return None
+        columns += [*info["features"], info["label"]]
+    return sorted(set(columns))
 
 
 def _model_paths(eval_config: tfma.EvalConfig, input_dict: Dict[str, List[types.Artifact]]) -> Dict[str, str]:
@@ -87,9 +150,10 @@ def _model_paths(eval_config: tfma.EvalConfig, input_dict: Dict[str, List[types.
 
 
 class _ScoreBatches(beam.DoFn):
-    """A batch of serialized raw tf.Examples -> {model name: Sums of the batch}. The label is the transformed
-    label (the model spec's preprocessing function), as TFMA reads it; the predictions are the serving
-    signature's output."""
+    """A batch of the eval split -> {slice key: {model name: Sums of the batch}}. A batch is a list of
+    serialized raw tf.Examples (a tf.Example payload) or a RecordBatch of a Parquet payload's columns, which is
+    encoded for the signatures. The label is the transformed label (the model spec's preprocessing function),
+    as TFMA reads it; the predictions are the serving signature's output."""
 
     def __init__(self, eval_config: tfma.EvalConfig, model_paths: Dict[str, str], task: str):
         self._specs = {spec.name: spec for spec in eval_config.model_specs}
@@ -105,9 +169,7 @@ class _ScoreBatches(beam.DoFn):
         # A model given as both candidate and baseline is loaded once.
         loaded = {path: tf.saved_model.load(path) for path in set(self._paths.values())}
         self._models = {name: loaded[path] for name, path in self._paths.items()}
-        from tfx_bsl.coders import example_coder
-
-        self._decoder = example_coder.ExamplesToRecordBatchDecoder()
+        self._example_cells = _ExampleCells(self._slice_columns)
 
     def _predictions(self, name: str, serialized) -> np.ndarray:
         spec = self._specs[name]
@@ -128,11 +190,17 @@ class _ScoreBatches(beam.DoFn):
                              f"functions {list(spec.preprocessing_function_names)}: {sorted(features)}")
         return features[spec.label_key].numpy()
 
-    def process(self, batch: List[bytes]) -> Iterable[Dict[Tuple, Dict[str, Sums]]]:
+    def process(self, batch) -> Iterable[Dict[Tuple, Dict[str, Sums]]]:
         """{slice key: {model name: Sums}} of one batch: the overall slice () and the config's slices."""
+        import pyarrow as pa
         import tensorflow as tf
 
-        serialized = tf.constant(batch)
+        if isinstance(batch, pa.RecordBatch):
+            serialized = tf.constant(encode_examples(batch))
+            cells = arrow_cells(batch, self._slice_columns)
+        else:
+            serialized = tf.constant(batch)
+            cells = self._example_cells(batch, serialized) if self._slice_columns else {}
         labels = self._labels(serialized)
         # The same model under the same signature is scored once: a re-run whose Trainer came from cache
         # evaluates the latest blessed model against itself.
@@ -143,11 +211,9 @@ class _ScoreBatches(beam.DoFn):
             if key not in scored:
                 scored[key] = self._predictions(name, serialized)
             predictions[name] = scored[key]
-        rows = (slices_of(self._decoder.DecodeBatch(batch), self._slice_columns) if self._slice_columns
-                else {(): slice(None)})
         yield {slice_key: {name: batch_sums(self._task, labels[index], values[index])
                            for name, values in predictions.items()}
-               for slice_key, index in rows.items()}
+               for slice_key, index in slices_of(len(labels), cells).items()}
 
 
 class _MergeSums(beam.CombineFn):
@@ -192,10 +258,19 @@ def sliced_metrics(eval_config: tfma.EvalConfig, classes: List[str], slice_key: 
     return slice_key, metrics
 
 
+def _record_batches(table, columns: Optional[List[str]]) -> List[Any]:
+    """A Parquet row group's Table -> RecordBatches of at most BATCH_SIZE rows of the columns it has."""
+    if columns is not None:
+        table = table.select([column for column in columns if column in table.column_names])
+    return table.to_batches(max_chunksize=BATCH_SIZE)
+
+
 @beam.ptransform_fn
-def _ReadRecords(pipeline: beam.Pipeline, examples: types.Artifact, splits: List[str]) -> beam.PCollection:
-    """The serialized tf.Examples of the splits: the records of a tf.Example payload (gzipped or plain
-    TFRecords, as ExampleGen wrote them), or the rows of a Parquet payload encoded a batch at a time."""
+def _ReadBatches(pipeline: beam.Pipeline, examples: types.Artifact, splits: List[str],
+                 columns: Optional[List[str]]) -> beam.PCollection:
+    """Batches of the splits' rows: lists of serialized tf.Examples (the records of a tf.Example payload,
+    gzipped or plain TFRecords as ExampleGen wrote them), or RecordBatches of a Parquet payload's columns
+    (`columns`; None: all), at most BATCH_SIZE rows each. A Parquet row is never a Beam element of its own."""
     payload = examples_utils.get_payload_format(examples)
     if payload not in (example_gen_pb2.FORMAT_TF_EXAMPLE, example_gen_pb2.FORMAT_PARQUET):
         raise ValueError(f"the columnar Evaluator reads tf.Example and Parquet payloads; {examples.uri} has "
@@ -205,11 +280,11 @@ def _ReadRecords(pipeline: beam.Pipeline, examples: types.Artifact, splits: List
         pattern = io_utils.all_files_pattern(artifact_utils.get_split_uri([examples], split))
         if payload == example_gen_pb2.FORMAT_PARQUET:
             reads.append(pipeline | f"Read[{split}]" >> beam.io.ReadFromParquetBatched(pattern)
-                         | f"Encode[{split}]" >> beam.FlatMap(
-                             lambda table: [record for batch in table.to_batches()
-                                            for record in encode_examples(batch)]))
+                         | f"Batch[{split}]" >> beam.FlatMap(_record_batches, columns))
         else:
-            reads.append(pipeline | f"Read[{split}]" >> beam.io.ReadFromTFRecord(pattern))
+            reads.append(pipeline | f"Read[{split}]" >> beam.io.ReadFromTFRecord(pattern)
+                         | f"Batch[{split}]" >> beam.BatchElements(min_batch_size=BATCH_SIZE,
+                                                                   max_batch_size=BATCH_SIZE))
     return reads | "Flatten" >> beam.Flatten()
 
 
@@ -236,8 +311,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
 
         with self._make_beam_pipeline() as pipeline:
             metrics = (pipeline
-                       | "ReadExamples" >> _ReadRecords(examples, splits or ["eval"])  # pylint: disable=no-value-for-parameter
-                       | "Batch" >> beam.BatchElements(min_batch_size=BATCH_SIZE, max_batch_size=BATCH_SIZE)
+                       | "ReadBatches" >> _ReadBatches(  # pylint: disable=no-value-for-parameter
+                           examples, splits or ["eval"], payload_columns(model_paths, slice_columns(eval_config)))
                        | "Score" >> beam.ParDo(_ScoreBatches(eval_config, model_paths, task))
                        | "MergeSums" >> beam.CombineGlobally(_MergeSums())
                        | "Metrics" >> beam.FlatMap(lambda sums: [
