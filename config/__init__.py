@@ -9,7 +9,8 @@ from config.schema import (CLOUD_TARGETS, IDEAL_SIZE_RATIO, METRICS, NUMERIC_TRE
                            PARQUET_PAYLOAD, PAYLOADS, TF_EXAMPLE_PAYLOAD,
                            QUANTIZATION_METHODS, TASK_METRICS, TASKS, TREATMENTS, BeamConfig, CloudConfig,
                            CustomConfig, DataConfig, EvaluationConfig, FeatureConfig, LabelConfig, Metric,
-                           ModelCardConfig, ModelConfig, PipelineConfig, QuantizationConfig, TrainingConfig, ValidationConfig,
+                           ModelCardConfig, ModelConfig, PipelineConfig, QuantizationConfig, TrainingConfig, TransformConfig,
+                           ValidationConfig,
                            default_float_serving_dir, default_gates, default_metadata_path, is_remote)
 from config.load import default_schema_file
 from config.sections import ConfigError, resolve_data_path
@@ -19,6 +20,7 @@ __all__ = ["load_config", "CLOUD_TARGETS", "IDEAL_SIZE_RATIO", "METRICS", "NUMER
            "PARQUET_PAYLOAD", "PAYLOADS", "TF_EXAMPLE_PAYLOAD",
            "QUANTIZATION_METHODS", "TASK_METRICS", "TASKS", "TREATMENTS", "BeamConfig", "CloudConfig",
            "CustomConfig", "DataConfig", "EvaluationConfig", "FeatureConfig", "LabelConfig", "Metric",
-           "ModelCardConfig", "ModelConfig", "PipelineConfig", "QuantizationConfig", "TrainingConfig", "ValidationConfig",
+           "ModelCardConfig", "ModelConfig", "PipelineConfig", "QuantizationConfig", "TrainingConfig", "TransformConfig",
+           "ValidationConfig",
            "default_float_serving_dir", "default_gates", "default_metadata_path", "is_remote",
            "default_schema_file", "ConfigError", "resolve_data_path", "MAX_LISTED", "listed"]

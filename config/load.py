@@ -18,7 +18,7 @@ from config.file_probe import probe_columns
 from config.schema import (CSV_READERS, DATA_FORMATS, EVALUATORS, METRICS, NUMERIC_TREATMENTS, PARQUET_PAYLOAD, PAYLOADS,
                            PICKLE_LIBRARIES, RUNNING_MODES,
                            TASK_METRICS, TASKS, TREATMENTS, BeamConfig, DataConfig, EvaluationConfig, FeatureConfig, LabelConfig, ModelCardConfig, ModelConfig, ON_GATE_FAILURE,
-                           PipelineConfig, QUANTIZATION_METHODS, QuantizationConfig, TrainingConfig,
+                           PipelineConfig, QUANTIZATION_METHODS, QuantizationConfig, TrainingConfig, TransformConfig,
                            ValidationConfig, default_float_serving_dir, default_gates,
                            default_metadata_path, default_report_file, is_remote)
 from config.sections import (ConfigError, Section, code_fingerprint, default_setup_file, file_fingerprint,
@@ -237,6 +237,13 @@ def _load_model(section: Section) -> ModelConfig:
     return model
 
 
+def _load_transform(section: Section) -> TransformConfig:
+    transform = TransformConfig(materialize=section.get("materialize", bool, TransformConfig.materialize),
+                                statistics=section.get("statistics", bool, TransformConfig.statistics))
+    section.finish()
+    return transform
+
+
 def _load_training(section: Section, spans: bool) -> TrainingConfig:
     training = TrainingConfig(
         train_steps=section.positive_int("train_steps", TrainingConfig.train_steps),
@@ -351,6 +358,7 @@ def load_config(path: str, schema_must_exist: bool = True) -> PipelineConfig:
     if label.column in {f.name for f in features}:
         raise root.error(f"features.{label.column}", "the label column cannot also be a feature")
     model = _load_model(root.section("model"))
+    transform = _load_transform(root.section("transform"))
     training = _load_training(root.section("training"), data.pattern is not None)
     evaluation = _load_evaluation(root.section("evaluation"), label.task, header)
     if data.payload == PARQUET_PAYLOAD and evaluation.evaluator == "tfma":
@@ -371,5 +379,5 @@ def load_config(path: str, schema_must_exist: bool = True) -> PipelineConfig:
         metadata_path=outputs.metadata_path, beam=beam, enable_cache=enable_cache,
         code_fingerprint=code_fingerprint(),
         float_serving_dir=outputs.float_serving_dir if quantization.push_float else "",
-        quantization=quantization, validation=validation, cloud=cloud, model_card=model_card,
-        report_file=outputs.report_file)
+        quantization=quantization, validation=validation, transform=transform, cloud=cloud,
+        model_card=model_card, report_file=outputs.report_file)

@@ -124,6 +124,16 @@ class ModelConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class TransformConfig:
+    # Write the transformed splits, as TFX's Transform does by default. tfxp's Trainer transforms the raw
+    # batches it reads itself, so nothing in tfxp reads them: they are for other consumers.
+    materialize: bool = False
+    # TFX Transform's pre- and post-transform statistics (TFX's default: on); StatisticsGen already profiles
+    # the raw data.
+    statistics: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainingConfig:
     train_steps: int = 500
     eval_steps: int = 50
@@ -307,6 +317,7 @@ class PipelineConfig:
     float_serving_dir: str = ""
     quantization: QuantizationConfig = QuantizationConfig()
     validation: ValidationConfig = ValidationConfig()
+    transform: TransformConfig = TransformConfig()
     cloud: Optional[CloudConfig] = None
     model_card: ModelCardConfig = ModelCardConfig()
     report_file: str = ""  # the run report (HTML) every local run writes; default beside the pipeline root

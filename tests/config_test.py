@@ -95,6 +95,8 @@ def test_pipeline_root_override_moves_the_metadata_store(tiny, tmp_path):
     (MINIMAL + "evaluation: {slices: [[city]]}\n", "evaluation.slices", "must be a text or a list of texts"),
     (MINIMAL + "model_card: {owners: [{name: a}]}\n", "model_card.owners", "must be a text or a list of texts"),
     (MINIMAL + "model_card: {purpose: x}\n", "model_card.purpose", "unknown key"),
+    (MINIMAL + "transform: {materialize: yes please}\n", "transform.materialize", "must be bool"),
+    (MINIMAL + "transform: {cache: true}\n", "transform.cache", "unknown key"),
     (MINIMAL.replace("x: zscore", "x: {treatment: zscore, fill: median}"), "features.x.fill",
      "must be 'mean' or a number"),
 ])
@@ -227,3 +229,22 @@ def test_a_parquet_payload_needs_the_columnar_example_gen_and_evaluator(tiny):
                          + "evaluation: {evaluator: tfma}\n"))
     with pytest.raises(ConfigError, match=r"data\.payload: must be one of"):
         load_config(tiny(MINIMAL.replace("data: {path: data}", "data: {path: data, payload: arrow}")))
+
+
+def test_transform_writes_no_transformed_splits_or_statistics_unless_asked(tiny):
+    """TFX's Transform options: off by default (tfxp's Trainer transforms raw batches itself), TFX's defaults
+    with transform: {materialize: true, statistics: true}. End to end in formats_test.py."""
+    from pipeline import nodes
+    from pipeline.pipeline import create_pipeline
+
+    def transform_node(text):
+        config = load_config(tiny(text))
+        [node] = [c for c in create_pipeline(config).components if c.id == nodes.TRANSFORM]
+        return config.transform, node
+
+    options, node = transform_node(MINIMAL)
+    assert (options.materialize, options.statistics) == (False, False)
+    assert "transformed_examples" not in node.outputs and node.exec_properties["disable_statistics"] == 1
+    options, node = transform_node(MINIMAL + "transform: {materialize: true, statistics: true}\n")
+    assert (options.materialize, options.statistics) == (True, True)
+    assert "transformed_examples" in node.outputs and node.exec_properties["disable_statistics"] == 0

@@ -59,6 +59,8 @@ def config_for(tmp_path, data_format):
         write_tfrecord(data / "iris.tfrecord.gz")
     text = open(CONFIG).read().replace("path: ../data/iris", f"path: {data}\n  format: {data_format}")
     text = text.replace("../runs/iris/", f"{tmp_path / data_format}/out/")
+    if data_format == "tfrecord":  # also TFX Transform's own outputs: the transformed splits and statistics
+        text += "\ntransform:\n  materialize: true\n  statistics: true\n"
     path = tmp_path / data_format / "iris.yaml"
     path.write_text(text)
     return str(path)
@@ -115,6 +117,46 @@ def test_each_format_gives_the_csv_path_s_transformed_examples(runs, data_format
     assert values.shape == csv_values.shape and len(values) == 150
     # The same values; the analyzers' float sums may differ in the last digits with the order of the rows.
     np.testing.assert_allclose(values, csv_values, atol=1e-4)
+
+
+def test_transform_materializes_the_transformed_splits_and_their_statistics_when_asked(runs):
+    """transform: {materialize: true, statistics: true} (the tfrecord run): TFX's Transform writes both splits
+    transformed, the values the transform graph gives the raw rows (the Trainer's and serving's), and its
+    pre- and post-transform statistics; without them (the other runs) it writes neither."""
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    from pipeline import nodes
+    from pipeline.summary import latest_output_uri
+
+    config, summary = runs["tfrecord"]
+    assert config.transform.materialize and config.transform.statistics and summary.pushed
+    uri = latest_output_uri(config.metadata_path, config.name, nodes.TRANSFORM, "transformed_examples")
+    rows = []
+    for split in ("train", "eval"):
+        files = glob.glob(os.path.join(uri, f"Split-{split}", "*"))
+        records = [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+        assert records, split
+        for record in records:
+            feature = tf.train.Example.FromString(record).features.feature
+            rows.append([float(v) for name in sorted(feature)
+                         for v in getattr(feature[name], feature[name].WhichOneof("kind")).value])
+        names = sorted(feature)
+    assert names == sorted(f"{name}_xf" for name in ("petal_length", "petal_width", "sepal_length",
+                                                     "sepal_width", "species"))
+    materialized, expected = np.array(rows), transformed(config)
+    assert materialized.shape == expected.shape == (150, 5)
+    np.testing.assert_allclose(materialized[np.lexsort(materialized.T[::-1])],
+                               expected[np.lexsort(expected.T[::-1])], atol=1e-6)
+    statistics = latest_output_uri(config.metadata_path, config.name, nodes.TRANSFORM, "post_transform_stats")
+    [stats_file] = glob.glob(os.path.join(statistics, "**", "FeatureStats.pb"), recursive=True)
+    with open(stats_file, "rb") as f:
+        stats = statistics_pb2.DatasetFeatureStatisticsList.FromString(f.read())
+    assert {f.path.step[0] for f in stats.datasets[0].features} == set(names)
+    csv_config, _ = runs["csv"]
+    assert not csv_config.transform.materialize
+    for key in ("transformed_examples", "post_transform_stats"):
+        with pytest.raises(KeyError):
+            latest_output_uri(csv_config.metadata_path, csv_config.name, nodes.TRANSFORM, key)
 
 
 @pytest.mark.parametrize("data_format", ["parquet", "tfrecord"])

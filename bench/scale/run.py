@@ -3,7 +3,7 @@
 For each size: generate the table (bench/scale/generate.py; 15k is the shipped table itself), run
 `tfxp run` on configs/taxi.yaml pointed at it in a fresh process and a fresh pipeline root, once per variant
 (--variants: "columnar", the default config; "parquet", with data.payload: parquet; at --stock-at sizes also
-"stock", TFX's CsvExampleGen and TFMA's Evaluator), and record the
+"stock": TFX's CsvExampleGen, TFMA's Evaluator and TFX's Transform with its defaults), and record the
 wall seconds, per-component seconds (ML Metadata execution times), rows/s of the data-proportional steps and
 the peak RSS of the run (the largest process of it, from getrusage of a wrapper). Writes JSON and prints a
 Markdown table for README.
@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, NamedTuple
 
 from bench import write_json
 
@@ -34,18 +34,31 @@ RSS_WRAPPER = ("import json, resource, subprocess, sys\n"
                "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))")
 
 
-# Per variant: data.reader, evaluation.evaluator and data.payload. "stock" runs TFX's CsvExampleGen and TFMA's
-# Evaluator; "parquet" the columnar components with a Parquet payload.
-VARIANTS = {"columnar": ("columnar", "columnar", "tf_example"), "stock": ("stock", "tfma", "tf_example"),
-            "parquet": ("columnar", "columnar", "parquet")}
+class Variant(NamedTuple):
+    reader: str  # data.reader
+    evaluator: str  # evaluation.evaluator
+    payload: str  # data.payload
+    tfx_transform_defaults: bool  # transform: {materialize: true, statistics: true}, as TFX's Transform runs
+
+
+# "stock" runs TFX's components as TFX runs them: CsvExampleGen, TFMA's Evaluator, and Transform with its
+# defaults (the transformed splits written, pre- and post-transform statistics); "columnar" is tfxp's default
+# config; "parquet" the same with a Parquet payload.
+VARIANTS = {"columnar": Variant("columnar", "columnar", "tf_example", False),
+            "stock": Variant("stock", "tfma", "tf_example", True),
+            "parquet": Variant("columnar", "columnar", "parquet", False)}
 STOCK = "stock"
 
 
 def config_for(data_dir: str, work: str, variant: str) -> str:
-    reader, evaluator, payload = VARIANTS[variant]
+    options = VARIANTS[variant]
     text = open(os.path.join(REPO, "configs", "taxi.yaml")).read()
-    text = text.replace("  format: csv\n", f"  format: csv\n  reader: {reader}\n  payload: {payload}\n")
-    text = text.replace("  metric: binary_accuracy\n", f"  metric: binary_accuracy\n  evaluator: {evaluator}\n")
+    text = text.replace("  format: csv\n",
+                        f"  format: csv\n  reader: {options.reader}\n  payload: {options.payload}\n")
+    text = text.replace("  metric: binary_accuracy\n",
+                        f"  metric: binary_accuracy\n  evaluator: {options.evaluator}\n")
+    if options.tfx_transform_defaults:
+        text += "\ntransform:\n  materialize: true\n  statistics: true\n"
     text = text.replace("package://tfx/examples/chicago_taxi_pipeline/data/big_tipper_label", data_dir)
     text = text.replace("schema: taxi.schema.pbtxt", f"schema: {os.path.join(REPO, 'configs', 'taxi.schema.pbtxt')}")
     text = text.replace("../runs/taxi/", os.path.join(work, "out") + "/")
