@@ -21,7 +21,10 @@ of any replacement that keeps the tf.Example payload. This bench times, on one t
   the most a columnar payload could gain while the statistics stay TFDV's;
 - `transform` / `transform_parquet`: TFX's Transform executor with tfxp's taxi preprocessing_fn (the
   analyzers over the rows, no materialization, as the pipeline runs it) on the tf.Examples, then on the
-  Parquet payload; the two transform graphs' vocabularies must be the same.
+  Parquet payload; the two transform graphs' vocabularies must be the same;
+- `pyarrow_csv_analyzers`: Transform's floor, the same analyzers straight from the CSV with pyarrow and
+  numpy (means, standard deviations, mins and maxes; the vocabularies in tf.Transform's order and top_k),
+  checked against the Parquet transform graph: the same vocabularies and z-score constants.
 
     python -m bench.floors [--rows 1000000] [--out bench/results/floors.json]
 """
@@ -239,6 +242,59 @@ def transform(examples_dir: str, schema_dir: str, out_dir: str, parquet: bool = 
     return graph.uri
 
 
+def pyarrow_csv_analyzers(csv_path: str) -> Dict[str, Any]:
+    """The floor of Transform's work on the taxi config: its analyzers straight from the CSV with pyarrow and
+    numpy. Per z-score feature the mean and standard deviation, per min-max feature the min, max and mean, of
+    the present finite values as float32 (preprocessing/transform.py); per vocab feature the vocabulary as
+    tf.Transform orders it (most frequent first, ties by the token, descending; integers as their decimal
+    text; no token for a missing cell), cut to top_k."""
+    import pyarrow.compute as pc
+    import pyarrow.csv as pv
+
+    from config import load_config
+
+    config = load_config(os.path.join(REPO, "configs", "taxi.yaml"))
+    table = pv.read_csv(csv_path)
+    out: Dict[str, Any] = {}
+    for feature in config.features:
+        column = table.column(feature.name)
+        if feature.treatment == "vocab":
+            text = pc.cast(column, "string").fill_null("") if column.type != "string" else column.fill_null("")
+            counts = pc.value_counts(text).to_pylist()
+            # tf.Transform writes no empty token (a missing cell falls in the OOV bucket) and no token
+            # holding a newline.
+            ordered = sorted(((pair["counts"], pair["values"].encode()) for pair in counts
+                              if pair["values"] and "\n" not in pair["values"]), reverse=True)
+            out[feature.name] = [token.decode() for _, token in ordered[:feature.top_k]]
+            continue
+        values = column.drop_null().to_numpy().astype(np.float32)
+        values = values[np.isfinite(values)].astype(np.float64)
+        out[feature.name] = ({"mean": float(values.mean()), "std": float(values.std())}
+                             if feature.treatment == "zscore" else
+                             {"min": float(values.min()), "max": float(values.max()), "mean": float(values.mean())})
+    return out
+
+
+def graph_analyzers(transform_graph_dir: str, names: Iterable[str]) -> Dict[str, Dict[str, float]]:
+    """The z-score features' mean and standard deviation baked into a transform graph, read back by transforming
+    the values 1 and 2: z(1) = (1 - mean) / std, z(2) = (2 - mean) / std."""
+    import tensorflow as tf
+    import tensorflow_transform as tft
+
+    output = tft.TFTransformOutput(transform_graph_dir)
+    raw = {}
+    for name, feature in output.raw_feature_spec().items():
+        values = tf.constant(["1", "2"]) if feature.dtype == tf.string else tf.constant([1, 2], feature.dtype)
+        raw[name] = tf.sparse.from_dense(tf.reshape(values, [2, 1]))
+    transformed = output.transform_features_layer()(raw)
+    out = {}
+    for name in names:
+        z1, z2 = transformed[f"{name}_xf"].numpy().astype(np.float64)
+        std = 1.0 / (z2 - z1)
+        out[name] = {"mean": 1.0 - z1 * std, "std": std}
+    return out
+
+
 def vocabularies(transform_graph_dir: str) -> Dict[str, List[str]]:
     assets = os.path.join(transform_graph_dir, "transform_fn", "assets")
     return {name: open(os.path.join(assets, name)).read().splitlines() for name in sorted(os.listdir(assets))}
@@ -300,6 +356,17 @@ def main(argv=None) -> int:
         ours = timed(seconds, "numpy_statistics", numpy_statistics, batches)
         del batches
         from_csv = timed(seconds, "pyarrow_csv_statistics", pyarrow_csv_statistics, csv_path)
+        analyzers = timed(seconds, "pyarrow_csv_analyzers", pyarrow_csv_analyzers, csv_path)
+        # The floor did Transform's work: the same vocabularies, in order, and the same z-score constants.
+        graph_vocabularies = vocabularies(parquet_graph)
+        for name, tokens in analyzers.items():
+            if isinstance(tokens, list):
+                assert graph_vocabularies[f"vocab_{name}"] == tokens, name
+        zscores = [name for name, value in analyzers.items() if isinstance(value, dict) and "std" in value]
+        for name, value in graph_analyzers(parquet_graph, zscores).items():
+            for key in ("mean", "std"):
+                assert abs(value[key] - analyzers[name][key]) <= 1e-4 * max(1.0, abs(analyzers[name][key])), (
+                    name, key, value, analyzers[name])
         csv_bytes, tfrecord_bytes = os.path.getsize(csv_path), os.path.getsize(tfrecord_path)
         assert not glob.glob(os.path.join(work, "*.tmp"))
     # The three computations agree (means of the numeric features), so they did the same work.
@@ -327,6 +394,9 @@ def main(argv=None) -> int:
         "statistics_gen_parquet_over_pyarrow_csv_statistics": round(
             seconds["statistics_gen_parquet"] / seconds["pyarrow_csv_statistics"], 2),
         "transform_over_transform_parquet": round(seconds["transform"] / seconds["transform_parquet"], 2),
+        # TFX's Transform on the Parquet payload over its floor: tfxp's analyzers in pyarrow/numpy on the CSV.
+        "transform_parquet_over_pyarrow_csv_analyzers": round(
+            seconds["transform_parquet"] / seconds["pyarrow_csv_analyzers"], 2),
         "means": agreement,
     }
     write_json(args.out, result)
