@@ -3,8 +3,9 @@ files and the same blessing) with the metrics computed a batch at a time.
 
 Stock TFMA splits every batch into one Python dict per example and feeds each metric's combiner example by
 example; on the taxi model that is ~90% of the Evaluator's time (a 150k-row profile: unbatching 28%,
-per-example combiner inputs 25%, the model 7%). Here a Beam pipeline reads the eval split's records, batches
-them, runs each model's signatures on a batch, and sums the batch with numpy (components/evaluator/metrics.py);
+per-example combiner inputs 25%, the model 7%). Here a Beam pipeline reads the eval split in batches (of
+serialized tf.Examples, or of a Parquet payload's columns), runs each model's signatures on a batch, slices it
+on its slicing columns alone, and sums the batch with numpy (components/evaluator/metrics.py);
 one CombineFn merges the sums. TFMA's own code then does the rest: the EvalConfig defaults
 (update_eval_config_with_defaults), threshold checks (metrics_validator.validate_metrics) and the writers, so
 `tfma.load_metrics`, `tfma.load_validation_result` and `tfma.load_eval_result` read the output as TFMA's.
@@ -258,14 +259,14 @@ def sliced_metrics(eval_config: tfma.EvalConfig, classes: List[str], slice_key: 
     return slice_key, metrics
 
 
-def _record_batches(table, columns: Optional[List[str]]) -> List[Any]:
+def _arrow_batches(table, columns: Optional[List[str]]) -> List[Any]:
     """A Parquet row group's Table -> RecordBatches of at most BATCH_SIZE rows of the columns it has."""
     if columns is not None:
         table = table.select([column for column in columns if column in table.column_names])
     return table.to_batches(max_chunksize=BATCH_SIZE)
 
 
-def _record_batches_of_file(path: str) -> Iterable[List[bytes]]:
+def _tfrecord_batches(path: str) -> Iterable[List[bytes]]:
     """A TFRecord file's records (gzipped when the name ends in .gz, as Beam's TFRecord reader decides), in
     lists of at most BATCH_SIZE."""
     import tensorflow as tf
@@ -278,9 +279,9 @@ def _record_batches_of_file(path: str) -> Iterable[List[bytes]]:
 @beam.ptransform_fn
 def _ReadBatches(pipeline: beam.Pipeline, examples: types.Artifact, splits: List[str],
                  columns: Optional[List[str]]) -> beam.PCollection:
-    """Batches of the splits' rows: lists of serialized tf.Examples (the records of a tf.Example payload,
-    gzipped or plain TFRecords as ExampleGen wrote them, read a file per element), or RecordBatches of a Parquet payload's columns
-    (`columns`; None: all), at most BATCH_SIZE rows each. No row is a Beam element of its own."""
+    """Batches of the splits' rows, at most BATCH_SIZE each: lists of serialized tf.Examples (the records of a
+    tf.Example payload, gzipped or plain TFRecords as ExampleGen wrote them, read a file per element), or
+    RecordBatches of a Parquet payload's `columns` (None: all). No row is a Beam element of its own."""
     payload = examples_utils.get_payload_format(examples)
     if payload not in (example_gen_pb2.FORMAT_TF_EXAMPLE, example_gen_pb2.FORMAT_PARQUET):
         raise ValueError(f"the columnar Evaluator reads tf.Example and Parquet payloads; {examples.uri} has "
@@ -290,7 +291,7 @@ def _ReadBatches(pipeline: beam.Pipeline, examples: types.Artifact, splits: List
         pattern = io_utils.all_files_pattern(artifact_utils.get_split_uri([examples], split))
         if payload == example_gen_pb2.FORMAT_PARQUET:
             reads.append(pipeline | f"Read[{split}]" >> beam.io.ReadFromParquetBatched(pattern)
-                         | f"Batch[{split}]" >> beam.FlatMap(_record_batches, columns))
+                         | f"Batch[{split}]" >> beam.FlatMap(_arrow_batches, columns))
         else:
             import tensorflow as tf
 
@@ -299,7 +300,7 @@ def _ReadBatches(pipeline: beam.Pipeline, examples: types.Artifact, splits: List
             # one worker either way).
             reads.append(pipeline | f"Files[{split}]" >> beam.Create(sorted(tf.io.gfile.glob(pattern)))
                          | f"Spread[{split}]" >> beam.Reshuffle()
-                         | f"Read[{split}]" >> beam.FlatMap(_record_batches_of_file))
+                         | f"Read[{split}]" >> beam.FlatMap(_tfrecord_batches))
     return reads | "Flatten" >> beam.Flatten()
 
 
