@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import itertools
 import os
-from typing import Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from config import PARQUET_PAYLOAD, TF_EXAMPLE_PAYLOAD, is_remote
 
@@ -113,6 +113,30 @@ def encode_examples(batch) -> List[bytes]:
     from tfx_bsl.coders import example_coder
 
     return example_coder.RecordBatchToExamples(batch)
+
+
+def single_value_columns(batch, names: Sequence[str]) -> Optional[Dict[str, Any]]:
+    """The named list columns of a RecordBatch as one dense numpy array each, in the form of a tfxp model's
+    JSON signature (trainer/export.py): a number column as float64 with NaN for an empty cell, a text column
+    as bytes with b"". None when a column is missing or holds more than one value in some cell."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    out = {}
+    for name in names:
+        index = batch.schema.get_field_index(name)
+        if index < 0:
+            return None
+        column = batch.column(index)
+        if batch.num_rows and (pc.max(pc.list_value_length(column)).as_py() or 0) > 1:
+            return None
+        rows = pc.list_parent_indices(column).to_numpy()
+        text = pa.types.is_binary(column.type.value_type) or pa.types.is_large_binary(column.type.value_type)
+        dense = np.full(batch.num_rows, b"", dtype=object) if text else np.full(batch.num_rows, np.nan)
+        dense[rows] = pc.list_flatten(column).to_numpy(zero_copy_only=False)
+        out[name] = dense
+    return out
 
 
 def serialized_examples(files: Sequence[str], limit: int) -> List[bytes]:

@@ -230,6 +230,61 @@ def test_the_columnar_evaluator_reads_the_parquet_payload(taxi_run, payloads, tm
         assert metrics[PARQUET_PAYLOAD][key] == pytest.approx(value, rel=1e-6, nan_ok=True), key
 
 
+def test_column_batches_are_scored_through_the_json_signature_without_encoding_the_features(
+        taxi_run, payloads, monkeypatch):
+    """The Evaluator's DoFn on a Parquet column batch: the predictions come from the model's JSON signature
+    and only the label column is encoded (for transform_features); the same predictions and labels as
+    serving_default and transform_features give on the same rows as tf.Examples. A batch that does not fit
+    the JSON signature (a column missing) is encoded and scored by serving_default."""
+    import pyarrow as pa
+
+    from components.evaluator import executor as evaluator
+    from pipeline import nodes
+    from pipeline.pipeline import eval_config
+    from pipeline.summary import latest_output_uri
+
+    config = taxi_run["config"]
+    model = os.path.join(latest_output_uri(config.metadata_path, config.name, nodes.TRAINER, "model"),
+                         "Format-Serving")
+    spec = eval_config(config)
+    batch = next(iter(payload.record_batches(split_files(payloads[PARQUET_PAYLOAD], "eval"), limit=500)))
+    encoded = []
+    monkeypatch.setattr(evaluator, "encode_examples",
+                        lambda b: encoded.append(sorted(b.schema.names)) or payload.encode_examples(b))
+    score = evaluator._ScoreBatches(spec, {s.name: model for s in spec.model_specs}, config.label.task)
+    score.setup()
+    [sums] = list(score.process(batch))
+    assert encoded == [[config.label.column]]
+    serialized = tf.constant(payload.encode_examples(batch))
+    loaded = tf.saved_model.load(model)
+    expected = evaluator.batch_sums(config.label.task,
+                                    loaded.signatures["transform_features"](examples=serialized)["big_tipper_xf"].numpy(),
+                                    loaded.signatures["serving_default"](examples=serialized)["predictions"].numpy())
+    [got] = sums[()].values()
+    assert (got.count, got.correct) == (expected.count, expected.correct) and got.count == batch.num_rows
+    np.testing.assert_allclose(got.histogram, expected.histogram, rtol=1e-6)
+    dense = payload.single_value_columns(batch, ["fare", "company"])
+    assert dense["fare"].dtype == np.float64 and dense["company"].dtype == object
+    assert np.isnan(dense["fare"]).sum() == sum(not v for v in batch.column(batch.schema.get_field_index("fare")).to_pylist())
+    doubled = pa.RecordBatch.from_arrays(
+        [pa.array([[1.0, 2.0]] + [[1.0]] * (batch.num_rows - 1), pa.large_list(pa.float32())) if n == "fare"
+         else batch.column(i) for i, n in enumerate(batch.schema.names)], batch.schema.names)
+    assert payload.single_value_columns(doubled, ["fare"]) is None
+    # Without the fare column the JSON signature cannot be fed: the rows are encoded for serving_default.
+    names = [n for n in batch.schema.names if n != "fare"]
+    no_fare = pa.RecordBatch.from_arrays([batch.column(batch.schema.get_field_index(n)) for n in names], names)
+    assert payload.single_value_columns(no_fare, ["fare"]) is None
+    encoded.clear()
+    [sums] = list(score.process(no_fare))
+    assert encoded == [[config.label.column], names]
+    serialized = tf.constant(payload.encode_examples(no_fare))
+    expected = evaluator.batch_sums(config.label.task,
+                                    loaded.signatures["transform_features"](examples=serialized)["big_tipper_xf"].numpy(),
+                                    loaded.signatures["serving_default"](examples=serialized)["predictions"].numpy())
+    [got] = sums[()].values()
+    assert (got.count, got.correct) == (expected.count, expected.correct)
+
+
 def test_the_pushers_readers_and_the_constant_baseline_read_the_parquet_payload(payloads):
     from components.quantizer.gates import read_examples
     from pipeline.constant_baseline import read_labels

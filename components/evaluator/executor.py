@@ -30,8 +30,8 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, json_utils, path_utils, proto_utils
 
 from components.evaluator.metrics import METRIC_NAMES, Sums, batch_sums, metric_value
-from preprocessing.payload import encode_examples
-from serving.layout import read_feature_info
+from preprocessing.payload import encode_examples, single_value_columns
+from serving.layout import EXAMPLES_SIGNATURE, JSON_SIGNATURE, read_feature_info
 
 BATCH_SIZE = 2048
 
@@ -150,6 +150,25 @@ def _model_paths(eval_config: tfma.EvalConfig, input_dict: Dict[str, List[types.
     return paths
 
 
+def _json_inputs(model, path: str) -> Optional[Dict[str, str]]:
+    """Raw feature -> input name of a tfxp model's JSON signature (its features file), or None for a model
+    without one (an older tfxp model, or not tfxp's)."""
+    if JSON_SIGNATURE not in model.signatures:
+        return None
+    try:
+        return read_feature_info(path)["json_inputs"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _raw_label(path: str) -> Optional[str]:
+    """The raw label column of a tfxp model (its features file), or None."""
+    try:
+        return read_feature_info(path)["label"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 class _ScoreBatches(beam.DoFn):
     """A batch of the eval split -> {slice key: {model name: Sums of the batch}}. A batch is a list of
     serialized raw tf.Examples (a tf.Example payload) or a RecordBatch of a Parquet payload's columns, which is
@@ -171,6 +190,12 @@ class _ScoreBatches(beam.DoFn):
         loaded = {path: tf.saved_model.load(path) for path in set(self._paths.values())}
         self._models = {name: loaded[path] for name, path in self._paths.items()}
         self._example_cells = _ExampleCells(self._slice_columns)
+        # Column batches (a Parquet payload) skip the tf.Example encoding where the model allows it: each
+        # model scored through its JSON signature (serving_default's function, fed one dense column per raw
+        # feature), the label transformed from examples of the label column alone.
+        self._json_inputs = {name: _json_inputs(self._models[name], path) for name, path in self._paths.items()
+                             if self._specs[name].signature_name in ("", EXAMPLES_SIGNATURE)}
+        self._raw_label = _raw_label(self._paths[self._candidate.name])
 
     def _predictions(self, name: str, serialized) -> np.ndarray:
         spec = self._specs[name]
@@ -180,6 +205,19 @@ class _ScoreBatches(beam.DoFn):
         if len(outputs) != 1:
             raise ValueError(f"model {name!r}: the signature has outputs {sorted(outputs)}; set prediction_key")
         return next(iter(outputs.values())).numpy()
+
+    def _json_predictions(self, name: str, batch) -> Optional[np.ndarray]:
+        """The model's predictions for a column batch through its JSON signature; None where it has none, or
+        the batch does not fit it (a missing column, a cell with several values)."""
+        import tensorflow as tf
+
+        inputs = self._json_inputs.get(name)
+        columns = inputs and single_value_columns(batch, sorted(inputs))
+        if not columns:
+            return None
+        outputs = self._models[name].signatures[JSON_SIGNATURE](
+            **{inputs[feature]: tf.constant(values) for feature, values in columns.items()})
+        return outputs[self._specs[name].prediction_key or "predictions"].numpy()
 
     def _labels(self, serialized) -> np.ndarray:
         spec = self._candidate
@@ -196,13 +234,24 @@ class _ScoreBatches(beam.DoFn):
         import pyarrow as pa
         import tensorflow as tf
 
+        serialized = None
         if isinstance(batch, pa.RecordBatch):
-            serialized = tf.constant(encode_examples(batch))
             cells = arrow_cells(batch, self._slice_columns)
+            labels = None
+            if self._raw_label in batch.schema.names:
+                only_label = pa.RecordBatch.from_arrays(
+                    [batch.column(batch.schema.get_field_index(self._raw_label))], [self._raw_label])
+                try:
+                    labels = self._labels(tf.constant(encode_examples(only_label)))
+                except tf.errors.InvalidArgumentError:  # a raw schema that requires other features
+                    self._raw_label = None
+            if labels is None:
+                serialized = tf.constant(encode_examples(batch))
+                labels = self._labels(serialized)
         else:
             serialized = tf.constant(batch)
             cells = self._example_cells(batch, serialized) if self._slice_columns else {}
-        labels = self._labels(serialized)
+            labels = self._labels(serialized)
         # The same model under the same signature is scored once: a re-run whose Trainer came from cache
         # evaluates the latest blessed model against itself.
         scored: Dict[Tuple, np.ndarray] = {}
@@ -210,7 +259,12 @@ class _ScoreBatches(beam.DoFn):
         for name, spec in self._specs.items():
             key = (self._paths[name], spec.signature_name, spec.prediction_key)
             if key not in scored:
-                scored[key] = self._predictions(name, serialized)
+                values = self._json_predictions(name, batch) if serialized is None else None
+                if values is None:
+                    if serialized is None:
+                        serialized = tf.constant(encode_examples(batch))
+                    values = self._predictions(name, serialized)
+                scored[key] = values
             predictions[name] = scored[key]
         yield {slice_key: {name: batch_sums(self._task, labels[index], values[index])
                            for name, values in predictions.items()}
