@@ -26,6 +26,9 @@ of any replacement that keeps the tf.Example payload. This bench times, on one t
   numpy (means, standard deviations, mins and maxes; the vocabularies in tf.Transform's order and top_k),
   checked against the Parquet transform graph: the same vocabularies and z-score constants.
 
+The floors' own pyarrow/numpy work is in bench/floor_computations.py; this module runs TFX's executors, times
+every step and checks that the floors did the same work.
+
     python -m bench.floors [--rows 1000000] [--out bench/results/floors.json]
 """
 from __future__ import annotations
@@ -38,79 +41,16 @@ import shutil
 import sys
 import tempfile
 import time
-from typing import Any, Dict, Iterable, List
+from typing import Dict, Iterable, List
 
 import numpy as np
 
 from bench import write_json
+from bench.floor_computations import BATCH_ROWS, numpy_statistics, pyarrow_csv_analyzers, pyarrow_csv_statistics
 
-BATCH_ROWS = 8192
 BEAM_ARGS = ["--direct_running_mode=in_memory", "--direct_num_workers=1", "--pickle_library=cloudpickle"]
-QUANTILES = np.linspace(0.0, 1.0, 11)
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TAXI_SCHEMA = os.path.join(REPO, "configs", "taxi.schema.pbtxt")
-
-
-class Statistics:
-    """Per feature: numeric (count, sum, sum of squares, zeros, min, max, values for quantiles) or string
-    value frequencies, merged over batches; missing cells counted."""
-
-    def __init__(self) -> None:
-        self.numeric: Dict[str, Dict[str, Any]] = {}
-        self.strings: Dict[str, Dict[bytes, int]] = {}
-        self.missing: Dict[str, int] = {}
-
-    def add_column(self, name: str, values, missing: int) -> None:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        self.missing[name] = self.missing.get(name, 0) + missing
-        if (pa.types.is_binary(values.type) or pa.types.is_large_binary(values.type)
-                or pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
-            counts = self.strings.setdefault(name, {})
-            for pair in pc.value_counts(values).to_pylist():
-                counts[pair["values"]] = counts.get(pair["values"], 0) + pair["counts"]
-            return
-        array = values.to_numpy(zero_copy_only=False).astype(np.float64)
-        stats = self.numeric.setdefault(name, {"count": 0, "sum": 0.0, "sum_sq": 0.0, "zeros": 0,
-                                               "min": np.inf, "max": -np.inf, "parts": []})
-        stats["count"] += array.size
-        stats["sum"] += float(array.sum())
-        stats["sum_sq"] += float(np.dot(array, array))
-        stats["zeros"] += int(np.count_nonzero(array == 0))
-        if array.size:
-            stats["min"], stats["max"] = min(stats["min"], float(array.min())), max(stats["max"], float(array.max()))
-        stats["parts"].append(array)
-
-    def add_list_batch(self, batch) -> None:
-        """A RecordBatch of list columns (tfx-bsl's decoding): a missing cell is a null or empty list."""
-        import pyarrow.compute as pc
-
-        for name, column in zip(batch.schema.names, batch.columns):
-            lengths = pc.list_value_length(column).fill_null(0)
-            self.add_column(name, column.flatten(), int(pc.sum(pc.equal(lengths, 0)).as_py() or 0))
-
-    def add_flat_batch(self, batch) -> None:
-        """A RecordBatch of plain columns (pyarrow's CSV reader): a missing cell is a null."""
-        for name, column in zip(batch.schema.names, batch.columns):
-            self.add_column(name, column.drop_null(), column.null_count)
-
-    def finish(self) -> Dict[str, Any]:
-        out: Dict[str, Any] = {}
-        for name, stats in self.numeric.items():
-            values = np.concatenate(stats["parts"]) if stats["parts"] else np.zeros(0)
-            count = max(stats["count"], 1)
-            mean = stats["sum"] / count
-            out[name] = {"count": stats["count"], "missing": self.missing[name], "mean": mean,
-                         "std": float(np.sqrt(max(stats["sum_sq"] / count - mean * mean, 0.0))),
-                         "zeros": stats["zeros"], "min": stats["min"], "max": stats["max"],
-                         "quantiles": np.quantile(values, QUANTILES).tolist() if values.size else []}
-        for name, counts in self.strings.items():
-            top = sorted(counts.items(), key=lambda item: -item[1])[:10]
-            out[name] = {"count": sum(counts.values()), "missing": self.missing[name], "unique": len(counts),
-                         "top": [(value if isinstance(value, str) else value.decode("utf-8", "replace"), n)
-                                 for value, n in top]}
-        return out
 
 
 def timed(results: Dict[str, float], name: str, fn, *args):
@@ -148,22 +88,6 @@ def decode(batches: Iterable) -> list:
 
     decoder = example_coder.ExamplesToRecordBatchDecoder()
     return [decoder.DecodeBatch(list(batch)) for batch in batches]
-
-
-def numpy_statistics(record_batches: list) -> Dict[str, Any]:
-    stats = Statistics()
-    for batch in record_batches:
-        stats.add_list_batch(batch)
-    return stats.finish()
-
-
-def pyarrow_csv_statistics(csv_path: str) -> Dict[str, Any]:
-    import pyarrow.csv as pv
-
-    stats = Statistics()
-    for batch in pv.read_csv(csv_path).to_batches(max_chunksize=BATCH_ROWS):
-        stats.add_flat_batch(batch)
-    return stats.finish()
 
 
 def train_examples(examples_dir: str, parquet: bool = False):
@@ -242,39 +166,6 @@ def transform(examples_dir: str, schema_dir: str, out_dir: str, parquet: bool = 
     return graph.uri
 
 
-def pyarrow_csv_analyzers(csv_path: str) -> Dict[str, Any]:
-    """The floor of Transform's work on the taxi config: its analyzers straight from the CSV with pyarrow and
-    numpy. Per z-score feature the mean and standard deviation, per min-max feature the min, max and mean, of
-    the present finite values as float32 (preprocessing/transform.py); per vocab feature the vocabulary as
-    tf.Transform orders it (most frequent first, ties by the token, descending; integers as their decimal
-    text; no token for a missing cell), cut to top_k."""
-    import pyarrow.compute as pc
-    import pyarrow.csv as pv
-
-    from config import load_config
-
-    config = load_config(os.path.join(REPO, "configs", "taxi.yaml"))
-    table = pv.read_csv(csv_path)
-    out: Dict[str, Any] = {}
-    for feature in config.features:
-        column = table.column(feature.name)
-        if feature.treatment == "vocab":
-            text = pc.cast(column, "string").fill_null("") if column.type != "string" else column.fill_null("")
-            counts = pc.value_counts(text).to_pylist()
-            # tf.Transform writes no empty token (a missing cell falls in the OOV bucket) and no token
-            # holding a newline.
-            ordered = sorted(((pair["counts"], pair["values"].encode()) for pair in counts
-                              if pair["values"] and "\n" not in pair["values"]), reverse=True)
-            out[feature.name] = [token.decode() for _, token in ordered[:feature.top_k]]
-            continue
-        values = column.drop_null().to_numpy().astype(np.float32)
-        values = values[np.isfinite(values)].astype(np.float64)
-        out[feature.name] = ({"mean": float(values.mean()), "std": float(values.std())}
-                             if feature.treatment == "zscore" else
-                             {"min": float(values.min()), "max": float(values.max()), "mean": float(values.mean())})
-    return out
-
-
 def graph_analyzers(transform_graph_dir: str, names: Iterable[str]) -> Dict[str, Dict[str, float]]:
     """The z-score features' mean and standard deviation baked into a transform graph, read back by transforming
     the values 1 and 2: z(1) = (1 - mean) / std, z(2) = (2 - mean) / std."""
@@ -325,6 +216,9 @@ def main(argv=None) -> int:
     from tfx.components.statistics_gen import executor  # noqa: F401
     from tfx_bsl.coders import example_coder  # noqa: F401
 
+    from config import load_config
+
+    taxi_features = load_config(os.path.join(REPO, "configs", "taxi.yaml")).features
     seconds: Dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="tfxp_floors_") as work:
         examples_dir = os.path.join(work, "examples")
@@ -356,7 +250,7 @@ def main(argv=None) -> int:
         ours = timed(seconds, "numpy_statistics", numpy_statistics, batches)
         del batches
         from_csv = timed(seconds, "pyarrow_csv_statistics", pyarrow_csv_statistics, csv_path)
-        analyzers = timed(seconds, "pyarrow_csv_analyzers", pyarrow_csv_analyzers, csv_path)
+        analyzers = timed(seconds, "pyarrow_csv_analyzers", pyarrow_csv_analyzers, csv_path, taxi_features)
         # The floor did Transform's work: the same vocabularies, in order, and the same z-score constants.
         graph_vocabularies = vocabularies(parquet_graph)
         for name, tokens in analyzers.items():

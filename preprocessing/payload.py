@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import itertools
 import os
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from config import PARQUET_PAYLOAD, TF_EXAMPLE_PAYLOAD, is_remote
 
@@ -115,6 +115,15 @@ def encode_examples(batch) -> List[bytes]:
     return example_coder.RecordBatchToExamples(batch)
 
 
+def list_cells(column) -> Tuple[Any, Any]:
+    """(rows, values) of a list column (a Parquet payload's): each value of each cell with its row index, as
+    numpy arrays (text values as bytes)."""
+    import pyarrow.compute as pc
+
+    return (pc.list_parent_indices(column).to_numpy(),
+            pc.list_flatten(column).to_numpy(zero_copy_only=False))
+
+
 def single_value_columns(batch, names: Sequence[str]) -> Optional[Dict[str, Any]]:
     """The named list columns of a RecordBatch as one dense numpy array each, in the form of a tfxp model's
     JSON signature (trainer/export.py): a number column as float64 with NaN for an empty cell, a text column
@@ -131,10 +140,10 @@ def single_value_columns(batch, names: Sequence[str]) -> Optional[Dict[str, Any]
         column = batch.column(index)
         if batch.num_rows and (pc.max(pc.list_value_length(column)).as_py() or 0) > 1:
             return None
-        rows = pc.list_parent_indices(column).to_numpy()
+        rows, values = list_cells(column)
         text = pa.types.is_binary(column.type.value_type) or pa.types.is_large_binary(column.type.value_type)
         dense = np.full(batch.num_rows, b"", dtype=object) if text else np.full(batch.num_rows, np.nan)
-        dense[rows] = pc.list_flatten(column).to_numpy(zero_copy_only=False)
+        dense[rows] = values
         out[name] = dense
     return out
 

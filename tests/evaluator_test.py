@@ -104,7 +104,8 @@ def test_metrics_on_numbers_worked_by_hand():
 def test_unsupported_metric_or_slicing_is_refused_by_name():
     import tensorflow_model_analysis as tfma
 
-    from components.evaluator.executor import _metric_classes, slice_columns
+    from components.evaluator.executor import _metric_classes
+    from components.evaluator.slices import slice_columns
 
     config = tfma.EvalConfig(metrics_specs=[tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="Precision")])])
     with pytest.raises(ValueError, match="'Precision'.*evaluator: tfma|'Precision'.*stock TFMA"):
@@ -124,7 +125,7 @@ def test_slices_are_the_same_from_parquet_columns_and_from_tf_examples():
     as tf.Examples, and both as TFMA keys them: one slice per value, text decoded, a row in a slice once."""
     import pyarrow as pa
 
-    from components.evaluator.executor import _ExampleCells, arrow_cells, slices_of
+    from components.evaluator.slices import ExampleCells, arrow_cells, slices_of
     from preprocessing.payload import encode_examples
 
     batch = pa.RecordBatch.from_arrays([
@@ -139,7 +140,7 @@ def test_slices_are_the_same_from_parquet_columns_and_from_tf_examples():
                 (("hour", 3),): [0, 1], (("hour", 7),): [3], (("hour", 19),): [2, 5],
                 (("score", 0.25),): [3], (("score", 0.5),): [2, 4]}
     serialized = encode_examples(batch)
-    for cells in (arrow_cells(batch, columns), _ExampleCells(columns)(serialized, tf.constant(serialized))):
+    for cells in (arrow_cells(batch, columns), ExampleCells(columns)(serialized, tf.constant(serialized))):
         slices = slices_of(6, cells)
         assert {key: list(rows) for key, rows in slices.items()} == expected
         assert all(type(key[0][1]) in (str, int, float) for key in slices if key)

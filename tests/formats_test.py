@@ -125,6 +125,7 @@ def test_transform_materializes_the_transformed_splits_and_their_statistics_when
     pre- and post-transform statistics; without them (the other runs) it writes neither."""
     from tensorflow_metadata.proto.v0 import statistics_pb2
 
+    from components.data_gate.checks import STATS_FILE
     from pipeline import nodes
     from pipeline.summary import latest_output_uri
 
@@ -148,7 +149,7 @@ def test_transform_materializes_the_transformed_splits_and_their_statistics_when
     np.testing.assert_allclose(materialized[np.lexsort(materialized.T[::-1])],
                                expected[np.lexsort(expected.T[::-1])], atol=1e-6)
     statistics = latest_output_uri(config.metadata_path, config.name, nodes.TRANSFORM, "post_transform_stats")
-    [stats_file] = glob.glob(os.path.join(statistics, "**", "FeatureStats.pb"), recursive=True)
+    [stats_file] = glob.glob(os.path.join(statistics, "**", STATS_FILE), recursive=True)
     with open(stats_file, "rb") as f:
         stats = statistics_pb2.DatasetFeatureStatisticsList.FromString(f.read())
     assert {f.path.step[0] for f in stats.datasets[0].features} == set(names)

@@ -251,7 +251,8 @@ def test_column_batches_are_scored_through_the_json_signature_without_encoding_t
     encoded = []
     monkeypatch.setattr(evaluator, "encode_examples",
                         lambda b: encoded.append(sorted(b.schema.names)) or payload.encode_examples(b))
-    score = evaluator._ScoreBatches(spec, {s.name: model for s in spec.model_specs}, config.label.task)
+    paths = {s.name: model for s in spec.model_specs}
+    score = evaluator._ScoreBatches(spec, paths, evaluator.feature_infos(paths), config.label.task)
     score.setup()
     [sums] = list(score.process(batch))
     assert encoded == [[config.label.column]]

@@ -23,17 +23,15 @@ from tensorflow_model_analysis.evaluators import metrics_validator
 from tensorflow_model_analysis.writers import eval_config_writer, metrics_plots_and_validations_writer
 from tfx import types
 from tfx.components.evaluator import constants
-from tfx.components.util import examples_utils
 from tfx.dsl.components.base import base_beam_executor
-from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, json_utils, path_utils, proto_utils
 
 from components.evaluator.metrics import METRIC_NAMES, Sums, batch_sums, metric_value
+from components.evaluator.read import ReadBatches, payload_columns
+from components.evaluator.slices import ExampleCells, arrow_cells, slice_columns, slices_of
 from preprocessing.payload import encode_examples, single_value_columns
 from serving.layout import EXAMPLES_SIGNATURE, JSON_SIGNATURE, read_feature_info
-
-BATCH_SIZE = 2048
 
 
 def _metric_classes(eval_config: tfma.EvalConfig) -> List[str]:
@@ -50,94 +48,6 @@ def _metric_classes(eval_config: tfma.EvalConfig) -> List[str]:
     return list(dict.fromkeys(classes))
 
 
-def slice_columns(eval_config: tfma.EvalConfig) -> List[str]:
-    """The columns of the config's single-column slicing specs (the overall slice is always computed);
-    other specs (several columns, fixed values, SQL) are refused by name."""
-    columns = []
-    for spec in eval_config.slicing_specs:
-        if spec.feature_values or spec.slice_keys_sql or len(spec.feature_keys) > 1:
-            raise ValueError(f"evaluation: slicing spec {spec} is not supported by the columnar Evaluator "
-                             f"(the overall slice, and one column per spec); use the stock TFMA Evaluator")
-        columns += list(spec.feature_keys)
-    return list(dict.fromkeys(columns))
-
-
-def slices_of(num_rows: int, cells: Dict[str, Tuple[np.ndarray, np.ndarray]]) -> Dict[Tuple, np.ndarray]:
-    """Slice key -> row indices of a batch of num_rows rows, as TFMA slices: one slice per value of a slicing
-    column (text decoded), a row in the slice of each of its values, a row without a value in none of that
-    column's slices, and in a slice once however often it holds the value (TFMA dedupes a row's slice keys).
-    cells: each slicing column's (row, value) pairs, one pair per value."""
-    out: Dict[Tuple, np.ndarray] = {(): np.arange(num_rows)}
-    for column, (rows, values) in cells.items():
-        if not len(values):
-            continue
-        unique, inverse = np.unique(values, return_inverse=True)
-        order = np.argsort(inverse, kind="stable")  # rows grouped by value
-        bounds = np.searchsorted(inverse[order], np.arange(len(unique) + 1))
-        for i, value in enumerate(unique):
-            value = value.decode() if isinstance(value, bytes) else value.item() if hasattr(value, "item") else value
-            out[((column, value),)] = np.unique(rows[order[bounds[i]:bounds[i + 1]]])
-    return out
-
-
-def arrow_cells(batch, columns: List[str]) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
-    """The (row, value) pairs of the columns of a RecordBatch of list columns (a Parquet payload's)."""
-    import pyarrow.compute as pc
-
-    cells = {}
-    for column in columns:
-        if column in batch.schema.names:
-            values = batch.column(batch.schema.get_field_index(column))
-            cells[column] = (pc.list_parent_indices(values).to_numpy(),
-                             pc.list_flatten(values).to_numpy(zero_copy_only=False))
-    return cells
-
-
-_FEATURE_DTYPES = {"bytes_list": "string", "int64_list": "int64", "float_list": "float32"}
-
-
-class _ExampleCells:
-    """The (row, value) pairs of some features of batches of serialized tf.Examples. Each feature is parsed
-    by TensorFlow alone (~15x faster than decoding every feature with tfx-bsl), with its type taken from the
-    first example that has it."""
-
-    def __init__(self, columns: List[str]):
-        self._columns = columns
-        self._dtypes: Dict[str, str] = {}
-
-    def _dtype(self, column: str, batch: List[bytes]):
-        import tensorflow as tf
-
-        if column not in self._dtypes:
-            for record in batch:
-                feature = tf.train.Example.FromString(record).features.feature.get(column)
-                if feature is not None and feature.WhichOneof("kind"):
-                    self._dtypes[column] = _FEATURE_DTYPES[feature.WhichOneof("kind")]
-                    break
-        return self._dtypes.get(column)
-
-    def __call__(self, batch: List[bytes], serialized) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
-        import tensorflow as tf
-
-        spec = {column: tf.io.VarLenFeature(dtype) for column in self._columns
-                for dtype in [self._dtype(column, batch)] if dtype}
-        return {column: (values.indices[:, 0].numpy(), values.values.numpy())
-                for column, values in tf.io.parse_example(serialized, spec).items()}
-
-
-def payload_columns(model_paths: Dict[str, str], slicing: List[str]) -> Optional[List[str]]:
-    """The columns the Evaluator reads of a Parquet payload: each model's raw features and label (its
-    features file) and the slicing columns; None (all columns) when a model has no features file."""
-    columns = list(slicing)
-    for path in sorted(set(model_paths.values())):
-        try:
-            info = read_feature_info(path)
-        except (OSError, ValueError):
-            return None
-        columns += [*info["features"], info["label"]]
-    return sorted(set(columns))
-
-
 def _model_paths(eval_config: tfma.EvalConfig, input_dict: Dict[str, List[types.Artifact]]) -> Dict[str, str]:
     """Each model spec's name and its SavedModel directory (Format-Serving of the Model artifact)."""
     paths = {}
@@ -150,36 +60,32 @@ def _model_paths(eval_config: tfma.EvalConfig, input_dict: Dict[str, List[types.
     return paths
 
 
-def _json_inputs(model, path: str) -> Optional[Dict[str, str]]:
-    """Raw feature -> input name of a tfxp model's JSON signature (its features file), or None for a model
-    without one (an older tfxp model, or not tfxp's)."""
-    if JSON_SIGNATURE not in model.signatures:
-        return None
-    try:
-        return read_feature_info(path)["json_inputs"]
-    except (OSError, ValueError, KeyError):
-        return None
-
-
-def _raw_label(path: str) -> Optional[str]:
-    """The raw label column of a tfxp model (its features file), or None."""
-    try:
-        return read_feature_info(path)["label"]
-    except (OSError, ValueError, KeyError):
-        return None
+def feature_infos(model_paths: Dict[str, str]) -> Dict[str, Optional[Dict[str, Any]]]:
+    """Each model's features file (serving/layout.py: raw features, label, JSON inputs), read once per
+    SavedModel; None for a model without one (not tfxp's)."""
+    by_path: Dict[str, Optional[Dict[str, Any]]] = {}
+    for path in sorted(set(model_paths.values())):
+        try:
+            by_path[path] = read_feature_info(path)
+        except (OSError, ValueError):
+            by_path[path] = None
+    return {name: by_path[path] for name, path in model_paths.items()}
 
 
 class _ScoreBatches(beam.DoFn):
     """A batch of the eval split -> {slice key: {model name: Sums of the batch}}. A batch is a list of
-    serialized raw tf.Examples (a tf.Example payload) or a RecordBatch of a Parquet payload's columns, which is
-    encoded for the signatures. The label is the transformed label (the model spec's preprocessing function),
-    as TFMA reads it; the predictions are the serving signature's output."""
+    serialized raw tf.Examples (a tf.Example payload) or a RecordBatch of a Parquet payload's columns. The
+    label is the transformed label (the model spec's preprocessing function), as TFMA reads it; the
+    predictions are the serving signature's output (for a column batch, its JSON twin where the model has
+    one: see setup)."""
 
-    def __init__(self, eval_config: tfma.EvalConfig, model_paths: Dict[str, str], task: str):
+    def __init__(self, eval_config: tfma.EvalConfig, model_paths: Dict[str, str],
+                 infos: Dict[str, Optional[Dict[str, Any]]], task: str):
         self._specs = {spec.name: spec for spec in eval_config.model_specs}
         self._slice_columns = slice_columns(eval_config)
         self._candidate = next(spec for spec in eval_config.model_specs if not spec.is_baseline)
         self._paths = model_paths
+        self._infos = infos  # feature_infos(model_paths)
         self._task = task
         self._models: Dict[str, Any] = {}
 
@@ -189,13 +95,14 @@ class _ScoreBatches(beam.DoFn):
         # A model given as both candidate and baseline is loaded once.
         loaded = {path: tf.saved_model.load(path) for path in set(self._paths.values())}
         self._models = {name: loaded[path] for name, path in self._paths.items()}
-        self._example_cells = _ExampleCells(self._slice_columns)
+        self._example_cells = ExampleCells(self._slice_columns)
         # Column batches (a Parquet payload) skip the tf.Example encoding where the model allows it: each
         # model scored through its JSON signature (serving_default's function, fed one dense column per raw
         # feature), the label transformed from examples of the label column alone.
-        self._json_inputs = {name: _json_inputs(self._models[name], path) for name, path in self._paths.items()
-                             if self._specs[name].signature_name in ("", EXAMPLES_SIGNATURE)}
-        self._raw_label = _raw_label(self._paths[self._candidate.name])
+        self._json_inputs = {name: info.get("json_inputs") for name, info in self._infos.items()
+                             if info and JSON_SIGNATURE in self._models[name].signatures
+                             and self._specs[name].signature_name in ("", EXAMPLES_SIGNATURE)}
+        self._raw_label = (self._infos[self._candidate.name] or {}).get("label")
 
     def _predictions(self, name: str, serialized) -> np.ndarray:
         spec = self._specs[name]
@@ -229,6 +136,22 @@ class _ScoreBatches(beam.DoFn):
                              f"functions {list(spec.preprocessing_function_names)}: {sorted(features)}")
         return features[spec.label_key].numpy()
 
+    def _label_column_labels(self, batch) -> Optional[np.ndarray]:
+        """The labels of a column batch from examples of its label column alone; None when it has no label
+        column, or (from then on) when the raw schema requires other features."""
+        import pyarrow as pa
+        import tensorflow as tf
+
+        if self._raw_label not in batch.schema.names:
+            return None
+        only_label = pa.RecordBatch.from_arrays([batch.column(batch.schema.get_field_index(self._raw_label))],
+                                                [self._raw_label])
+        try:
+            return self._labels(tf.constant(encode_examples(only_label)))
+        except tf.errors.InvalidArgumentError:
+            self._raw_label = None
+            return None
+
     def process(self, batch) -> Iterable[Dict[Tuple, Dict[str, Sums]]]:
         """{slice key: {model name: Sums}} of one batch: the overall slice () and the config's slices."""
         import pyarrow as pa
@@ -237,14 +160,7 @@ class _ScoreBatches(beam.DoFn):
         serialized = None
         if isinstance(batch, pa.RecordBatch):
             cells = arrow_cells(batch, self._slice_columns)
-            labels = None
-            if self._raw_label in batch.schema.names:
-                only_label = pa.RecordBatch.from_arrays(
-                    [batch.column(batch.schema.get_field_index(self._raw_label))], [self._raw_label])
-                try:
-                    labels = self._labels(tf.constant(encode_examples(only_label)))
-                except tf.errors.InvalidArgumentError:  # a raw schema that requires other features
-                    self._raw_label = None
+            labels = self._label_column_labels(batch)
             if labels is None:
                 serialized = tf.constant(encode_examples(batch))
                 labels = self._labels(serialized)
@@ -313,51 +229,6 @@ def sliced_metrics(eval_config: tfma.EvalConfig, classes: List[str], slice_key: 
     return slice_key, metrics
 
 
-def _arrow_batches(table, columns: Optional[List[str]]) -> List[Any]:
-    """A Parquet row group's Table -> RecordBatches of at most BATCH_SIZE rows of the columns it has."""
-    if columns is not None:
-        table = table.select([column for column in columns if column in table.column_names])
-    return table.to_batches(max_chunksize=BATCH_SIZE)
-
-
-def _tfrecord_batches(path: str) -> Iterable[List[bytes]]:
-    """A TFRecord file's records (gzipped when the name ends in .gz, as Beam's TFRecord reader decides), in
-    lists of at most BATCH_SIZE."""
-    import tensorflow as tf
-
-    dataset = tf.data.TFRecordDataset(path, compression_type="GZIP" if path.endswith(".gz") else "")
-    for batch in dataset.batch(BATCH_SIZE).as_numpy_iterator():
-        yield list(batch)
-
-
-@beam.ptransform_fn
-def _ReadBatches(pipeline: beam.Pipeline, examples: types.Artifact, splits: List[str],
-                 columns: Optional[List[str]]) -> beam.PCollection:
-    """Batches of the splits' rows, at most BATCH_SIZE each: lists of serialized tf.Examples (the records of a
-    tf.Example payload, gzipped or plain TFRecords as ExampleGen wrote them, read a file per element), or
-    RecordBatches of a Parquet payload's `columns` (None: all). No row is a Beam element of its own."""
-    payload = examples_utils.get_payload_format(examples)
-    if payload not in (example_gen_pb2.FORMAT_TF_EXAMPLE, example_gen_pb2.FORMAT_PARQUET):
-        raise ValueError(f"the columnar Evaluator reads tf.Example and Parquet payloads; {examples.uri} has "
-                         f"{example_gen_pb2.PayloadFormat.Name(payload)}")
-    reads = []
-    for split in splits:
-        pattern = io_utils.all_files_pattern(artifact_utils.get_split_uri([examples], split))
-        if payload == example_gen_pb2.FORMAT_PARQUET:
-            reads.append(pipeline | f"Read[{split}]" >> beam.io.ReadFromParquetBatched(pattern)
-                         | f"Batch[{split}]" >> beam.FlatMap(_arrow_batches, columns))
-        else:
-            import tensorflow as tf
-
-            # One element per file, spread over workers, each read a batch at a time by tf.data: Beam's
-            # record-per-element TFRecord read and re-batching cost 3.6x as much (a gzipped file is read by
-            # one worker either way).
-            reads.append(pipeline | f"Files[{split}]" >> beam.Create(sorted(tf.io.gfile.glob(pattern)))
-                         | f"Spread[{split}]" >> beam.Reshuffle()
-                         | f"Read[{split}]" >> beam.FlatMap(_tfrecord_batches))
-    return reads | "Flatten" >> beam.Flatten()
-
-
 class Executor(base_beam_executor.BaseBeamExecutor):
     """Do(): the Evaluator's inputs, outputs and exec properties (an EvalConfig is required)."""
 
@@ -372,18 +243,19 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                                                                   rubber_stamp=True)
         tfma.utils.verify_eval_config(eval_config)
         classes = _metric_classes(eval_config)
-        slice_columns(eval_config)  # refuses unsupported slicing specs before any work
+        slicing = slice_columns(eval_config)  # refuses unsupported slicing specs before any work
         task = exec_properties["task"]
         splits = json_utils.loads(exec_properties.get(standard_component_specs.EXAMPLE_SPLITS_KEY) or "null")
         examples = artifact_utils.get_single_instance(input_dict[standard_component_specs.EXAMPLES_KEY])
         model_paths = _model_paths(eval_config, input_dict)
+        infos = feature_infos(model_paths)
         output_uri = artifact_utils.get_single_uri(output_dict[constants.EVALUATION_KEY])
 
         with self._make_beam_pipeline() as pipeline:
             metrics = (pipeline
-                       | "ReadBatches" >> _ReadBatches(  # pylint: disable=no-value-for-parameter
-                           examples, splits or ["eval"], payload_columns(model_paths, slice_columns(eval_config)))
-                       | "Score" >> beam.ParDo(_ScoreBatches(eval_config, model_paths, task))
+                       | "ReadBatches" >> ReadBatches(  # pylint: disable=no-value-for-parameter
+                           examples, splits or ["eval"], payload_columns(infos.values(), slicing))
+                       | "Score" >> beam.ParDo(_ScoreBatches(eval_config, model_paths, infos, task))
                        | "MergeSums" >> beam.CombineGlobally(_MergeSums())
                        | "Metrics" >> beam.FlatMap(lambda sums: [
                            sliced_metrics(eval_config, classes, key, by_model)
