@@ -2,11 +2,14 @@
 model: the same metrics, validation result, blessing and output files. Multiclass and regression are compared
 in small_tables_test.py (iris, diabetes); the metric arithmetic is also checked here on numbers worked by hand."""
 import dataclasses
+import hashlib
+import os
 
 import numpy as np
 import tensorflow as tf
 import pytest
 
+from components.evaluator.executor import _ScoreBatches
 from components.evaluator.metrics import Sums, batch_sums, metric_value
 from tfma_compare import assert_same_evaluation, evaluate_both
 
@@ -35,14 +38,38 @@ def test_baseline_diffs_and_a_failed_threshold_match_tfma(taxi_run, tmp_path):
     assert [f.metric_key.name for f in failed.failures] == ["binary_accuracy"]
 
 
-def test_a_different_baseline_model_is_scored_on_its_own(taxi_run, tmp_path):
-    """The candidate scored against another model (the run's int8 model as the baseline): the baseline's own
-    metrics and the diffs are TFMA's. (The same model as both is scored once: the test above.)"""
-    results = evaluate_both(taxi_run["config"], tmp_path, with_baseline=True,
-                            baseline_serving_dir=taxi_run["summary"].pushed_quantized_model_dir)
+def test_a_different_baseline_model_is_scored_on_its_own(taxi_run, tmp_path, monkeypatch):
+    """The candidate scored against another model (the run's int8 model as the baseline): each batch is scored
+    by each model's own serving signature, and the baseline's metrics and the diffs are TFMA's. (The same model
+    as both is scored once: the test above.) The two models' metrics may be equal (int8 can keep every
+    ranking), so what is checked is the predictions each model gave."""
+    calls = []
+    predictions = _ScoreBatches._predictions
+
+    def spy(self, name, serialized):
+        values = predictions(self, name, serialized)
+        calls.append((hashlib.sha1(b"".join(serialized.numpy())).hexdigest(), name, self._paths[name],
+                      serialized, values))
+        return values
+
+    monkeypatch.setattr(_ScoreBatches, "_predictions", spy)
+    baseline_dir = taxi_run["summary"].pushed_quantized_model_dir
+    results = evaluate_both(taxi_run["config"], tmp_path, with_baseline=True, baseline_serving_dir=baseline_dir)
     assert_same_evaluation(results)
-    metrics = results["columnar"]["metrics"]
-    assert metrics[("baseline", "auc", False)] != metrics[("candidate", "auc", False)]
+    by_batch = {}
+    for batch, name, path, serialized, values in calls:
+        by_batch.setdefault(batch, {})[name] = (path, serialized, values)
+    assert by_batch and all(set(scored) == {"candidate", "baseline"} for scored in by_batch.values())
+    paths = {name: path for scored in by_batch.values() for name, (path, _, _) in scored.items()}
+    assert os.path.realpath(paths["baseline"]) == os.path.realpath(baseline_dir)
+    assert paths["candidate"] != paths["baseline"]
+    # The baseline's predictions are its own model's: its serving signature called here on the same batch
+    # gives them, and they are not the candidate's.
+    baseline = tf.saved_model.load(baseline_dir)
+    path, serialized, values = next(iter(by_batch.values()))["baseline"]
+    [own] = baseline.signatures["serving_default"](examples=serialized).values()
+    np.testing.assert_array_equal(values, own.numpy())
+    assert any(not np.array_equal(scored["candidate"][2], scored["baseline"][2]) for scored in by_batch.values())
 
 
 def test_slices_match_tfma(taxi_run, tmp_path):
