@@ -140,3 +140,45 @@ def test_nan_and_inf_never_reach_the_scalers_they_count_as_missing(tmp_path):
     np.testing.assert_allclose(out["z_xf"], expected_z, rtol=1e-5, atol=1e-6)
     expected_m = [(finite.mean() if not np.isfinite(v) else v) for v in values]
     np.testing.assert_allclose(out["m_xf"], (np.array(expected_m) - 1.0) / 6.0, atol=1e-6)
+
+
+def test_weighted_vocabulary_is_tf_transforms_unweighted_one(tmp_path):
+    """preprocessing's compute_and_apply_vocabulary (unit weights, summed per batch in the graph) gives every
+    row the id TFT's unweighted vocabulary gives it: the same tokens, frequency order, ties, top_k cut and OOV
+    buckets, over many batches (counts summed across batches), with missing cells and an integer column."""
+    import tensorflow_transform as tft
+
+    from preprocessing.transform import as_text, compute_and_apply_vocabulary
+
+    rng = np.random.default_rng(3)
+    # Ties everywhere: b/c at 40, d/e/f at 30 across the top_k=5 cut, missing cells 40 times.
+    counts = {"a": 50, "b": 40, "c": 40, "d": 30, "e": 30, "f": 30, "g": 10, None: 40}
+    column = [token for token, n in counts.items() for _ in range(n)]
+    rng.shuffle(column)
+    numbers = rng.integers(0, 12, len(column))
+    rows = [{"c": [] if token is None else [token.encode()], "n": [int(n)]} for token, n in zip(column, numbers)]
+    spec = {"c": tf.io.VarLenFeature(tf.string), "n": tf.io.VarLenFeature(tf.int64)}
+
+    def fn(inputs):
+        outputs = {}
+        for name in ("c", "n"):
+            for top_k in (None, 5):
+                text = as_text(inputs[name])
+                options = dict(top_k=top_k, num_oov_buckets=2)
+                outputs[f"{name}_{top_k}_ours"] = compute_and_apply_vocabulary(
+                    text, vocab_filename=f"ours_{name}_{top_k}", **options)
+                outputs[f"{name}_{top_k}_tft"] = tft.compute_and_apply_vocabulary(
+                    text, vocab_filename=f"tft_{name}_{top_k}", **options)
+        return outputs
+
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
+    with tft_beam.Context(temp_dir=str(tmp_path), force_tf_compat_v1=False, desired_batch_size=37):
+        (transformed, _), _ = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(fn, output_record_batches=False)
+    for key in transformed[0]:
+        if key.endswith("_ours"):
+            ours = [row[key] for row in transformed]
+            assert ours == [row[key.replace("_ours", "_tft")] for row in transformed], key
+    ids = {token: row["c_5_ours"] for token, row in zip(column, transformed)}
+    assert ids["a"] == 0 and sorted({ids["b"], ids["c"]}) == [1, 2]
+    # Five tokens kept: the last place goes to one of the three tied at 30, the other two share the OOV ids.
+    assert sum(ids[t] < 5 for t in "def") == 2 and all(ids[t] >= 5 for t in "g")
