@@ -22,9 +22,6 @@ of any replacement that keeps the tf.Example payload. This bench times, on one t
 - `transform` / `transform_parquet`: TFX's Transform executor with tfxp's taxi preprocessing_fn (the
   analyzers over the rows, no materialization, as the pipeline runs it) on the tf.Examples, then on the
   Parquet payload; the two transform graphs' vocabularies must be the same;
-- `transform_parquet_unweighted`: the same on the Parquet payload with tf.Transform's unweighted
-  vocabularies (one Beam element per token: what preprocessing did before its unit weights); its
-  vocabularies must be the same as well;
 - `pyarrow_csv_analyzers`: Transform's floor, the same analyzers straight from the CSV with pyarrow and
   numpy (means, standard deviations, mins and maxes; the vocabularies in tf.Transform's order and top_k),
   checked against the Parquet transform graph: the same vocabularies and z-score constants.
@@ -37,7 +34,6 @@ every step and checks that the floors did the same work.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import glob
 import os
@@ -170,26 +166,6 @@ def transform(examples_dir: str, schema_dir: str, out_dir: str, parquet: bool = 
     return graph.uri
 
 
-@contextlib.contextmanager
-def unweighted_vocabularies():
-    """preprocessing_fn with tf.Transform's own unweighted compute_and_apply_vocabulary (the previous code)."""
-    import tensorflow_transform as tft
-
-    from preprocessing import transform as preprocessing
-
-    weighted = preprocessing.compute_and_apply_vocabulary
-    preprocessing.compute_and_apply_vocabulary = tft.compute_and_apply_vocabulary
-    try:
-        yield
-    finally:
-        preprocessing.compute_and_apply_vocabulary = weighted
-
-
-def transform_unweighted(examples_dir: str, schema_dir: str, out_dir: str, parquet: bool = False) -> str:
-    with unweighted_vocabularies():
-        return transform(examples_dir, schema_dir, out_dir, parquet)
-
-
 def graph_analyzers(transform_graph_dir: str, names: Iterable[str]) -> Dict[str, Dict[str, float]]:
     """The z-score features' mean and standard deviation baked into a transform graph, read back by transforming
     the values 1 and 2: z(1) = (1 - mean) / std, z(2) = (2 - mean) / std."""
@@ -266,10 +242,8 @@ def main(argv=None) -> int:
         graph = timed(seconds, "transform", transform, examples_dir, schema_dir, os.path.join(work, "transform"))
         parquet_graph = timed(seconds, "transform_parquet", transform, parquet_dir, schema_dir,
                               os.path.join(work, "transform_parquet"), True)
-        unweighted_graph = timed(seconds, "transform_parquet_unweighted", transform_unweighted, parquet_dir,
-                                 schema_dir, os.path.join(work, "transform_parquet_unweighted"), True)
-        same_vocabularies = vocabularies(graph) == vocabularies(parquet_graph) == vocabularies(unweighted_graph)
-        assert same_vocabularies and vocabularies(graph), "the vocabularies differ (payloads or weights)"
+        same_vocabularies = vocabularies(graph) == vocabularies(parquet_graph)
+        assert same_vocabularies and vocabularies(graph), "the two payloads' vocabularies differ"
         records = timed(seconds, "read_records", read_records, tfrecord_path)
         batches = timed(seconds, "decode", decode, records)
         del records
@@ -314,9 +288,6 @@ def main(argv=None) -> int:
         "statistics_gen_parquet_over_pyarrow_csv_statistics": round(
             seconds["statistics_gen_parquet"] / seconds["pyarrow_csv_statistics"], 2),
         "transform_over_transform_parquet": round(seconds["transform"] / seconds["transform_parquet"], 2),
-        # What the unit-weight vocabularies save, on the same payload in the same process.
-        "transform_parquet_unweighted_over_transform_parquet": round(
-            seconds["transform_parquet_unweighted"] / seconds["transform_parquet"], 2),
         # TFX's Transform on the Parquet payload over its floor: tfxp's analyzers in pyarrow/numpy on the CSV.
         "transform_parquet_over_pyarrow_csv_analyzers": round(
             seconds["transform_parquet"] / seconds["pyarrow_csv_analyzers"], 2),
