@@ -96,6 +96,7 @@ def test_pipeline_root_override_moves_the_metadata_store(tiny, tmp_path):
     (MINIMAL + "model_card: {owners: [{name: a}]}\n", "model_card.owners", "must be a text or a list of texts"),
     (MINIMAL + "model_card: {purpose: x}\n", "model_card.purpose", "unknown key"),
     (MINIMAL + "transform: {materialize: yes please}\n", "transform.materialize", "must be bool"),
+    (MINIMAL + "transform: {tf_compat_v1: 2}\n", "transform.tf_compat_v1", "must be bool"),
     (MINIMAL + "transform: {cache: true}\n", "transform.cache", "unknown key"),
     (MINIMAL.replace("x: zscore", "x: {treatment: zscore, fill: median}"), "features.x.fill",
      "must be 'mean' or a number"),
@@ -233,7 +234,8 @@ def test_a_parquet_payload_needs_the_columnar_example_gen_and_evaluator(tiny):
 
 def test_transform_writes_no_transformed_splits_or_statistics_unless_asked(tiny):
     """TFX's Transform options: off by default (tfxp's Trainer transforms raw batches itself), TFX's defaults
-    with transform: {materialize: true, statistics: true}. End to end in formats_test.py."""
+    with transform: {materialize: true, statistics: true, tf_compat_v1: false}; tfxp traces the
+    preprocessing_fn into a TF1 graph unless tf_compat_v1 is false. End to end in formats_test.py."""
     from pipeline import nodes
     from pipeline.pipeline import create_pipeline
 
@@ -243,8 +245,10 @@ def test_transform_writes_no_transformed_splits_or_statistics_unless_asked(tiny)
         return config.transform, node
 
     options, node = transform_node(MINIMAL)
-    assert (options.materialize, options.statistics) == (False, False)
+    assert (options.materialize, options.statistics, options.tf_compat_v1) == (False, False, True)
     assert "transformed_examples" not in node.outputs and node.exec_properties["disable_statistics"] == 1
-    options, node = transform_node(MINIMAL + "transform: {materialize: true, statistics: true}\n")
-    assert (options.materialize, options.statistics) == (True, True)
+    assert node.exec_properties["force_tf_compat_v1"] == 1
+    options, node = transform_node(MINIMAL + "transform: {materialize: true, statistics: true, tf_compat_v1: false}\n")
+    assert (options.materialize, options.statistics, options.tf_compat_v1) == (True, True, False)
     assert "transformed_examples" in node.outputs and node.exec_properties["disable_statistics"] == 0
+    assert node.exec_properties["force_tf_compat_v1"] == 0

@@ -59,8 +59,8 @@ def config_for(tmp_path, data_format):
         write_tfrecord(data / "iris.tfrecord.gz")
     text = open(CONFIG).read().replace("path: ../data/iris", f"path: {data}\n  format: {data_format}")
     text = text.replace("../runs/iris/", f"{tmp_path / data_format}/out/")
-    if data_format == "tfrecord":  # also TFX Transform's own outputs: the transformed splits and statistics
-        text += "\ntransform:\n  materialize: true\n  statistics: true\n"
+    if data_format == "tfrecord":  # TFX Transform's defaults: the transformed splits, statistics, a TF2 graph
+        text += "\ntransform:\n  materialize: true\n  statistics: true\n  tf_compat_v1: false\n"
     path = tmp_path / data_format / "iris.yaml"
     path.write_text(text)
     return str(path)
@@ -216,3 +216,21 @@ def test_bigquery_compiles_into_the_vertex_spec_and_a_local_run_says_why_not(tmp
     text = json.dumps(spec)
     assert "BigQueryExampleGen" in text or "big_query" in text
     assert "my-project.iris.flowers" in text
+
+
+def test_the_transform_graph_is_tf1_unless_tf_compat_v1_is_false(runs):
+    """transform.tf_compat_v1 (default true) traces the preprocessing_fn into a TF1 graph; the tfrecord run
+    (tf_compat_v1: false, TFX's default) writes TFT's TF2 SavedModel. Both kinds go through the Trainer into a
+    pushed serving model, and give the CSV run's transformed values (the test above)."""
+    import tensorflow_transform as tft
+    from tensorflow_transform.saved import saved_transform_io
+
+    from pipeline import nodes
+    from pipeline.summary import latest_output_uri
+
+    for data_format, tf1 in (("csv", True), ("parquet", True), ("tfrecord", False)):
+        config, summary = runs[data_format]
+        assert config.transform.tf_compat_v1 is tf1 and summary.pushed
+        output = tft.TFTransformOutput(latest_output_uri(config.metadata_path, config.name, nodes.TRANSFORM,
+                                                         "transform_graph"))
+        assert saved_transform_io.exported_as_v1(output.transform_savedmodel_dir) is tf1, data_format

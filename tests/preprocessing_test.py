@@ -1,4 +1,5 @@
-"""preprocessing_fn run for real through tft_beam.AnalyzeAndTransformDataset, checked against numpy."""
+"""preprocessing_fn run for real through tft_beam.AnalyzeAndTransformDataset, checked against numpy; traced
+into a TF1 graph as the pipeline runs it by default (transform.tf_compat_v1), and as TF2 functions."""
 import functools
 
 import numpy as np
@@ -17,21 +18,32 @@ def feature(name, treatment, **options):
     return FeatureConfig(name=name, treatment=treatment, **options)
 
 
-def analyze_and_transform(rows, spec, config, tmp_path):
+def analyze_and_transform(rows, spec, config, tmp_path, tf_compat_v1=True):
     """rows: dicts of column -> list of values ([] = missing cell), as CsvExampleGen's VarLen features.
-    config: {"label": {...}, "features": [FeatureConfig...]}, passed as Transform passes custom_config."""
+    config: {"label": {...}, "features": [FeatureConfig...]}, passed as Transform passes custom_config.
+    tf_compat_v1: as transform.tf_compat_v1 (TFX Transform's force_tf_compat_v1)."""
     custom_config = CustomConfig(label=LabelConfig(**config["label"]), features=tuple(config["features"]),
                                  model=ModelConfig(), training=TrainingConfig()).to_json()
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
     fn = functools.partial(preprocessing_fn, custom_config=custom_config)
-    with tft_beam.Context(temp_dir=str(tmp_path), force_tf_compat_v1=False):
+    with tft_beam.Context(temp_dir=str(tmp_path), force_tf_compat_v1=tf_compat_v1):
         (transformed, _), _ = ((rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
             fn, output_record_batches=False))
     return {key: np.array([row[key] for row in transformed]) for key in transformed[0]}
 
 
 @pytest.fixture(scope="module")
-def binary_result(tmp_path_factory):
+def binary_results(tmp_path_factory):
+    """{tf_compat_v1: (columns, outputs)} for a TF1 graph (True) and TF2 functions (False)."""
+    return {tf1: binary_case(tmp_path_factory.mktemp("tft"), tf1) for tf1 in (True, False)}
+
+
+@pytest.fixture(params=[True, False], ids=["tf1_graph", "tf2_functions"])
+def binary_result(request, binary_results):
+    return binary_results[request.param]
+
+
+def binary_case(tmp_path, tf_compat_v1):
     x = [1.0, None, 3.0, 4.0, 10.0, 2.0]  # None = missing cell
     lat = [41.9, 41.8, None, 42.0, 41.7, 41.85]
     const = [7.0] * 5 + [None]
@@ -53,7 +65,15 @@ def binary_result(tmp_path_factory):
         feature("x", "zscore"), feature("xz0", "zscore", fill=-5), feature("lat", "minmax"), feature("const_z", "zscore"),
         feature("const_mm", "minmax"), feature("city", "vocab"), feature("hour", "vocab", top_k=2),
         feature("pt", "passthrough", fill=-1)]}
-    return columns, analyze_and_transform(rows, spec, config, tmp_path_factory.mktemp("tft"))
+    return columns, analyze_and_transform(rows, spec, config, tmp_path, tf_compat_v1)
+
+
+def test_tf1_graph_and_tf2_functions_transform_alike(binary_results):
+    (_, tf1), (_, tf2) = binary_results[True], binary_results[False]
+    assert sorted(tf1) == sorted(tf2)
+    for name in tf1:
+        assert tf1[name].dtype == tf2[name].dtype, name
+        np.testing.assert_allclose(tf1[name], tf2[name], rtol=1e-6, err_msg=name)
 
 
 def test_zscore_matches_numpy_and_puts_missing_at_the_training_mean(binary_result):

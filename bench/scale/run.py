@@ -38,12 +38,12 @@ class Variant(NamedTuple):
     reader: str  # data.reader
     evaluator: str  # evaluation.evaluator
     payload: str  # data.payload
-    tfx_transform_defaults: bool  # transform: {materialize: true, statistics: true}, as TFX's Transform runs
+    tfx_transform_defaults: bool  # transform: {materialize: true, statistics: true, tf_compat_v1: false}
 
 
 # "stock" runs TFX's components as TFX runs them: CsvExampleGen, TFMA's Evaluator, and Transform with its
-# defaults (the transformed splits written, pre- and post-transform statistics); "columnar" is tfxp's default
-# config; "parquet" the same with a Parquet payload.
+# defaults (the transformed splits written, pre- and post-transform statistics, the preprocessing_fn traced as
+# TF2 functions); "columnar" is tfxp's default config; "parquet" the same with a Parquet payload.
 VARIANTS = {"columnar": Variant("columnar", "columnar", "tf_example", False),
             "stock": Variant("stock", "tfma", "tf_example", True),
             "parquet": Variant("columnar", "columnar", "parquet", False)}
@@ -58,7 +58,7 @@ def config_for(data_dir: str, work: str, variant: str) -> str:
     text = text.replace("  metric: binary_accuracy\n",
                         f"  metric: binary_accuracy\n  evaluator: {options.evaluator}\n")
     if options.tfx_transform_defaults:
-        text += "\ntransform:\n  materialize: true\n  statistics: true\n"
+        text += "\ntransform:\n  materialize: true\n  statistics: true\n  tf_compat_v1: false\n"
     text = text.replace("package://tfx/examples/chicago_taxi_pipeline/data/big_tipper_label", data_dir)
     text = text.replace("schema: taxi.schema.pbtxt", f"schema: {os.path.join(REPO, 'configs', 'taxi.schema.pbtxt')}")
     text = text.replace("../runs/taxi/", os.path.join(work, "out") + "/")
