@@ -113,13 +113,20 @@ class _ScoreBatches(beam.DoFn):
             raise ValueError(f"model {name!r}: the signature has outputs {sorted(outputs)}; set prediction_key")
         return next(iter(outputs.values())).numpy()
 
-    def _json_predictions(self, name: str, batch) -> Optional[np.ndarray]:
+    def _json_predictions(self, name: str, batch, dense: Dict[Tuple[str, ...], Any]) -> Optional[np.ndarray]:
         """The model's predictions for a column batch through its JSON signature; None where it has none, or
-        the batch does not fit it (a missing column, a cell with several values)."""
+        the batch does not fit it (a missing column, a cell with several values). dense: the batch's dense
+        columns per set of input names, filled here, so that models with the same inputs (a candidate and
+        its baseline) share one conversion."""
         import tensorflow as tf
 
         inputs = self._json_inputs.get(name)
-        columns = inputs and single_value_columns(batch, sorted(inputs))
+        if not inputs:
+            return None
+        names = tuple(sorted(inputs))
+        if names not in dense:
+            dense[names] = single_value_columns(batch, names)
+        columns = dense[names]
         if not columns:
             return None
         outputs = self._models[name].signatures[JSON_SIGNATURE](
@@ -171,11 +178,12 @@ class _ScoreBatches(beam.DoFn):
         # The same model under the same signature is scored once: a re-run whose Trainer came from cache
         # evaluates the latest blessed model against itself.
         scored: Dict[Tuple, np.ndarray] = {}
+        dense: Dict[Tuple[str, ...], Any] = {}  # a column batch's JSON inputs, per set of names
         predictions = {}
         for name, spec in self._specs.items():
             key = (self._paths[name], spec.signature_name, spec.prediction_key)
             if key not in scored:
-                values = self._json_predictions(name, batch) if serialized is None else None
+                values = self._json_predictions(name, batch, dense) if serialized is None else None
                 if values is None:
                     if serialized is None:
                         serialized = tf.constant(encode_examples(batch))
