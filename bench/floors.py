@@ -7,7 +7,8 @@ of any replacement that keeps the tf.Example payload. This bench times, on one t
 
 - `encode`: the CSV to a gzipped TFRecord file of tf.Examples (components/example_gen/csv_blocks.py, what
   the columnar ExampleGen writes);
-- `statistics_gen`: TFX's StatisticsGen executor on that file (TFDV's statistics, DirectRunner in memory,
+- `statistics_gen`: the pipeline's StatisticsGen executor on that file (components/statistics_gen: TFX's, with
+  a Parquet payload read without tfx-bsl's per-row telemetry; TFDV's statistics, DirectRunner in memory,
   default options, no schema: as the pipeline runs it);
 - `read_records` + `decode`: the records read (tf.data, C++) and decoded into Arrow RecordBatches by tfx-bsl's
   C++ decoder, in batches of 8,192: the least any reader of the payload does;
@@ -16,8 +17,8 @@ of any replacement that keeps the tf.Example payload. This bench times, on one t
 - `pyarrow_csv_statistics`: the issue's floor, the same statistics straight from the CSV (pyarrow's parser,
   no tf.Example at all);
 - `to_parquet` + `statistics_gen_parquet`: the same rows written as the Parquet payload ExampleGen writes
-  (one list column per feature, typed as tfx-bsl reads schema features) and TFX's StatisticsGen executor
-  reading that (`FORMAT_PARQUET`, tfx-bsl's ParquetTFXIO): TFDV's own cost with no tf.Example to decode, so
+  (one list column per feature, typed as tfx-bsl reads schema features) and the same StatisticsGen executor
+  reading that (`FORMAT_PARQUET`, its ParquetTFXIO): TFDV's own cost with no tf.Example to decode, so
   the most a columnar payload could gain while the statistics stay TFDV's;
 - `transform` / `transform_parquet`: TFX's Transform executor with tfxp's taxi preprocessing_fn (the
   analyzers over the rows, no materialization, as the pipeline runs it) on the tf.Examples, then on the
@@ -105,11 +106,12 @@ def train_examples(examples_dir: str, parquet: bool = False):
 
 
 def statgen_statistics(examples_dir: str, statistics_dir: str, parquet: bool = False):
-    """TFX's StatisticsGen executor on the file (the stock step of the pipeline), DirectRunner in memory; with
+    """The pipeline's StatisticsGen executor on the file (TFX's for tf.Examples), DirectRunner in memory; with
     `parquet`, on a Parquet payload."""
-    from tfx.components.statistics_gen.executor import Executor
     from tfx.dsl.components.base.base_beam_executor import BaseBeamExecutor
     from tfx.types import standard_artifacts
+
+    from components.statistics_gen.executor import Executor
 
     statistics = standard_artifacts.ExampleStatistics()
     statistics.uri = statistics_dir
@@ -213,7 +215,7 @@ def main(argv=None) -> int:
     # Imported before any step is timed.
     import pyarrow.csv  # noqa: F401
     import tensorflow  # noqa: F401
-    from tfx.components.statistics_gen import executor  # noqa: F401
+    from components.statistics_gen import executor  # noqa: F401
     from tfx_bsl.coders import example_coder  # noqa: F401
 
     from config import load_config

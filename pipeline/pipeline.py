@@ -12,8 +12,7 @@ from typing import List
 import tensorflow_model_analysis as tfma
 # Modules rather than the `tfx.v1` facade: that also imports the Google Cloud extensions (aiplatform),
 # ~2.5 s of start-up that a local run does not use.
-from tfx.components import (CsvExampleGen, Evaluator, ExampleValidator, ImportExampleGen, SchemaGen,
-                            StatisticsGen, Transform)
+from tfx.components import CsvExampleGen, Evaluator, ExampleValidator, ImportExampleGen, SchemaGen, Transform
 from tfx.dsl.components.common.resolver import Resolver
 from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import LatestArtifactStrategy
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
@@ -29,6 +28,7 @@ from components.data_gate.component import AcceptedStatistics, DataGate, FrozenS
 from components.evaluator.component import ColumnarEvaluator
 from components.example_gen.component import ColumnarCsvExampleGen, ParquetExampleGen
 from components.quantizer.component import QuantizingPusher
+from components.statistics_gen.component import StatisticsGen
 from components.trainer.component import Trainer
 from config import METRICS, PARQUET_PAYLOAD, TASK_METRICS, PipelineConfig
 from pipeline import nodes

@@ -78,6 +78,14 @@ def test_every_step_runs_in_the_pipeline_image(compiled):
         assert container["command"][-1] == "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
 
 
+def test_statistics_gen_runs_tfxps_executor_in_the_image(compiled):
+    """The compiled StatisticsGen runs components/statistics_gen's executor (installed in the image by
+    setup.py), as the local run does."""
+    _, job, _ = compiled
+    args = executor_args(job, "StatisticsGen")["args"]
+    assert args[args.index("--executor_class_path") + 1] == "components.statistics_gen.executor.Executor"
+
+
 def test_beam_steps_run_on_dataflow_with_options_from_the_cloud_section(compiled):
     config, job, _ = compiled
     cloud = config.cloud

@@ -1,6 +1,7 @@
 """data.payload: parquet. The columnar ExampleGen writes the taxi rows as a Parquet payload holding what its
-tf.Example payload holds; TFX's StatisticsGen and Transform, tfxp's Trainer input, the columnar Evaluator
-and the pusher's readers get the same data from either (the same rows in both: each split is its own input
+tf.Example payload holds; StatisticsGen (tfxp's executor: TFX's with a Parquet read without tfx-bsl's
+per-row telemetry), TFX's Transform, tfxp's Trainer input, the columnar Evaluator and the pusher's readers
+get the same data from either (the same rows in both: each split is its own input
 file here, so no hashing is involved); hash splits of the Parquet payload are deterministic; iris runs end
 to end on it."""
 import glob
@@ -18,6 +19,7 @@ from tfx.types import standard_artifacts
 
 from components.example_gen import csv_blocks
 from components.example_gen import executor as example_gen_executor
+from components.statistics_gen import executor as statistics_gen_executor
 from config import PARQUET_PAYLOAD, TF_EXAMPLE_PAYLOAD, load_config, resolve_data_path
 from conftest import REPO, assert_same_statistics, run_example_gen
 from preprocessing import payload
@@ -48,8 +50,13 @@ def split_files(examples, split):
 
 def rows(files, columns=None):
     """Every row of the files as a sorted list of tuples of (column, values) pairs."""
+    return batch_rows(payload.record_batches(files, columns=columns))
+
+
+def batch_rows(batches):
+    """Every row of RecordBatches as a sorted list of tuples of (column, values) pairs."""
     out = []
-    for batch in payload.record_batches(files, columns=columns):
+    for batch in batches:
         names = sorted(batch.schema.names)
         columns_of = {name: batch.column(batch.schema.get_field_index(name)).to_pylist() for name in names}
         out += [tuple((name, tuple(columns_of[name][i] or ())) for name in names) for i in range(batch.num_rows)]
@@ -100,27 +107,95 @@ def test_an_output_file_with_no_rows_is_a_parquet_file_with_the_columns(tmp_path
     assert table.num_rows == 0 and table.schema.names == ["a", "b"]
 
 
-def _statistics(examples, out):
-    from tfx.components.statistics_gen.executor import Executor
+def _statistics(examples, out, executor=statistics_gen_executor.Executor, split="eval"):
+    """The statistics of `split` that a StatisticsGen executor (default: tfxp's, which the pipeline runs)
+    writes, and its output artifact."""
     from tensorflow_metadata.proto.v0 import statistics_pb2
 
     statistics = standard_artifacts.ExampleStatistics()
     statistics.uri = str(out)
-    Executor(BaseBeamExecutor.Context(beam_pipeline_args=BEAM_ARGS)).Do(
+    executor(BaseBeamExecutor.Context(beam_pipeline_args=BEAM_ARGS)).Do(
         {"examples": [examples]}, {"statistics": [statistics]}, {})
     result = statistics_pb2.DatasetFeatureStatisticsList()
-    with open(os.path.join(out, "Split-eval", "FeatureStats.pb"), "rb") as f:
+    with open(os.path.join(out, f"Split-{split}", "FeatureStats.pb"), "rb") as f:
         result.ParseFromString(f.read())
-    return result
+    return result, statistics
 
 
-def test_stock_statistics_gen_reads_the_parquet_payload(payloads, tmp_path):
+def test_statistics_gen_reads_the_parquet_payload(payloads, tmp_path):
     """The same statistics; pickup_census_tract, empty in every row, is typed INT by the Parquet payload (as
     the taxi schema types it) and has no type in tf.Examples (TFDV says STRING)."""
-    tf_example, parquet = [_statistics(payloads[name], tmp_path / name) for name in FORMATS]
+    (tf_example, _), (parquet, _) = [_statistics(payloads[name], tmp_path / name) for name in FORMATS]
     assert_same_statistics(tf_example, parquet, untyped=("pickup_census_tract",))
     types = {f.path.step[0]: f.type for f in parquet.datasets[0].features}
     assert types["pickup_census_tract"] == types["trip_start_hour"]  # INT
+
+
+@pytest.mark.parametrize("split", ["train", "eval"])
+def test_tfxps_statistics_gen_writes_tfxs_statistics_and_artifact(payloads, tmp_path, split):
+    """tfxp's StatisticsGen executor (its Parquet read without tfx-bsl's telemetry) against TFX's, on the
+    Parquet payload: the same statistics of each split, the same output artifact properties."""
+    from tfx.components.statistics_gen.executor import Executor as TfxExecutor
+
+    ours, ours_artifact = _statistics(payloads[PARQUET_PAYLOAD], tmp_path / "ours", split=split)
+    tfx, tfx_artifact = _statistics(payloads[PARQUET_PAYLOAD], tmp_path / "tfx", TfxExecutor, split)
+    assert_same_statistics(ours, tfx)
+    assert ours_artifact.split_names == tfx_artifact.split_names == '["train", "eval"]'
+    assert (ours_artifact.get_json_value_custom_property("sample_rate_by_split")
+            == tfx_artifact.get_json_value_custom_property("sample_rate_by_split"))
+    assert ours_artifact.span == tfx_artifact.span
+
+
+def _read_labels(tfxio):
+    """The labels of the Beam transforms that a TFXIO's BeamSource applies."""
+    import apache_beam as beam
+
+    labels = []
+
+    class Labels(beam.pipeline.PipelineVisitor):
+        def visit_transform(self, node):
+            labels.append(node.full_label)
+
+        def enter_composite_transform(self, node):
+            labels.append(node.full_label)
+
+    pipeline = beam.Pipeline()
+    _ = pipeline | "Read" >> tfxio.BeamSource()
+    pipeline.visit(Labels())
+    return labels
+
+
+def test_the_parquet_payload_is_read_without_tfx_bsls_per_row_telemetry(payloads):
+    """StatisticsGen's TFXIO for a Parquet payload: tfx-bsl's ParquetTFXIO (which profiles a random 10% of the
+    batches row by row) becomes components.parquet_read's, with the same files, columns, schema and batches,
+    and no ProfileRecordBatches step; a projection of it reads the same way."""
+    import apache_beam as beam
+    from apache_beam.testing.util import assert_that
+    from tfx.components.util import tfxio_utils
+    from tfx_bsl.tfxio import parquet_tfxio
+
+    from components import parquet_read
+
+    examples = payloads[PARQUET_PAYLOAD]
+    stock = tfxio_utils.get_split_tfxio([examples], "eval", ["test"], schema=_raw_schema())
+    ours = statistics_gen_executor.Executor._split_tfxio(examples, "eval", _raw_schema())
+    assert type(stock) is parquet_tfxio.ParquetTFXIO and isinstance(ours, parquet_read.ParquetPayloadTFXIO)
+    assert any("ProfileRecordBatches" in label for label in _read_labels(stock))
+    assert not any("ProfileRecordBatches" in label for label in _read_labels(ours))
+    assert ours.ArrowSchema().equals(stock.ArrowSchema())
+    assert ours.TensorRepresentations() == stock.TensorRepresentations()
+    projected = ours.Project(["fare", "company"])
+    assert not any("ProfileRecordBatches" in label for label in _read_labels(projected))
+    assert projected.ArrowSchema().names == stock.Project(["fare", "company"]).ArrowSchema().names
+
+    files = split_files(examples, "eval")
+    for tfxio, columns in ((stock, None), (ours, None), (projected, ["company", "fare"])):
+        def check(batches, expected=rows(files, columns)):
+            assert len(batches) > 1 and all(batch.num_rows <= 1000 for batch in batches)
+            assert batch_rows(batches) == expected
+        with beam.Pipeline() as p:
+            assert_that(p | tfxio.BeamSource(batch_size=1000), check)
+
 
 
 def _transform_graph(examples, out):

@@ -1,0 +1,61 @@
+"""Reading a Parquet payload (ExampleGen's `data.payload: parquet`) as Arrow RecordBatches in Beam, for
+StatisticsGen (components/statistics_gen).
+
+tfx-bsl's ParquetTFXIO.BeamSource ends with its read telemetry, `ProfileRecordBatches`: for a random 10% of the
+RecordBatches it walks every row in Python to update Beam distributions (values per cell, columns per row).
+On the taxi table that cost ~1.4 s per sampled 65k-row row group, so StatisticsGen over 1M rows took anywhere
+from 4.4 to 8.9 s depending on how many row groups the coin picked (README, "StatisticsGen on Parquet").
+ParquetPayloadTFXIO is ParquetTFXIO with the same read, columns, schema, arrow schema, tensor
+representations and projection, and a BeamSource without that telemetry. Nothing that the steps compute
+from the batches changes (tests/payload_test.py compares the batches and the statistics).
+
+TFX's Transform reads through the same ParquetTFXIO, but its executor makes its TFXIO inside a
+TransformProcessor that Executor.Do instantiates itself, with no seam short of copying Do: it keeps the
+telemetry (measured at 1M rows: 17.9 s with it, 16.9 s without, four runs each, within the noise).
+"""
+from __future__ import annotations
+
+from typing import List, Optional
+
+import apache_beam as beam
+import pyarrow as pa
+from tfx_bsl.tfxio import parquet_tfxio
+from tfx_bsl.tfxio import tfxio as tfxio_module
+
+
+def _to_batches(table: pa.Table, batch_size: Optional[int]) -> List[pa.RecordBatch]:
+    return table.to_batches(batch_size)
+
+
+@beam.ptransform_fn
+@beam.typehints.with_output_types(pa.RecordBatch)
+def ReadRecordBatches(root: beam.Pipeline, file_patterns: List[str], columns: Optional[List[str]] = None,
+                      batch_size: Optional[int] = None, min_bundle_size: int = 0,
+                      validate: bool = True) -> beam.PCollection:
+    """The Parquet files' rows as RecordBatches of at most `batch_size` rows (None: a row group each) of
+    `columns` (None: all), read as ParquetTFXIO reads them."""
+    reads = [root | f"ReadFromParquetBatched[{index}]" >> beam.io.ReadFromParquetBatched(
+        file_pattern=pattern, min_bundle_size=min_bundle_size, validate=validate, columns=columns)
+        for index, pattern in enumerate(file_patterns)]
+    return (reads | "FlattenPCollsFromPatterns" >> beam.Flatten()
+            | "ToRecordBatch" >> beam.FlatMap(_to_batches, batch_size).with_output_types(pa.RecordBatch))
+
+
+class ParquetPayloadTFXIO(parquet_tfxio.ParquetTFXIO):
+    """ParquetTFXIO whose BeamSource reads without the per-row telemetry (see the module docstring)."""
+
+    def BeamSource(self, batch_size: Optional[int] = None) -> beam.PTransform:
+        return ReadRecordBatches(self._file_pattern, self._column_names, batch_size,  # pylint: disable=protected-access
+                                 self._min_bundle_size, self._validate)
+
+
+def without_read_telemetry(tfxio: tfxio_module.TFXIO) -> tfxio_module.TFXIO:
+    """`tfxio` itself, unless it is tfx-bsl's ParquetTFXIO: then a ParquetPayloadTFXIO of the same files,
+    columns, schema and telemetry descriptors."""
+    if type(tfxio) is not parquet_tfxio.ParquetTFXIO:  # pylint: disable=unidiomatic-typecheck
+        return tfxio
+    # pylint: disable=protected-access
+    return ParquetPayloadTFXIO(tfxio._file_pattern, column_names=tfxio._column_names,
+                               min_bundle_size=tfxio._min_bundle_size, schema=tfxio._schema,
+                               validate=tfxio._validate, telemetry_descriptors=tfxio.telemetry_descriptors)
+

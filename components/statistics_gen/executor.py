@@ -1,0 +1,120 @@
+"""TFX's StatisticsGen executor (TFDV's GenerateStatistics per split, the same exec properties, outputs and
+artifact properties), with a Parquet payload read by components.parquet_read: ParquetTFXIO's batches without
+its per-row read telemetry. Other payloads are read exactly as TFX reads them.
+
+TFX's Do builds each split's TFXIO inline, with no method to override, so this is its Do (TFX 1.16) with that
+one call changed: `_split_tfxio`.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, List
+
+import tensorflow_data_validation as tfdv
+from absl import logging
+from tensorflow_data_validation.statistics import stats_options as options
+from tfx import types
+from tfx.components.statistics_gen import executor as tfx_executor
+from tfx.components.statistics_gen import stats_artifact_utils
+from tfx.components.util import examples_utils, tfxio_utils
+from tfx.types import artifact_utils
+from tfx.types import standard_component_specs as keys
+from tfx.utils import io_utils, json_utils, stats_utils
+
+from components.parquet_read import without_read_telemetry
+
+
+def _split_names(examples: types.Artifact, exclude_splits: List[str]) -> List[str]:
+    if examples.has_custom_property(examples_utils.CUSTOM_SPLIT_PATTERN_PROPERTY_NAME):
+        splits = list(json_utils.loads(examples.get_string_custom_property(
+            examples_utils.CUSTOM_SPLIT_PATTERN_PROPERTY_NAME)).keys())
+    else:
+        splits = artifact_utils.decode_split_names(examples.split_names)
+    return [split for split in splits if split not in exclude_splits]
+
+
+class Executor(tfx_executor.Executor):
+
+    @staticmethod
+    def _split_tfxio(examples: types.Artifact, split: str, schema):
+        return without_read_telemetry(tfxio_utils.get_split_tfxio(
+            examples=[examples], split=split, telemetry_descriptors=tfx_executor._TELEMETRY_DESCRIPTORS,
+            schema=schema))
+
+    def Do(self, input_dict: Dict[str, List[types.Artifact]], output_dict: Dict[str, List[types.Artifact]],
+           exec_properties: Dict[str, Any]) -> None:
+        self._log_startup(input_dict, output_dict, exec_properties)
+        exclude_splits = json_utils.loads(exec_properties.get(keys.EXCLUDE_SPLITS_KEY, "null")) or []
+        if not isinstance(exclude_splits, list):
+            raise ValueError(f"exclude_splits in execution properties needs to be a list. Got "
+                             f"{type(exclude_splits)} instead.")
+        sample_rate_by_split = json_utils.loads(exec_properties.get(keys.SAMPLE_RATE_BY_SPLIT_KEY, "null")) or {}
+        examples = artifact_utils.get_single_instance(input_dict[keys.EXAMPLES_KEY])
+        split_names = _split_names(examples, exclude_splits)
+
+        statistics_artifact = artifact_utils.get_single_instance(output_dict[keys.STATISTICS_KEY])
+        statistics_artifact.split_names = artifact_utils.encode_split_names(split_names)
+        statistics_artifact.span = examples.span
+        try:
+            link = stats_utils.generate_stats_dashboard_link(statistics_artifact)
+        except Exception as e:  # pylint: disable=broad-except  (as TFX: the link is cosmetic)
+            logging.exception("Failed to generate stats dashboard link because %s", e)
+            link = ""
+        statistics_artifact.set_string_custom_property(tfx_executor.STATS_DASHBOARD_LINK, link)
+
+        stats_options = options.StatsOptions()
+        stats_options_json = exec_properties.get(keys.STATS_OPTIONS_JSON_KEY)
+        if stats_options_json:
+            stats_options = options.StatsOptions.from_json(stats_options_json)
+        sample_rates = {split: stats_options.sample_rate or 1.0 for split in split_names}
+        for split, rate in sample_rate_by_split.items():
+            if split not in split_names:
+                logging.error("Split %s provided in sample_rate_by_split is not valid.", split)
+                continue
+            sample_rates[split] = rate
+        statistics_artifact.set_json_value_custom_property(
+            tfx_executor.SAMPLE_RATE_BY_SPLIT_PROPERTY_NAME, json_utils.dumps(sample_rates))
+
+        write_sharded_output = exec_properties.get(keys.SHARDED_STATS_OUTPUT_KEY, False)
+        if write_sharded_output and not tfdv.default_sharded_output_supported():
+            raise ValueError("Sharded output requested but not supported.")
+        if input_dict.get(keys.SCHEMA_KEY):
+            if stats_options.schema:
+                raise ValueError("A schema was provided as an input and the stats_options exec_property also "
+                                 "contains a schema value. At most one of these may be set.")
+            stats_options.schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(
+                artifact_utils.get_single_uri(input_dict[keys.SCHEMA_KEY])))
+        tfxio_schema = None
+        if stats_options.experimental_filter_read_paths:
+            if stats_options.feature_allowlist:
+                if any(isinstance(path, str) for path in stats_options.feature_allowlist):
+                    raise ValueError("experimental_filter_read_paths requires allowlist passed as paths.")
+                tfxio_schema = tfdv.generate_dummy_schema_with_paths(stats_options.feature_allowlist)
+            elif stats_options.schema is None:
+                raise ValueError("experimental_filter_read_paths requires allowlist features or schema.")
+            else:
+                tfxio_schema = stats_options.schema
+
+        split_and_tfxio = [(split, self._split_tfxio(examples, split, tfxio_schema)) for split in split_names]
+        if not split_and_tfxio:
+            raise ValueError(f"No splits for examples artifact: {examples}")
+        with self._make_beam_pipeline() as p:
+            for split, tfxio in split_and_tfxio:
+                logging.info("Generating statistics for split %s.", split)
+                output_uri = artifact_utils.get_split_uri(output_dict[keys.STATISTICS_KEY], split)
+                binary_stats_output_path = os.path.join(output_uri, tfx_executor.DEFAULT_FILE_NAME)
+                split_stats_options = tfdv.StatsOptions.from_json(stats_options.to_json())
+                if sample_rate_by_split.get(split) is not None:
+                    split_stats_options.sample_rate = sample_rate_by_split[split]
+                if write_sharded_output:
+                    write_transform = tfdv.WriteStatisticsToRecordsAndBinaryFile(
+                        binary_proto_path=binary_stats_output_path,
+                        records_path_prefix=os.path.join(
+                            output_uri,
+                            stats_artifact_utils.SHARDED_STATS_PREFIX + tfdv.default_sharded_output_suffix()))
+                else:
+                    write_transform = tfdv.WriteStatisticsToBinaryFile(binary_stats_output_path)
+                _ = (p | f"TFXIORead[{split}]" >> tfxio.BeamSource()
+                     | f"GenerateStatistics[{split}]" >> tfdv.GenerateStatistics(split_stats_options)
+                     | f"WriteStatsOutput[{split}]" >> write_transform)
+                logging.info("Statistics for split %s written to %s.", split, output_uri)
