@@ -77,7 +77,10 @@ def add_signatures(model: keras.Model, tf_transform_output: tft.TFTransformOutpu
         transformed.pop(transformed_name(label), None)
         return {"predictions": model(transformed)}
 
-    @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")])
+    # autograph=False: the signatures have no tensor-dependent Python control flow, and AutoGraph
+    # transpiling them and everything they call (the TFT layer's internals, the quantized layers) cost ~2 s
+    # of each export (README, "Performance").
+    @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")], autograph=False)
     def serve_tf_examples(serialized):
         return predict(tf.io.parse_example(serialized, serving_spec))
 
@@ -88,9 +91,9 @@ def add_signatures(model: keras.Model, tf_transform_output: tft.TFTransformOutpu
 
     json_signature = tf.function(serve_json, input_signature=[
         tf.TensorSpec(shape=[None], dtype=tf.string if serving_spec[name].dtype == tf.string else tf.float64,
-                      name=input_names[name]) for name in feature_names])
+                      name=input_names[name]) for name in feature_names], autograph=False)
 
-    @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")])
+    @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")], autograph=False)
     def transform_features(serialized):
         return model.tft_layer(tf.io.parse_example(serialized, eval_spec))
 

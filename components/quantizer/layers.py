@@ -43,6 +43,7 @@ class LoadTimeWeight(tf.saved_model.experimental.TrackableResource):
     def _initialize(self):
         tf.raw_ops.AssignVariableOp(resource=self.resource_handle, value=self._compute())
 
+    @tf.autograph.experimental.do_not_convert
     def read(self):
         value = tf.raw_ops.ReadVariableOp(resource=self.resource_handle, dtype=tf.float32)
         value.set_shape(self._shape)
@@ -109,6 +110,13 @@ class QuantizedDense(keras.layers.Layer):
             self.kernel_float._initialize()  # the in-process copy; a loaded model fills its own
 
     def call(self, x):
+        return self._forward(x)
+
+    # Only Python-level branches (on the method): nothing for AutoGraph to convert when Keras traces the
+    # layer for SavedModel, which it otherwise transpiles at every export. (On `call` itself the decorator
+    # would hide its signature from Keras.)
+    @tf.autograph.experimental.do_not_convert
+    def _forward(self, x):
         if self.method in LOAD_TIME_METHODS:
             y = tf.matmul(x, self.kernel_float.read())
         else:
