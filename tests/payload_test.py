@@ -146,6 +146,35 @@ def test_tfxps_statistics_gen_writes_tfxs_statistics_and_artifact(payloads, tmp_
     assert ours_artifact.span == tfx_artifact.span
 
 
+def test_tfxps_statistics_gen_honours_tfxs_exec_properties(payloads, tmp_path):
+    """The exec properties TFX's StatisticsGen takes, on both executors: exclude_splits leaves eval out (no
+    directory, not in split_names), sample_rate_by_split is recorded as TFX records it, and stats_options_json
+    reaches TFDV (a feature allowlist: only those features)."""
+    import json
+
+    import tensorflow_data_validation as tfdv
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+    from tfx.components.statistics_gen.executor import Executor as TfxExecutor
+
+    properties = {"exclude_splits": json.dumps(["eval"]), "sample_rate_by_split": json.dumps({"train": 1.0}),
+                  "stats_options_json": tfdv.StatsOptions(feature_allowlist=["fare", "company"]).to_json()}
+    artifacts = {}
+    for name, executor in (("ours", statistics_gen_executor.Executor), ("tfx", TfxExecutor)):
+        statistics = standard_artifacts.ExampleStatistics()
+        statistics.uri = str(tmp_path / name)
+        executor(BaseBeamExecutor.Context(beam_pipeline_args=BEAM_ARGS)).Do(
+            {"examples": [payloads[PARQUET_PAYLOAD]]}, {"statistics": [statistics]}, dict(properties))
+        assert os.listdir(statistics.uri) == ["Split-train"], name
+        result = statistics_pb2.DatasetFeatureStatisticsList()
+        with open(os.path.join(statistics.uri, "Split-train", "FeatureStats.pb"), "rb") as f:
+            result.ParseFromString(f.read())
+        assert sorted(f.path.step[0] for f in result.datasets[0].features) == ["company", "fare"], name
+        artifacts[name] = statistics
+    assert artifacts["ours"].split_names == artifacts["tfx"].split_names == '["train"]'
+    assert (artifacts["ours"].get_json_value_custom_property("sample_rate_by_split")
+            == artifacts["tfx"].get_json_value_custom_property("sample_rate_by_split"))
+
+
 def _read_labels(tfxio):
     """The labels of the Beam transforms that a TFXIO's BeamSource applies."""
     import apache_beam as beam
