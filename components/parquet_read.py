@@ -4,7 +4,7 @@ StatisticsGen (components/statistics_gen).
 tfx-bsl's ParquetTFXIO.BeamSource ends with its read telemetry, `ProfileRecordBatches`: for a random 10% of the
 RecordBatches it walks every row in Python to update Beam distributions (values per cell, columns per row).
 On the taxi table that cost ~1.4 s per sampled 65k-row row group, so StatisticsGen over 1M rows took anywhere
-from 4.4 to 8.9 s depending on how many row groups the coin picked (README, "StatisticsGen on Parquet").
+from 4.4 to 8.9 s depending on how many row groups the coin picked (README, "What each step does").
 ParquetPayloadTFXIO is ParquetTFXIO with the same read, columns, schema, arrow schema, tensor
 representations and projection, and a BeamSource without that telemetry. Nothing that the steps compute
 from the batches changes (tests/payload_test.py compares the batches and the statistics).
@@ -28,7 +28,6 @@ def _to_batches(table: pa.Table, batch_size: Optional[int]) -> List[pa.RecordBat
 
 
 @beam.ptransform_fn
-@beam.typehints.with_output_types(pa.RecordBatch)
 def ReadRecordBatches(root: beam.Pipeline, file_patterns: List[str], columns: Optional[List[str]] = None,
                       batch_size: Optional[int] = None, min_bundle_size: int = 0,
                       validate: bool = True) -> beam.PCollection:
