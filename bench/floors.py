@@ -163,7 +163,7 @@ def transform(examples_dir: str, schema_dir: str, out_dir: str, parquet: bool = 
                                           unique_id="1")).Do(
             {"examples": [train_examples(examples_dir, parquet)], "schema": [schema]}, {"transform_graph": [graph]},
             {"preprocessing_fn": PREPROCESSING_FN, "custom_config": json.dumps(config.to_custom_config().to_json()),
-             "disable_statistics": True, "force_tf_compat_v1": False, "splits_config": None,
+             "disable_statistics": True, "force_tf_compat_v1": config.transform.tf_compat_v1, "splits_config": None,
              "disable_analyzer_cache": True})
     return graph.uri
 

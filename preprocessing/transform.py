@@ -3,7 +3,8 @@
 Every configured feature comes out dense, with an explicit value for missing cells:
   zscore      -> tft.scale_to_z_score   (constant column -> 0.0, never NaN)
   minmax      -> tft.scale_to_0_1       (constant column -> sigmoid(x), in (0, 1), never NaN)
-  vocab       -> tft.compute_and_apply_vocabulary on the value as text ('' = missing is its own token)
+  vocab       -> tft.compute_and_apply_vocabulary on the value as text ('' = missing is its own token),
+                 every token weighted 1.0 so that tf.Transform counts them per batch (apply_vocabulary)
   passthrough -> float32 value
 NaN and +-inf cells count as missing (a frozen schema already blocks them in the data gate).
 Numeric fill "mean" (the default) puts a missing cell at the training mean: for zscore/minmax the scaling is
@@ -103,12 +104,21 @@ def scale_to_0_1(x: Any, fill: Any) -> tf.Tensor:
     return _as_dense(tft.scale_to_0_1(x), _finite_or(scaled_mean, 0.5))
 
 
+def apply_vocabulary(text: tf.Tensor, **options: Any) -> tf.Tensor:
+    """tft.compute_and_apply_vocabulary with every token weighted 1.0: the same vocabulary, in the same order
+    (summed unit weights are the counts), counted per batch in the graph. Unweighted, tf.Transform flattens
+    every token of every batch into its own Beam element and counts them one by one in Python (4.6M elements
+    on a 1M-row taxi table, ~6 s of Transform's ~20 s); weighted, it reduces each batch to its unique tokens
+    and their summed weights first (tf_utils.reduce_batch_weighted_counts). Only the analyzer sees the
+    weights: the serving graph looks tokens up as before."""
+    return tft.compute_and_apply_vocabulary(text, weights=tf.ones_like(text, dtype=tf.float32), **options)
+
+
 def scale_feature(x: Any, feature: FeatureConfig) -> tf.Tensor:
     treatment = feature.treatment
     if treatment == "vocab":
-        return tft.compute_and_apply_vocabulary(
-            as_text(x), top_k=feature.top_k, num_oov_buckets=feature.oov_buckets,
-            vocab_filename=vocab_filename(feature.name))
+        return apply_vocabulary(as_text(x), top_k=feature.top_k, num_oov_buckets=feature.oov_buckets,
+                                vocab_filename=vocab_filename(feature.name))
     if treatment == "zscore":
         return scale_to_z_score(x, feature.fill)
     if treatment == "minmax":
@@ -124,7 +134,7 @@ def transform_label(x: Any, task: str) -> tf.Tensor:
     if task == "regression":
         return fill_numeric(x, 0.0)
     if task == "multiclass":
-        return tft.compute_and_apply_vocabulary(as_text(x), num_oov_buckets=0, vocab_filename=LABEL_VOCAB)
+        return apply_vocabulary(as_text(x), num_oov_buckets=0, vocab_filename=LABEL_VOCAB)
     raise ValueError(f"unknown task {task!r}")
 
 

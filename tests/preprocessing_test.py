@@ -160,3 +160,37 @@ def test_nan_and_inf_never_reach_the_scalers_they_count_as_missing(tmp_path):
     np.testing.assert_allclose(out["z_xf"], expected_z, rtol=1e-5, atol=1e-6)
     expected_m = [(finite.mean() if not np.isfinite(v) else v) for v in values]
     np.testing.assert_allclose(out["m_xf"], (np.array(expected_m) - 1.0) / 6.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("tf_compat_v1", [True, False], ids=["tf1_graph", "tf2_functions"])
+def test_unit_weighted_vocabulary_is_tft_unweighted_vocabulary(tmp_path, tf_compat_v1):
+    """apply_vocabulary (every token weighted 1.0, counted per batch) writes the same vocabulary files, in the
+    same order, as tft.compute_and_apply_vocabulary without weights: ties broken alike, top_k cutting at the
+    same token, counts summed across batches (batches of 3 rows), and the same ids."""
+    import tensorflow_transform as tft
+
+    from preprocessing.transform import apply_vocabulary
+
+    tokens = ["a", "b", "c", "a", "e", "c", "b", "d", "a", "e", "", "f", "c", "g", "g", "b", "a", "h"]
+    rows = [{"t": token.encode()} for token in tokens]
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(
+        {"t": tf.io.FixedLenFeature([], tf.string)}))
+
+    def vocabularies(vocabulary_fn, out_dir):
+        def fn(inputs):
+            return {f"top_{k}": vocabulary_fn(inputs["t"], top_k=k, num_oov_buckets=1, vocab_filename=f"top_{k}")
+                    for k in (None, 3, 4)}
+        with tft_beam.Context(temp_dir=str(out_dir / "tmp"), desired_batch_size=3, force_tf_compat_v1=tf_compat_v1):
+            (transformed, _), transform_fn = ((rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
+                fn, output_record_batches=False))
+            _ = transform_fn | tft_beam.WriteTransformFn(str(out_dir / "graph"))
+        output = tft.TFTransformOutput(str(out_dir / "graph"))
+        files = {name: output.vocabulary_by_name(name) for name in ("top_None", "top_3", "top_4")}
+        return files, {key: [row[key] for row in transformed] for key in transformed[0]}
+
+    unweighted, weighted = (vocabularies(fn, tmp_path / name) for name, fn in (
+        ("unweighted", tft.compute_and_apply_vocabulary), ("weighted", apply_vocabulary)))
+    assert weighted == unweighted
+    files, ids = weighted
+    assert files["top_None"][:3] == [b"a", b"c", b"b"]  # 4, then 3 and 3 (ties: the larger token first)
+    assert files["top_3"] == [b"a", b"c", b"b"] and ids["top_3"][tokens.index("e")] == 3  # OOV
