@@ -49,9 +49,18 @@ import numpy as np
 from bench import write_json
 from bench.floor_computations import BATCH_ROWS, numpy_statistics, pyarrow_csv_analyzers, pyarrow_csv_statistics
 
-BEAM_ARGS = ["--direct_running_mode=in_memory", "--direct_num_workers=1", "--pickle_library=cloudpickle"]
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TAXI_CONFIG = os.path.join(REPO, "configs", "taxi.yaml")
 TAXI_SCHEMA = os.path.join(REPO, "configs", "taxi.schema.pbtxt")
+
+
+def beam_args() -> List[str]:
+    """The Beam arguments the pipeline gives its components on the taxi config (DirectRunner in memory,
+    cloudpickle, and --setup_file: without it TFX builds an ephemeral tfx sdist in a subprocess before every
+    Beam executor, ~1 s that a pipeline run never pays)."""
+    from config import load_config
+
+    return load_config(TAXI_CONFIG).beam.pipeline_args()
 
 
 def timed(results: Dict[str, float], name: str, fn, *args):
@@ -115,7 +124,7 @@ def statgen_statistics(examples_dir: str, statistics_dir: str, parquet: bool = F
 
     statistics = standard_artifacts.ExampleStatistics()
     statistics.uri = statistics_dir
-    Executor(BaseBeamExecutor.Context(beam_pipeline_args=BEAM_ARGS)).Do(
+    Executor(BaseBeamExecutor.Context(beam_pipeline_args=beam_args())).Do(
         {"examples": [train_examples(examples_dir, parquet)]}, {"statistics": [statistics]}, {})
     return statistics_dir
 
@@ -153,14 +162,14 @@ def transform(examples_dir: str, schema_dir: str, out_dir: str, parquet: bool = 
     from pipeline.dofn_specs import remembered_dofn_specs
     from pipeline.pipeline import PREPROCESSING_FN
 
-    config = load_config(os.path.join(REPO, "configs", "taxi.yaml"))
+    config = load_config(TAXI_CONFIG)
     schema = standard_artifacts.Schema()
     schema.uri = schema_dir  # holding schema.pbtxt only
     graph = standard_artifacts.TransformGraph()
     graph.uri = os.path.join(out_dir, "transform_graph")
     with remembered_dofn_specs():
-        Executor(BaseBeamExecutor.Context(beam_pipeline_args=BEAM_ARGS, tmp_dir=os.path.join(out_dir, "tmp"),
-                                          unique_id="1")).Do(
+        Executor(BaseBeamExecutor.Context(beam_pipeline_args=config.beam.pipeline_args(),
+                                          tmp_dir=os.path.join(out_dir, "tmp"), unique_id="1")).Do(
             {"examples": [train_examples(examples_dir, parquet)], "schema": [schema]}, {"transform_graph": [graph]},
             {"preprocessing_fn": PREPROCESSING_FN, "custom_config": json.dumps(config.to_custom_config().to_json()),
              "disable_statistics": True, "force_tf_compat_v1": config.transform.tf_compat_v1, "splits_config": None,
@@ -220,7 +229,7 @@ def main(argv=None) -> int:
 
     from config import load_config
 
-    taxi_features = load_config(os.path.join(REPO, "configs", "taxi.yaml")).features
+    taxi_features = load_config(TAXI_CONFIG).features
     seconds: Dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="tfxp_floors_") as work:
         examples_dir = os.path.join(work, "examples")

@@ -240,7 +240,9 @@ def _load_model(section: Section) -> ModelConfig:
 def _load_transform(section: Section) -> TransformConfig:
     transform = TransformConfig(materialize=section.get("materialize", bool, TransformConfig.materialize),
                                 statistics=section.get("statistics", bool, TransformConfig.statistics),
-                                tf_compat_v1=section.get("tf_compat_v1", bool, TransformConfig.tf_compat_v1))
+                                tf_compat_v1=section.get("tf_compat_v1", bool, TransformConfig.tf_compat_v1),
+                                batch_vocabulary_counts=section.get("batch_vocabulary_counts", bool,
+                                                                    TransformConfig.batch_vocabulary_counts))
     section.finish()
     return transform
 

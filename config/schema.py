@@ -135,6 +135,9 @@ class TransformConfig:
     # instead of nine times as TF2 functions (TFX's default), ~5 s less per Transform here. The transform graph is then
     # a TF1 SavedModel, which the Trainer and the serving model load inside TF2 as usual.
     tf_compat_v1: bool = True
+    # Count vocabulary tokens per batch in the graph (every token weighted 1.0; the same vocabularies), instead
+    # of tf.Transform's one Beam element per token (1M taxi rows: 4.6M elements, ~6 s).
+    batch_vocabulary_counts: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -275,18 +278,20 @@ class CustomConfig:
     model: ModelConfig
     training: TrainingConfig
     code_fingerprint: str = ""
+    batch_vocabulary_counts: bool = TransformConfig.batch_vocabulary_counts  # transform.batch_vocabulary_counts
 
     def to_json(self) -> Dict[str, Any]:
         return {"label": dataclasses.asdict(self.label), "features": [dataclasses.asdict(f) for f in self.features],
                 "model": dataclasses.asdict(self.model), "training": dataclasses.asdict(self.training),
-                "code_fingerprint": self.code_fingerprint}
+                "code_fingerprint": self.code_fingerprint, "batch_vocabulary_counts": self.batch_vocabulary_counts}
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> "CustomConfig":
         """From to_json's output; other keys (the Vertex Trainer's arguments) are ignored."""
         return cls(label=LabelConfig(**raw["label"]), features=tuple(FeatureConfig(**f) for f in raw["features"]),
                    model=ModelConfig(**raw["model"]), training=TrainingConfig(**raw["training"]),
-                   code_fingerprint=raw.get("code_fingerprint", ""))
+                   code_fingerprint=raw.get("code_fingerprint", ""),
+                   batch_vocabulary_counts=raw.get("batch_vocabulary_counts", TransformConfig.batch_vocabulary_counts))
 
     def feature_names(self) -> List[str]:
         return [f.name for f in self.features]
@@ -361,7 +366,8 @@ class PipelineConfig:
     def to_custom_config(self) -> "CustomConfig":
         """What Transform, Trainer, DataGate and the pusher receive as `custom_config` (as JSON)."""
         return CustomConfig(label=self.label, features=self.features, model=self.model, training=self.training,
-                            code_fingerprint=self.code_fingerprint)
+                            code_fingerprint=self.code_fingerprint,
+                            batch_vocabulary_counts=self.transform.batch_vocabulary_counts)
 
 
 def default_metadata_path(pipeline_root: str) -> str:

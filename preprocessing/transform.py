@@ -23,7 +23,7 @@ from typing import Any, Dict
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from config import CustomConfig, FeatureConfig
+from config import CustomConfig, FeatureConfig, TransformConfig
 
 LABEL_VOCAB = "vocab_label"
 
@@ -104,21 +104,24 @@ def scale_to_0_1(x: Any, fill: Any) -> tf.Tensor:
     return _as_dense(tft.scale_to_0_1(x), _finite_or(scaled_mean, 0.5))
 
 
-def apply_vocabulary(text: tf.Tensor, **options: Any) -> tf.Tensor:
-    """tft.compute_and_apply_vocabulary with every token weighted 1.0: the same vocabulary, in the same order
-    (summed unit weights are the counts), counted per batch in the graph. Unweighted, tf.Transform flattens
-    every token of every batch into its own Beam element and counts them one by one in Python (4.6M elements
-    on a 1M-row taxi table, ~6 s of Transform's ~20 s); weighted, it reduces each batch to its unique tokens
-    and their summed weights first (tf_utils.reduce_batch_weighted_counts). Only the analyzer sees the
-    weights: the serving graph looks tokens up as before."""
-    return tft.compute_and_apply_vocabulary(text, weights=tf.ones_like(text, dtype=tf.float32), **options)
+def apply_vocabulary(text: tf.Tensor, batch_counts: bool = TransformConfig.batch_vocabulary_counts,
+                     **options: Any) -> tf.Tensor:
+    """tft.compute_and_apply_vocabulary; with batch_counts (transform.batch_vocabulary_counts, default) every
+    token weighted 1.0: the same vocabulary, in the same order (summed unit weights are the counts), counted
+    per batch in the graph. Unweighted, tf.Transform flattens every token of every batch into its own Beam
+    element and counts them one by one in Python (4.6M elements on a 1M-row taxi table, ~6 s of Transform's
+    ~20 s); weighted, it reduces each batch to its unique tokens and their summed weights first
+    (tf_utils.reduce_batch_weighted_counts). Only the analyzer sees the weights: the serving graph looks
+    tokens up as before."""
+    weights = tf.ones_like(text, dtype=tf.float32) if batch_counts else None
+    return tft.compute_and_apply_vocabulary(text, weights=weights, **options)
 
 
-def scale_feature(x: Any, feature: FeatureConfig) -> tf.Tensor:
+def scale_feature(x: Any, feature: FeatureConfig, batch_vocabulary_counts: bool) -> tf.Tensor:
     treatment = feature.treatment
     if treatment == "vocab":
-        return apply_vocabulary(as_text(x), top_k=feature.top_k, num_oov_buckets=feature.oov_buckets,
-                                vocab_filename=vocab_filename(feature.name))
+        return apply_vocabulary(as_text(x), batch_vocabulary_counts, top_k=feature.top_k,
+                                num_oov_buckets=feature.oov_buckets, vocab_filename=vocab_filename(feature.name))
     if treatment == "zscore":
         return scale_to_z_score(x, feature.fill)
     if treatment == "minmax":
@@ -128,13 +131,13 @@ def scale_feature(x: Any, feature: FeatureConfig) -> tf.Tensor:
     raise ValueError(f"feature {feature.name!r}: unknown treatment {treatment!r}")
 
 
-def transform_label(x: Any, task: str) -> tf.Tensor:
+def transform_label(x: Any, task: str, batch_vocabulary_counts: bool) -> tf.Tensor:
     if task == "binary":
         return tf.cast(fill_numeric(x, 0.0), tf.int64)
     if task == "regression":
         return fill_numeric(x, 0.0)
     if task == "multiclass":
-        return apply_vocabulary(as_text(x), num_oov_buckets=0, vocab_filename=LABEL_VOCAB)
+        return apply_vocabulary(as_text(x), batch_vocabulary_counts, num_oov_buckets=0, vocab_filename=LABEL_VOCAB)
     raise ValueError(f"unknown task {task!r}")
 
 
@@ -146,9 +149,11 @@ def preprocessing_fn(inputs: Dict[str, Any], custom_config: Dict[str, Any]) -> D
     config = CustomConfig.from_json(custom_config)
     outputs = {}
     for feature in config.features:
-        outputs[transformed_name(feature.name)] = scale_feature(inputs[feature.name], feature)
+        outputs[transformed_name(feature.name)] = scale_feature(inputs[feature.name], feature,
+                                                                config.batch_vocabulary_counts)
     label = config.label
     # The label is absent at serving time; TFT then leaves its output out.
     if label.column in inputs:
-        outputs[transformed_name(label.column)] = transform_label(inputs[label.column], label.task)
+        outputs[transformed_name(label.column)] = transform_label(inputs[label.column], label.task,
+                                                                  config.batch_vocabulary_counts)
     return outputs

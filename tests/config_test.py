@@ -1,4 +1,5 @@
 """Config loading and validation: errors name the file and the key, before any component runs."""
+import json
 import os
 import subprocess
 import sys
@@ -97,6 +98,8 @@ def test_pipeline_root_override_moves_the_metadata_store(tiny, tmp_path):
     (MINIMAL + "model_card: {purpose: x}\n", "model_card.purpose", "unknown key"),
     (MINIMAL + "transform: {materialize: yes please}\n", "transform.materialize", "must be bool"),
     (MINIMAL + "transform: {tf_compat_v1: 2}\n", "transform.tf_compat_v1", "must be bool"),
+    (MINIMAL + "transform: {batch_vocabulary_counts: yes please}\n", "transform.batch_vocabulary_counts",
+     "must be bool"),
     (MINIMAL + "transform: {cache: true}\n", "transform.cache", "unknown key"),
     (MINIMAL.replace("x: zscore", "x: {treatment: zscore, fill: median}"), "features.x.fill",
      "must be 'mean' or a number"),
@@ -248,7 +251,11 @@ def test_transform_writes_no_transformed_splits_or_statistics_unless_asked(tiny)
     assert (options.materialize, options.statistics, options.tf_compat_v1) == (False, False, True)
     assert "transformed_examples" not in node.outputs and node.exec_properties["disable_statistics"] == 1
     assert node.exec_properties["force_tf_compat_v1"] == 1
-    options, node = transform_node(MINIMAL + "transform: {materialize: true, statistics: true, tf_compat_v1: false}\n")
+    # The preprocessing_fn reads batch_vocabulary_counts from custom_config (tests/preprocessing_test.py).
+    assert json.loads(node.exec_properties["custom_config"])["batch_vocabulary_counts"] is True
+    options, node = transform_node(MINIMAL + "transform: {materialize: true, statistics: true, tf_compat_v1: false, "
+                                             "batch_vocabulary_counts: false}\n")
     assert (options.materialize, options.statistics, options.tf_compat_v1) == (True, True, False)
     assert "transformed_examples" in node.outputs and node.exec_properties["disable_statistics"] == 0
     assert node.exec_properties["force_tf_compat_v1"] == 0
+    assert json.loads(node.exec_properties["custom_config"])["batch_vocabulary_counts"] is False

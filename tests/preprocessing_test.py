@@ -194,3 +194,20 @@ def test_unit_weighted_vocabulary_is_tft_unweighted_vocabulary(tmp_path, tf_comp
     files, ids = weighted
     assert files["top_None"][:3] == [b"a", b"c", b"b"]  # 4, then 3 and 3 (ties: the larger token first)
     assert files["top_3"] == [b"a", b"c", b"b"] and ids["top_3"][tokens.index("e")] == 3  # OOV
+
+
+@pytest.mark.parametrize("batch_counts", [True, False])
+def test_preprocessing_fn_counts_vocabulary_tokens_per_batch_unless_configured_off(batch_counts):
+    """transform.batch_vocabulary_counts reaches the preprocessing_fn through custom_config: on (default), the
+    vocabulary analyzers get each batch's unique tokens (a UniqueWithCounts op per vocabulary, feature and
+    multiclass label alike); off, tf.Transform's unweighted analyzer, which takes every token as it is."""
+    custom_config = CustomConfig(label=LabelConfig(column="y", task="multiclass"),
+                                 features=(feature("city", "vocab"), feature("x", "zscore")), model=ModelConfig(),
+                                 training=TrainingConfig(), batch_vocabulary_counts=batch_counts).to_json()
+    graph = tf.Graph()
+    with graph.as_default():
+        inputs = {name: tf.compat.v1.sparse_placeholder(dtype, name=name)
+                  for name, dtype in (("city", tf.string), ("x", tf.float32), ("y", tf.string))}
+        preprocessing_fn(inputs, custom_config)
+    uniques = [op for op in graph.get_operations() if op.type == "UniqueWithCounts"]
+    assert len(uniques) == (2 if batch_counts else 0)

@@ -38,7 +38,8 @@ class Variant(NamedTuple):
     reader: str  # data.reader
     evaluator: str  # evaluation.evaluator
     payload: str  # data.payload
-    tfx_transform_defaults: bool  # transform: {materialize: true, statistics: true, tf_compat_v1: false}
+    # transform: {materialize: true, statistics: true, tf_compat_v1: false, batch_vocabulary_counts: false}
+    tfx_transform_defaults: bool
 
 
 # "stock" runs TFX's components as TFX runs them: CsvExampleGen, TFMA's Evaluator, and Transform with its
@@ -58,7 +59,8 @@ def config_for(data_dir: str, work: str, variant: str) -> str:
     text = text.replace("  metric: binary_accuracy\n",
                         f"  metric: binary_accuracy\n  evaluator: {options.evaluator}\n")
     if options.tfx_transform_defaults:
-        text += "\ntransform:\n  materialize: true\n  statistics: true\n  tf_compat_v1: false\n"
+        text += ("\ntransform:\n  materialize: true\n  statistics: true\n  tf_compat_v1: false\n"
+                 "  batch_vocabulary_counts: false\n")
     text = text.replace("package://tfx/examples/chicago_taxi_pipeline/data/big_tipper_label", data_dir)
     text = text.replace("schema: taxi.schema.pbtxt", f"schema: {os.path.join(REPO, 'configs', 'taxi.schema.pbtxt')}")
     text = text.replace("../runs/taxi/", os.path.join(work, "out") + "/")
