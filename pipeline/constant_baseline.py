@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Dict, List, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Sequence, Tuple
+
+if TYPE_CHECKING:
+    from pipeline.report.cache import ChartCache
 
 # Labels read per split: enough for the metrics to 3 decimals, bounded in time and memory.
 MAX_LABELS = 100_000
@@ -63,3 +66,12 @@ def constant_metrics_of_examples(examples_uri: str, label: str, task: str, metri
     """constant_metrics for ExampleGen's output (its Split-train and Split-eval directories)."""
     return constant_metrics(read_labels(os.path.join(examples_uri, "Split-train"), label),
                             read_labels(os.path.join(examples_uri, "Split-eval"), label), task, metrics)
+
+
+def task_constant_metrics(examples_uri: str, label: str, task: str, cache: "ChartCache") -> Dict[str, float]:
+    """constant_metrics_of_examples for every metric of the task, kept in the run report's cache
+    (pipeline/report/cache.py) under the examples artifact's URI, which never changes: the run summary and
+    the report share it, and a cached re-run reads no labels (~0.5 s on the taxi splits)."""
+    from config import TASK_METRICS
+
+    return cache.value(constant_metrics_of_examples, examples_uri, label, task, list(TASK_METRICS[task]))

@@ -157,7 +157,10 @@ def _run_locked(config: PipelineConfig, emit_line: Callable[[str], None]) -> Run
             failure.report_file = write_run_report(config, emit_line, error=str(failure),
                                                    anomalies=failure.anomalies)
             raise failure from e
-    summary = read_summary(config.metadata_path, config.name, config.label.column, config.label.task)
+    from pipeline.report import run_cache
+
+    summary = read_summary(config.metadata_path, config.name, config.label.column, config.label.task,
+                           run_cache(config))
     summary.report_file = write_run_report(config, emit_line)
     summary.component_seconds = dict(progress.seconds)
     summary.component_seconds["total"] = round(time.monotonic() - started, 2)

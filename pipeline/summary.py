@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline import nodes
 from components.properties import BLESSED, AcceptedStatisticsProperties, PushedModelProperties
+
+if TYPE_CHECKING:
+    from pipeline.report.cache import ChartCache
 
 NODE_CONTEXT = "node"
 
@@ -147,9 +150,9 @@ def no_better_than_constant(metrics: Dict[str, float], constant: Dict[str, float
 
 
 def read_summary(metadata_path: str, pipeline_name: str, label: Optional[str] = None,
-                 task: Optional[str] = None) -> RunSummary:
+                 task: Optional[str] = None, cache: Optional["ChartCache"] = None) -> RunSummary:
     """What the latest executions produced; with the label column and task, also the constant predictor's
-    metrics (and a warning when the model does not beat it)."""
+    metrics (and a warning when the model does not beat it), kept in `cache` (the run report's) when given."""
     summary = RunSummary(pipeline_name=pipeline_name)
     store = open_store(metadata_path)
     gate = latest_execution(store, pipeline_name, nodes.DATA_GATE)
@@ -167,12 +170,12 @@ def read_summary(metadata_path: str, pipeline_name: str, label: Optional[str] = 
             summary.blessed = bool(_custom(blessing, BLESSED))
         example_gen = latest_execution(store, pipeline_name, nodes.EXAMPLE_GEN)
         if label and task and summary.metrics and example_gen is not None:
-            from config import METRICS
-            from pipeline.constant_baseline import constant_metrics_of_examples
+            from pipeline.constant_baseline import task_constant_metrics
+            from pipeline.report.cache import ChartCache
 
             for examples in output_artifacts(store, example_gen).get("examples", []):
-                summary.constant_metrics = constant_metrics_of_examples(
-                    examples.uri, label, task, [m for m in summary.metrics if m in METRICS])
+                constant = task_constant_metrics(examples.uri, label, task, cache or ChartCache(None))
+                summary.constant_metrics = {name: constant[name] for name in summary.metrics if name in constant}
             summary.warnings += no_better_than_constant(summary.metrics, summary.constant_metrics)
     pusher = latest_execution(store, pipeline_name, nodes.PUSHER)
     if pusher is not None:

@@ -207,3 +207,30 @@ def test_analyzer_values_are_read_once_per_transform_graph(taxi_run, tmp_path):
     assert again == first and calls == [graph]
     fare = next(values for values in first if values["name"] == "fare")
     assert fare["treatment"] == "zscore" and fare["mean"] > 0 and fare["std"] > 0
+
+
+def test_constant_metrics_are_read_once_per_examples_and_kept_by_the_runs_report(taxi_run, tmp_path, monkeypatch):
+    """The constant predictor's metrics: the labels are read once per ExampleGen output; the summary and the
+    report share the entry in the run report's cache, so a cached re-run reads no labels."""
+    from config import TASK_METRICS
+    from pipeline import constant_baseline
+    from pipeline.report import run_cache
+    from pipeline.report.cache import ChartCache
+    from pipeline.summary import read_summary
+
+    config = taxi_run["config"]
+    read = []
+    real = constant_baseline.read_labels
+    monkeypatch.setattr(constant_baseline, "read_labels", lambda *args: read.append(args) or real(*args))
+
+    def summary(cache):
+        return read_summary(config.metadata_path, config.name, config.label.column, config.label.task, cache)
+
+    # The shared run wrote its summary and report: the entry is there, kept by the report's pruning.
+    assert summary(run_cache(config)).constant_metrics == taxi_run["summary"].constant_metrics and read == []
+    first = summary(ChartCache(str(tmp_path / "cache")))
+    assert len(read) == 2  # the train and eval labels
+    again = summary(ChartCache(str(tmp_path / "cache")))
+    assert len(read) == 2 and again.constant_metrics == first.constant_metrics == taxi_run["summary"].constant_metrics
+    assert set(first.constant_metrics) == set(first.metrics) & set(TASK_METRICS[config.label.task])
+    assert 0.5 < first.constant_metrics["binary_accuracy"] < 1

@@ -20,6 +20,14 @@ class ReportFiles:
     pushed_model_card: Optional[str]  # in the pushed version's assets.extra/, when this run pushed it
 
 
+def run_cache(config: PipelineConfig):
+    """The cache beside the run's own report (pipeline/report/cache.py): its charts and values, and the
+    constant predictor's metrics that the run summary reads too."""
+    from pipeline.report.cache import ChartCache
+
+    return ChartCache(os.path.join(os.path.dirname(os.path.abspath(config.report_file)), CHART_CACHE_DIR))
+
+
 def _write_atomically(path: str, text: str) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     partial = f"{path}.partial"
@@ -42,7 +50,7 @@ def write_report(config: PipelineConfig, run_id: Optional[str] = None, output: O
     html_path = os.path.abspath(output or config.report_file)
     # The run's own report keeps its charts and values beside it, for the next run to reuse; `--output`
     # elsewhere does not.
-    cache = ChartCache(None if output else os.path.join(os.path.dirname(html_path), CHART_CACHE_DIR))
+    cache = ChartCache(None) if output else run_cache(config)
     report = collect(config, run_id, error, anomalies, cache) if run_started else not_started(config, error or "")
     card = model_card.build(report)
     _write_atomically(html_path, render_html(report, card, cache))

@@ -15,7 +15,7 @@ from ml_metadata.proto import metadata_store_pb2
 
 from components.data_gate.checks import Anomaly
 from components.properties import PushedModelProperties
-from config import TASK_METRICS, PipelineConfig
+from config import PipelineConfig
 from pipeline import nodes
 from pipeline.report.artifacts import (analyzer_values, read_evaluation, read_features, read_gate_report,
                                        read_training)
@@ -105,7 +105,7 @@ def collect(config: PipelineConfig, run_id: Optional[str] = None, error: Optiona
     """The report of a run (default: the latest) of the config's pipeline. `error` and `anomalies` come from
     the runner when the run it just made failed; for an older run they are read back where recorded. `cache`
     keeps what the transform graph gives (the analyzer values) for the next report."""
-    from pipeline.constant_baseline import constant_metrics_of_examples
+    from pipeline.constant_baseline import task_constant_metrics
 
     store = open_store(config.metadata_path)
     ids = run_ids(store, config.name)
@@ -144,8 +144,8 @@ def collect(config: PipelineConfig, run_id: Optional[str] = None, error: Optiona
     evaluation_uri = output(nodes.EVALUATOR, "evaluation")
     if evaluation_uri:
         examples = output(nodes.EXAMPLE_GEN, "examples")
-        constant = (constant_metrics_of_examples(examples, config.label.column, config.label.task,
-                                                 TASK_METRICS[config.label.task]) if examples else {})
+        constant = (task_constant_metrics(examples, config.label.column, config.label.task,
+                                          cache or ChartCache(None)) if examples else {})
         step = next(s for s in steps if s.node == nodes.EVALUATOR)
         blessing_ref = step.output("blessing")
         blessing = store.get_artifacts_by_id([blessing_ref.artifact_id])[0] if blessing_ref else None
