@@ -121,11 +121,13 @@ def statgen_statistics(examples_dir: str, statistics_dir: str, parquet: bool = F
     from tfx.types import standard_artifacts
 
     from components.statistics_gen.executor import Executor
+    from pipeline.dofn_specs import remembered_dofn_specs
 
     statistics = standard_artifacts.ExampleStatistics()
     statistics.uri = statistics_dir
-    Executor(BaseBeamExecutor.Context(beam_pipeline_args=beam_args())).Do(
-        {"examples": [train_examples(examples_dir, parquet)]}, {"statistics": [statistics]}, {})
+    with remembered_dofn_specs():
+        Executor(BaseBeamExecutor.Context(beam_pipeline_args=beam_args())).Do(
+            {"examples": [train_examples(examples_dir, parquet)]}, {"statistics": [statistics]}, {})
     return statistics_dir
 
 

@@ -226,6 +226,35 @@ def test_the_parquet_payload_is_read_without_tfx_bsls_per_row_telemetry(payloads
             assert_that(p | tfxio.BeamSource(batch_size=1000), check)
 
 
+def test_the_parquet_read_is_typed_and_sized_from_arrow_buffers(payloads):
+    """The read's row groups and batches are typed PCollections whose coders Beam sizes them with: an Arrow
+    IPC stream (a RecordBatch byte for byte as TFDV's coder writes it), the size taken from the buffers
+    rather than by pickling or writing out each sampled element."""
+    import apache_beam as beam
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from tensorflow_data_validation import types as tfdv_types
+
+    from components import parquet_read
+
+    files = split_files(payloads[PARQUET_PAYLOAD], "eval")
+    table = pa.concat_tables([pq.read_table(f) for f in files])
+    batch = table.combine_chunks().to_batches()[0]
+    assert isinstance(beam.coders.registry.get_coder(pa.RecordBatch), parquet_read.ArrowRecordBatchCoder)
+    assert isinstance(beam.coders.registry.get_coder(pa.Table), parquet_read.ArrowTableCoder)
+    ours, tfdvs = parquet_read.ArrowRecordBatchCoder(), tfdv_types._ArrowRecordBatchCoder()
+    assert ours.encode(batch) == tfdvs.encode(batch) and ours.decode(tfdvs.encode(batch)).equals(batch)
+    assert ours.estimate_size(batch) == batch.nbytes > 0
+    assert parquet_read.ArrowTableCoder().decode(parquet_read.ArrowTableCoder().encode(table)).equals(table)
+    assert parquet_read.ArrowTableCoder().estimate_size(table) == table.nbytes
+
+    pipeline = beam.Pipeline()
+    batches = pipeline | parquet_read.ParquetPayloadTFXIO(os.path.join(os.path.dirname(files[0]), "*")).BeamSource()
+    row_groups = batches.producer.inputs[0]  # the files' row groups, flattened
+    assert (row_groups.element_type, batches.element_type) == (pa.Table, pa.RecordBatch)
+    assert [read.element_type for read in row_groups.producer.inputs] == [pa.Table]
+
+
 
 def _transform_graph(examples, out):
     from tfx.components.transform.executor import Executor
