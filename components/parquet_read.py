@@ -34,14 +34,32 @@ from tfx_bsl.tfxio import tfxio as tfxio_module
 _IPC_OPTIONS = pa.ipc.IpcWriteOptions(use_threads=False)  # as TFDV's coder writes
 
 
-class ArrowRecordBatchCoder(beam.coders.Coder):
-    """A RecordBatch as a one-batch Arrow IPC stream (TFDV's encoding); its size estimated from its buffers."""
+class _ArrowStreamCoder(beam.coders.Coder):
+    """An Arrow value as an Arrow IPC stream; its size estimated from its buffers (`nbytes`)."""
+    arrow_type: type
 
-    def encode(self, value: pa.RecordBatch) -> bytes:
+    def _write(self, writer: pa.ipc.RecordBatchStreamWriter, value) -> None:
+        raise NotImplementedError
+
+    def encode(self, value) -> bytes:
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, value.schema, options=_IPC_OPTIONS) as writer:
-            writer.write_batch(value)
+            self._write(writer, value)
         return sink.getvalue().to_pybytes()
+
+    def estimate_size(self, value) -> int:
+        return value.nbytes
+
+    def to_type_hint(self):
+        return self.arrow_type
+
+
+class ArrowRecordBatchCoder(_ArrowStreamCoder):
+    """A RecordBatch as a one-batch stream: TFDV's encoding, byte for byte."""
+    arrow_type = pa.RecordBatch
+
+    def _write(self, writer: pa.ipc.RecordBatchStreamWriter, value: pa.RecordBatch) -> None:
+        writer.write_batch(value)
 
     def decode(self, encoded: bytes) -> pa.RecordBatch:
         reader = pa.ipc.open_stream(encoded)
@@ -52,30 +70,16 @@ class ArrowRecordBatchCoder(beam.coders.Coder):
             return batch
         raise ValueError("expected one RecordBatch in the encoded stream")
 
-    def estimate_size(self, value: pa.RecordBatch) -> int:
-        return value.nbytes
 
-    def to_type_hint(self):
-        return pa.RecordBatch
+class ArrowTableCoder(_ArrowStreamCoder):
+    """A Table (a Parquet row group)."""
+    arrow_type = pa.Table
 
-
-class ArrowTableCoder(beam.coders.Coder):
-    """A Table (a Parquet row group) as an Arrow IPC stream; its size estimated from its buffers."""
-
-    def encode(self, value: pa.Table) -> bytes:
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, value.schema, options=_IPC_OPTIONS) as writer:
-            writer.write_table(value)
-        return sink.getvalue().to_pybytes()
+    def _write(self, writer: pa.ipc.RecordBatchStreamWriter, value: pa.Table) -> None:
+        writer.write_table(value)
 
     def decode(self, encoded: bytes) -> pa.Table:
         return pa.ipc.open_stream(encoded).read_all()
-
-    def estimate_size(self, value: pa.Table) -> int:
-        return value.nbytes
-
-    def to_type_hint(self):
-        return pa.Table
 
 
 # After TFDV's own registration (made when tensorflow_data_validation.types is imported), which this replaces.
