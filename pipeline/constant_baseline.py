@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import TYPE_CHECKING, Dict, List, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 if TYPE_CHECKING:
     from pipeline.report.cache import ChartCache
@@ -72,28 +72,14 @@ def constant_metrics_of_examples(examples_uri: str, label: str, task: str, metri
 METRICS_CODE = ("pipeline.constant_baseline", "components.quantizer.gates", "components.evaluator.metrics")
 
 
-def _metrics_code_digest() -> str:
-    import hashlib
-    import importlib.util
-
-    digest = hashlib.sha256()
-    for module in METRICS_CODE:
-        with open(importlib.util.find_spec(module).origin, "rb") as f:
-            digest.update(f.read())
-    return digest.hexdigest()[:16]
-
-
-def _constant_metrics_for(examples_uri: str, label: str, task: str, metrics: Sequence[str],
-                          code_digest: str) -> Dict[str, float]:
-    return constant_metrics_of_examples(examples_uri, label, task, metrics)
-
-
-def task_constant_metrics(examples_uri: str, label: str, task: str, cache: "ChartCache") -> Dict[str, float]:
-    """constant_metrics_of_examples for every metric of the task, kept in the run report's cache
-    (pipeline/report/cache.py) under the examples artifact's URI, which never changes, and a digest of the
+def task_constant_metrics(examples_uri: str, label: str, task: str, cache: Optional["ChartCache"]
+                          ) -> Dict[str, float]:
+    """constant_metrics_of_examples for every metric of the task, kept in `cache` (the run report's,
+    pipeline/report/cache.py; None: computed) under the examples artifact's URI, which never changes, and the
     code that computes them: the run summary and the report share it, and a cached re-run reads no labels
     (~0.5 s on the taxi splits)."""
     from config import TASK_METRICS
+    from pipeline.report.cache import ChartCache
 
-    return cache.value(_constant_metrics_for, examples_uri, label, task, list(TASK_METRICS[task]),
-                       _metrics_code_digest())
+    return (cache or ChartCache(None)).value(constant_metrics_of_examples, examples_uri, label, task,
+                                             list(TASK_METRICS[task]), depends_on=METRICS_CODE)

@@ -171,10 +171,9 @@ def read_summary(metadata_path: str, pipeline_name: str, label: Optional[str] = 
         example_gen = latest_execution(store, pipeline_name, nodes.EXAMPLE_GEN)
         if label and task and summary.metrics and example_gen is not None:
             from pipeline.constant_baseline import task_constant_metrics
-            from pipeline.report.cache import ChartCache
 
             for examples in output_artifacts(store, example_gen).get("examples", []):
-                constant = task_constant_metrics(examples.uri, label, task, cache or ChartCache(None))
+                constant = task_constant_metrics(examples.uri, label, task, cache)
                 summary.constant_metrics = {name: constant[name] for name in summary.metrics if name in constant}
             summary.warnings += no_better_than_constant(summary.metrics, summary.constant_metrics)
     pusher = latest_execution(store, pipeline_name, nodes.PUSHER)

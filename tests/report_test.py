@@ -234,3 +234,27 @@ def test_constant_metrics_are_read_once_per_examples_and_kept_by_the_runs_report
     assert len(read) == 2 and again.constant_metrics == first.constant_metrics == taxi_run["summary"].constant_metrics
     assert set(first.constant_metrics) == set(first.metrics) & set(TASK_METRICS[config.label.task])
     assert 0.5 < first.constant_metrics["binary_accuracy"] < 1
+
+
+def test_a_cached_value_is_computed_again_when_a_module_it_depends_on_changes(tmp_path, monkeypatch):
+    """ChartCache.value(..., depends_on=modules): the modules' sources are part of the key (the constant
+    predictor's metrics name the code that computes them)."""
+    import importlib
+
+    from pipeline.report.cache import ChartCache
+
+    (tmp_path / "scoring_rule.py").write_text("FACTOR = 2\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    calls = []
+
+    def scored(x):
+        calls.append(x)
+        return x * 2
+
+    def value():
+        return ChartCache(str(tmp_path / "cache")).value(scored, 3, depends_on=("scoring_rule",))
+
+    assert value() == value() == 6 and calls == [3]
+    (tmp_path / "scoring_rule.py").write_text("FACTOR = 3\n")
+    assert value() == 6 and calls == [3, 3]

@@ -144,8 +144,8 @@ def collect(config: PipelineConfig, run_id: Optional[str] = None, error: Optiona
     evaluation_uri = output(nodes.EVALUATOR, "evaluation")
     if evaluation_uri:
         examples = output(nodes.EXAMPLE_GEN, "examples")
-        constant = (task_constant_metrics(examples, config.label.column, config.label.task,
-                                          cache or ChartCache(None)) if examples else {})
+        constant = (task_constant_metrics(examples, config.label.column, config.label.task, cache)
+                    if examples else {})
         step = next(s for s in steps if s.node == nodes.EVALUATOR)
         blessing_ref = step.output("blessing")
         blessing = store.get_artifacts_by_id([blessing_ref.artifact_id])[0] if blessing_ref else None
