@@ -1,0 +1,201 @@
+"""Beam's introspection of DoFns and of pipeline options, done once instead of at every ask.
+
+DoFn state and timer specs. While a pipeline is built and run, Beam asks of every DoFn whether it is
+stateful about nine times (ParDo's constructor, its runner API proto, the DirectRunner's visitor, the
+FnApiRunner's stages, the bundle processor...). Each ask, `apache_beam.transforms.userstate.get_dofn_specs`,
+walks `dir(dofn)` and takes `inspect.signature` of every bound method to find StateSpec / TimerSpec
+defaults. TFT builds ~400 ParDos for the taxi preprocessing_fn, and every bundle unpickles its DoFns into
+new objects (~1,150 objects per Transform at 1M rows), so Transform spent a large share of its fixed cost in
+`inspect` (README, "Performance"). The answer depends only on the bound methods that `dir(dofn)` finds. When
+the class alone decides them (no instance attribute holds a bound method or hides a class attribute, and
+the class has no attribute that computes its value per object, such as a property), it is remembered per
+class; otherwise per object, for as long as that object lives (a weak reference drops it).
+
+Pipeline option views. `PipelineOptions.view_as(cls)` builds a new argparse parser and parses the flags at
+every call; Beam calls it twice per transform it applies (`Pipeline.apply`, `_infer_result_type`), ~1,800
+times for the taxi Transform. A view holds nothing of its own: its option names come from the flags, which
+never change, and its values live in the dictionary it shares with the options it was made from. So one
+view per (options object, class) answers every call alike, and is remembered while the options object lives.
+
+Used around the local runner's pipeline run (pipeline/local_runner.py) and bench/floors' executors. Nothing
+that the pipelines compute changes; Dataflow builds its pipelines with Beam's own functions.
+"""
+from __future__ import annotations
+
+import contextlib
+import inspect
+import threading
+import types
+import weakref
+from typing import Any, Callable, Dict, FrozenSet, Iterator, Optional, Tuple
+
+Specs = Tuple[Any, Any]  # (set of StateSpec, set of TimerSpec), as Beam returns them
+# Class attributes whose value, read through an object, is the same for every object of the class (a function
+# reads as a method bound to the object, whose signature is the function's).
+_PER_CLASS_KINDS = (types.FunctionType, staticmethod, classmethod, types.BuiltinFunctionType,
+                    types.MethodDescriptorType, types.WrapperDescriptorType, types.ClassMethodDescriptorType)
+# Per-object attributes every Python object has: they read as a type, a dict or a weak reference, never a
+# bound method.
+_OBJECT_SLOTS = ("__class__", "__dict__", "__weakref__")
+
+
+def _beam_dofn_properties() -> Dict[str, Any]:
+    """beam.DoFn's own properties (_process_defined and the like): each reads as a bool for any object."""
+    from apache_beam.transforms.core import DoFn
+
+    return {name: value for name, value in vars(DoFn).items() if isinstance(value, property)}
+
+
+def _class_decides(cls: type) -> bool:
+    """Whether every attribute that `dir` lists on an object of `cls` reads the same for every object, as far
+    as bound methods go: plain values, functions, static and class methods, builtin method descriptors,
+    beam.DoFn's own properties; no other property, slot or descriptor, no __getattribute__ or __getattr__
+    of its own."""
+    if cls.__getattribute__ is not object.__getattribute__ or hasattr(cls, "__getattr__"):
+        return False
+    dofn_properties = _beam_dofn_properties()
+    for name in dir(cls):
+        value = inspect.getattr_static(cls, name)
+        if name in _OBJECT_SLOTS and isinstance(value, types.GetSetDescriptorType):
+            continue
+        if dofn_properties.get(name) is value:
+            continue
+        if hasattr(type(value), "__get__") and not isinstance(value, _PER_CLASS_KINDS):
+            return False
+    return True
+
+
+class RememberedSpecs:
+    """A drop-in for get_dofn_specs that asks `compute` once per DoFn class when the class decides the
+    answer, else once per live DoFn object.
+
+    An attribute of the object itself that is not a bound method is skipped by Beam's walk, and so is a
+    class attribute it hides (CallableWrapperDoFn stores its function as `process`): objects of one class
+    that hide the same names get the same answer, remembered per (class, hidden names)."""
+
+    def __init__(self, compute: Callable[[Any], Specs]):
+        self._compute = compute
+        self._decides: "weakref.WeakKeyDictionary[type, bool]" = weakref.WeakKeyDictionary()
+        self._by_class: "weakref.WeakKeyDictionary[type, Dict[FrozenSet[str], Specs]]" = (
+            weakref.WeakKeyDictionary())
+        self._by_object: Dict[int, Tuple[weakref.ref, Specs]] = {}
+        self._lock = threading.Lock()
+        self.asked = self.computed = 0  # how many times Beam asked, and how many `compute` ran
+
+    def __call__(self, dofn: Any) -> Specs:
+        self.asked += 1
+        cls = type(dofn)
+        decides = self._decides.get(cls)
+        if decides is None:
+            decides = self._decides[cls] = _class_decides(cls)
+        hidden = self._hidden_names(dofn, cls) if decides else None
+        if hidden is None:
+            return self._per_object(dofn)
+        answers = self._by_class.setdefault(cls, {})
+        specs = answers.get(hidden)
+        if specs is None:
+            specs = answers[hidden] = self._computed(dofn)
+        return specs
+
+    @staticmethod
+    def _hidden_names(dofn: Any, cls: type) -> Optional[FrozenSet[str]]:
+        """The class attributes that attributes of the object hide; None when one of the object's attributes
+        is a bound method (Beam's walk would inspect it) or the object has no __dict__ (slots)."""
+        own = getattr(dofn, "__dict__", None)
+        if own is None or any(isinstance(value, types.MethodType) for value in own.values()):
+            return None
+        return frozenset(name for name in own if hasattr(cls, name))
+
+    def _computed(self, dofn: Any) -> Specs:
+        self.computed += 1
+        return self._compute(dofn)
+
+    def _per_object(self, dofn: Any) -> Specs:
+        key = id(dofn)
+        remembered = self._by_object.get(key)
+        if remembered is not None and remembered[0]() is dofn:
+            return remembered[1]
+        specs = self._computed(dofn)
+        try:
+            # The id of a collected object can be reused: the entry goes with its object.
+            ref = weakref.ref(dofn, lambda _, key=key: self._forget(key))
+        except TypeError:  # an object without weak references: asked every time, as Beam does
+            return specs
+        with self._lock:
+            self._by_object[key] = (ref, specs)
+        return specs
+
+    def _forget(self, key: int) -> None:
+        with self._lock:
+            remembered = self._by_object.get(key)
+            if remembered is not None and remembered[0]() is None:
+                del self._by_object[key]
+
+    def __len__(self) -> int:
+        """Answers held: per class and hidden names, and per object."""
+        return sum(len(answers) for answers in self._by_class.values()) + len(self._by_object)
+
+
+class RememberedViews:
+    """A drop-in for PipelineOptions.view_as that makes one view per live options object and view class."""
+
+    def __init__(self, view_as: Callable[[Any, type], Any]):
+        self._view_as = view_as
+        self._views: Dict[int, Tuple[weakref.ref, Dict[type, Any]]] = {}
+        self._lock = threading.Lock()
+        self.asked = self.made = 0
+
+    def __call__(self, options: Any, cls: type) -> Any:
+        self.asked += 1
+        key = id(options)
+        remembered = self._views.get(key)
+        if remembered is None or remembered[0]() is not options:
+            remembered = (weakref.ref(options, lambda _, key=key: self._forget(key)), {})
+            with self._lock:
+                self._views[key] = remembered
+        view = remembered[1].get(cls)
+        if view is None:
+            view = remembered[1][cls] = self._view_as(options, cls)
+            self.made += 1
+        return view
+
+    def _forget(self, key: int) -> None:
+        with self._lock:
+            remembered = self._views.get(key)
+            if remembered is not None and remembered[0]() is None:
+                del self._views[key]
+
+    def __len__(self) -> int:
+        return len(self._views)
+
+
+class Remembered:
+    """What the block below remembers: `specs` and `views`, with their counts."""
+
+    def __init__(self, specs: RememberedSpecs, views: RememberedViews):
+        self.specs, self.views = specs, views
+
+
+@contextlib.contextmanager
+def remembered_beam_introspection() -> Iterator[Remembered]:
+    """Within the block Beam's get_dofn_specs answers once per DoFn class (or object) and
+    PipelineOptions.view_as once per options object and class; Beam's own functions are restored afterwards.
+
+    Beam's callers look get_dofn_specs up in its module at each call (`userstate.get_dofn_specs(...)`, and
+    `is_stateful_dofn` / `validate_stateful_dofn` inside that module), except the DirectRunner's legacy
+    transform evaluators, which imported the names and keep Beam's own function. view_as is a method, looked
+    up on the class."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.transforms import userstate
+
+    original_specs = userstate.get_dofn_specs
+    original_view_as = PipelineOptions.__dict__["view_as"]
+    remembered = Remembered(RememberedSpecs(original_specs), RememberedViews(original_view_as))
+    views = remembered.views
+    userstate.get_dofn_specs = remembered.specs
+    PipelineOptions.view_as = lambda self, cls: views(self, cls)
+    try:
+        yield remembered
+    finally:
+        userstate.get_dofn_specs = original_specs
+        PipelineOptions.view_as = original_view_as

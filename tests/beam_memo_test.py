@@ -1,0 +1,122 @@
+"""pipeline/beam_memo.py: Beam's DoFn state/timer introspection answered once per DoFn class (or object, when
+the object could change the answer) and PipelineOptions views made once per options object, with Beam's
+answers; pipelines with state and timers still run under it."""
+from __future__ import annotations
+
+import gc
+
+import apache_beam as beam
+from apache_beam.coders import VarIntCoder
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.transforms import userstate
+from apache_beam.transforms.core import CallableWrapperDoFn
+from apache_beam.transforms.timeutil import TimeDomain
+
+from pipeline.beam_memo import RememberedSpecs, RememberedViews, remembered_beam_introspection
+
+BEAM_ARGS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+
+
+class SumPerKey(beam.DoFn):
+    """Stateful: the values of a key in a bag, summed when a watermark timer fires."""
+    VALUES = userstate.BagStateSpec("values", VarIntCoder())
+    FLUSH = userstate.TimerSpec("flush", TimeDomain.WATERMARK)
+
+    def process(self, element, values=beam.DoFn.StateParam(VALUES), flush=beam.DoFn.TimerParam(FLUSH),
+                key=beam.DoFn.KeyParam):
+        values.add(element[1])
+        flush.set(0)
+
+    @userstate.on_timer(FLUSH)
+    def on_flush(self, key=beam.DoFn.KeyParam, values=beam.DoFn.StateParam(VALUES)):
+        yield key, sum(values.read())
+
+
+class Doubled(beam.DoFn):
+    def process(self, element):
+        yield element * 2
+
+
+class WithProperty(beam.DoFn):
+    """A property of its own could read as a different bound method for each object."""
+
+    def __init__(self, target):
+        self._target = target
+
+    @property
+    def extra(self):
+        return self._target.process
+
+    def process(self, element):
+        yield element
+
+
+def test_the_same_specs_as_beam_computed_once_per_class():
+    remembered = RememberedSpecs(userstate.get_dofn_specs)
+    for _ in range(5):
+        stateful, plain = SumPerKey(), Doubled()
+        assert remembered(stateful) == userstate.get_dofn_specs(stateful)
+        assert remembered(plain) == userstate.get_dofn_specs(plain) == (set(), set())
+    states, timers = remembered(SumPerKey())
+    assert {s.name for s in states} == {"values"} and {t.name for t in timers} == {"ts-flush"}
+    assert remembered.computed == 2 and len(remembered) == 2
+    # Beam's wrapper of a function stores it as the object's `process`: one answer per class and hidden names.
+    for fn in (lambda x: x, lambda x: [x]):
+        wrapper = CallableWrapperDoFn(fn)
+        assert remembered(wrapper) == userstate.get_dofn_specs(wrapper)
+    assert remembered.computed == 3
+
+
+def test_objects_that_can_change_the_answer_are_asked_per_object():
+    remembered = RememberedSpecs(userstate.get_dofn_specs)
+    # A bound method held by the object: Beam's walk inspects it, and finds the state and timer it declares.
+    holding = Doubled()
+    holding.flush_from = SumPerKey().process
+    assert remembered(holding) == userstate.get_dofn_specs(holding) != (set(), set())
+    assert remembered(Doubled()) == (set(), set())
+    # A property of the class's own: per object too.
+    stateful, plain = WithProperty(SumPerKey()), WithProperty(Doubled())
+    assert remembered(stateful) == userstate.get_dofn_specs(stateful) != (set(), set())
+    assert remembered(plain) == userstate.get_dofn_specs(plain) == (set(), set())
+    assert remembered.computed == 4 and len(remembered) == 4
+    del holding, stateful
+    gc.collect()
+    assert len(remembered) == 2  # the entries went with their objects: a reused id cannot hit them
+    assert remembered(WithProperty(SumPerKey())) != (set(), set()) and remembered.computed == 5
+
+
+def test_option_views_made_once_and_alike():
+    remembered = RememberedViews(PipelineOptions.view_as)
+    options = PipelineOptions(["--direct_num_workers=3", "--runner=DirectRunner"])
+    view = remembered(options, DirectOptions)
+    assert remembered(options, DirectOptions) is view and view.direct_num_workers == 3
+    # Values are shared with the options and every other view, Beam's own included.
+    remembered(options, StandardOptions).streaming = True
+    assert options.view_as(StandardOptions).streaming is True
+    options.view_as(DirectOptions).direct_num_workers = 5
+    assert view.direct_num_workers == 5
+    assert (remembered.asked, remembered.made) == (3, 2)
+    other = PipelineOptions(["--direct_num_workers=2"])
+    assert remembered(other, DirectOptions).direct_num_workers == 2 and len(remembered) == 2
+    del other
+    gc.collect()
+    assert len(remembered) == 1
+
+
+def test_pipelines_with_state_and_timers_run_under_it_and_beam_is_restored():
+    original_specs, original_view_as = userstate.get_dofn_specs, PipelineOptions.view_as
+    with remembered_beam_introspection() as remembered:
+        assert userstate.get_dofn_specs is remembered.specs
+        with beam.Pipeline(argv=BEAM_ARGS) as p:
+            counts = (p | beam.Create([("a", 1), ("b", 2), ("a", 3), ("b", 4), ("a", 5)])
+                      | beam.ParDo(SumPerKey()))
+            doubled = p | "Numbers" >> beam.Create([1, 2, 3]) | beam.ParDo(Doubled())
+            assert_that(counts, equal_to([("a", 9), ("b", 6)]), label="counts")
+            assert_that(doubled, equal_to([2, 4, 6]), label="doubled")
+        # Beam asked about each DoFn class several times while building and running the pipeline, and for
+        # the same views of the pipeline's options.
+        specs, views = remembered.specs, remembered.views
+        assert 0 < specs.computed and specs.asked >= 3 * specs.computed
+        assert 0 < views.made and views.asked >= 3 * views.made
+    assert userstate.get_dofn_specs is original_specs and PipelineOptions.view_as is original_view_as
