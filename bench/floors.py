@@ -121,11 +121,11 @@ def statgen_statistics(examples_dir: str, statistics_dir: str, parquet: bool = F
     from tfx.types import standard_artifacts
 
     from components.statistics_gen.executor import Executor
-    from pipeline.dofn_specs import remembered_dofn_specs
+    from pipeline.beam_memo import remembered_beam_introspection
 
     statistics = standard_artifacts.ExampleStatistics()
     statistics.uri = statistics_dir
-    with remembered_dofn_specs():
+    with remembered_beam_introspection():
         Executor(BaseBeamExecutor.Context(beam_pipeline_args=beam_args())).Do(
             {"examples": [train_examples(examples_dir, parquet)]}, {"statistics": [statistics]}, {})
     return statistics_dir
@@ -152,25 +152,26 @@ def to_parquet(csv_path: str, parquet_path: str) -> int:
 
 
 def transform(examples_dir: str, schema_dir: str, out_dir: str, parquet: bool = False) -> str:
-    """TFX's Transform executor as the pipeline runs it on the taxi config (analyzers only), DirectRunner in
-    memory; with `parquet`, on a Parquet payload. Returns the transform graph's directory."""
+    """The pipeline's Transform executor (TFX's, tracing once for its inspections) as the pipeline runs it on the
+    taxi config (analyzers only), DirectRunner in memory; with `parquet`, on a Parquet payload. Returns the
+    transform graph's directory."""
     import json
 
-    from tfx.components.transform.executor import Executor
     from tfx.dsl.components.base.base_beam_executor import BaseBeamExecutor
     from tfx.types import standard_artifacts
 
     from config import load_config
-    from pipeline.dofn_specs import remembered_dofn_specs
-    from pipeline.pipeline import PREPROCESSING_FN
+    from pipeline.beam_memo import remembered_beam_introspection
+    from pipeline.pipeline import PREPROCESSING_FN, transform_component
 
     config = load_config(TAXI_CONFIG)
     schema = standard_artifacts.Schema()
     schema.uri = schema_dir  # holding schema.pbtxt only
     graph = standard_artifacts.TransformGraph()
     graph.uri = os.path.join(out_dir, "transform_graph")
-    with remembered_dofn_specs():
-        Executor(BaseBeamExecutor.Context(beam_pipeline_args=config.beam.pipeline_args(),
+    executor = transform_component(config).EXECUTOR_SPEC.executor_class
+    with remembered_beam_introspection():
+        executor(BaseBeamExecutor.Context(beam_pipeline_args=config.beam.pipeline_args(),
                                           tmp_dir=os.path.join(out_dir, "tmp"), unique_id="1")).Do(
             {"examples": [train_examples(examples_dir, parquet)], "schema": [schema]}, {"transform_graph": [graph]},
             {"preprocessing_fn": PREPROCESSING_FN, "custom_config": json.dumps(config.to_custom_config().to_json()),

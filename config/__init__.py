@@ -6,7 +6,7 @@ The names most code needs are re-exported here: `from config import PipelineConf
 """
 from config.load import load_config
 from config.schema import (CLOUD_TARGETS, IDEAL_SIZE_RATIO, METRICS, NUMERIC_TREATMENTS, ON_GATE_FAILURE,
-                           PARQUET_PAYLOAD, PAYLOADS, TF_EXAMPLE_PAYLOAD,
+                           PARQUET_PAYLOAD, PAYLOADS, TF_EXAMPLE_PAYLOAD, TFXP_TRANSFORM,
                            QUANTIZATION_METHODS, TASK_METRICS, TASKS, TREATMENTS, BeamConfig, CloudConfig,
                            CustomConfig, DataConfig, EvaluationConfig, FeatureConfig, LabelConfig, Metric,
                            ModelCardConfig, ModelConfig, PipelineConfig, QuantizationConfig, TrainingConfig, TransformConfig,
@@ -17,7 +17,7 @@ from config.sections import ConfigError, resolve_data_path
 from config.text import MAX_LISTED, listed
 
 __all__ = ["load_config", "CLOUD_TARGETS", "IDEAL_SIZE_RATIO", "METRICS", "NUMERIC_TREATMENTS", "ON_GATE_FAILURE",
-           "PARQUET_PAYLOAD", "PAYLOADS", "TF_EXAMPLE_PAYLOAD",
+           "PARQUET_PAYLOAD", "PAYLOADS", "TF_EXAMPLE_PAYLOAD", "TFXP_TRANSFORM",
            "QUANTIZATION_METHODS", "TASK_METRICS", "TASKS", "TREATMENTS", "BeamConfig", "CloudConfig",
            "CustomConfig", "DataConfig", "EvaluationConfig", "FeatureConfig", "LabelConfig", "Metric",
            "ModelCardConfig", "ModelConfig", "PipelineConfig", "QuantizationConfig", "TrainingConfig", "TransformConfig",

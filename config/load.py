@@ -16,7 +16,7 @@ import yaml
 from config.cloud import load_cloud
 from config.file_probe import probe_columns
 from config.schema import (CSV_READERS, DATA_FORMATS, EVALUATORS, METRICS, NUMERIC_TREATMENTS, PARQUET_PAYLOAD, PAYLOADS,
-                           PICKLE_LIBRARIES, RUNNING_MODES,
+                           PICKLE_LIBRARIES, RUNNING_MODES, TRANSFORM_EXECUTORS,
                            TASK_METRICS, TASKS, TREATMENTS, BeamConfig, DataConfig, EvaluationConfig, FeatureConfig, LabelConfig, ModelCardConfig, ModelConfig, ON_GATE_FAILURE,
                            PipelineConfig, QUANTIZATION_METHODS, QuantizationConfig, TrainingConfig, TransformConfig,
                            ValidationConfig, default_float_serving_dir, default_gates,
@@ -242,7 +242,8 @@ def _load_transform(section: Section) -> TransformConfig:
                                 statistics=section.get("statistics", bool, TransformConfig.statistics),
                                 tf_compat_v1=section.get("tf_compat_v1", bool, TransformConfig.tf_compat_v1),
                                 batch_vocabulary_counts=section.get("batch_vocabulary_counts", bool,
-                                                                    TransformConfig.batch_vocabulary_counts))
+                                                                    TransformConfig.batch_vocabulary_counts),
+                                executor=section.choice("executor", TRANSFORM_EXECUTORS, TransformConfig.executor))
     section.finish()
     return transform
 

@@ -29,6 +29,10 @@ TF_EXAMPLE_PAYLOAD, PARQUET_PAYLOAD = PAYLOADS
 # How the Evaluator computes metrics: "columnar" (components/evaluator: a batch at a time with numpy; TFMA's
 # config, validation, output files and blessing) or "tfma" (TFX's Evaluator, one example at a time).
 EVALUATORS = ("columnar", "tfma")
+# Transform's executor: "tfxp" (components/transform: TFX's, with the preprocessing_fn traced once for the
+# inspections before the analysis, and a Parquet payload read without tfx-bsl's per-row telemetry) or "tfx".
+TRANSFORM_EXECUTORS = ("tfxp", "tfx")
+TFXP_TRANSFORM, TFX_TRANSFORM = TRANSFORM_EXECUTORS
 RUNNING_MODES = ("in_memory", "multi_threading", "multi_processing")
 PICKLE_LIBRARIES = ("cloudpickle", "dill", "default")
 LOCAL_TARGET = "local"  # LocalDagRunner
@@ -138,6 +142,7 @@ class TransformConfig:
     # Count vocabulary tokens per batch in the graph (every token weighted 1.0; the same vocabularies), instead
     # of tf.Transform's one Beam element per token (1M taxi rows: 4.6M elements, ~6 s).
     batch_vocabulary_counts: bool = True
+    executor: str = TFXP_TRANSFORM  # one of TRANSFORM_EXECUTORS
 
 
 @dataclasses.dataclass(frozen=True)

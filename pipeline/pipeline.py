@@ -12,7 +12,8 @@ from typing import List
 import tensorflow_model_analysis as tfma
 # Modules rather than the `tfx.v1` facade: that also imports the Google Cloud extensions (aiplatform),
 # ~2.5 s of start-up that a local run does not use.
-from tfx.components import CsvExampleGen, Evaluator, ExampleValidator, ImportExampleGen, SchemaGen, Transform
+from tfx.components import CsvExampleGen, Evaluator, ExampleValidator, ImportExampleGen, SchemaGen
+from tfx.components import Transform as TfxTransform
 from tfx.dsl.components.common.resolver import Resolver
 from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import LatestArtifactStrategy
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
@@ -30,7 +31,8 @@ from components.example_gen.component import ColumnarCsvExampleGen, ParquetExamp
 from components.quantizer.component import QuantizingPusher
 from components.statistics_gen.component import StatisticsGen
 from components.trainer.component import Trainer
-from config import METRICS, PARQUET_PAYLOAD, TASK_METRICS, PipelineConfig
+from components.transform.component import Transform
+from config import METRICS, PARQUET_PAYLOAD, TASK_METRICS, TFXP_TRANSFORM, PipelineConfig
 from pipeline import nodes
 from preprocessing.transform import transformed_name
 from serving.layout import EXAMPLES_SIGNATURE
@@ -69,6 +71,12 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
                                     preprocessing_function_names=["transform_features"])],
         slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[name]) for name in ev.slices],
         metrics_specs=[tfma.MetricsSpec(metrics=metrics)])
+
+
+def transform_component(config: PipelineConfig) -> type:
+    """transform.executor: "tfxp" (default), TFX's Transform with components/transform's executor; "tfx",
+    TFX's own."""
+    return Transform if config.transform.executor == TFXP_TRANSFORM else TfxTransform
 
 
 def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
@@ -125,7 +133,7 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         # The analyzer cache pays off only when later runs analyze some of the same input spans again;
         # writing it cost ~2 s per run here.
         transform_cache = {"disable_analyzer_cache": True}
-    transform = Transform(
+    transform = transform_component(config)(
         examples=training_examples, schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN, custom_config=custom_config,
         # By default (transform.statistics: false) no pre- and post-transform statistics: StatisticsGen

@@ -101,6 +101,7 @@ def test_pipeline_root_override_moves_the_metadata_store(tiny, tmp_path):
     (MINIMAL + "transform: {batch_vocabulary_counts: yes please}\n", "transform.batch_vocabulary_counts",
      "must be bool"),
     (MINIMAL + "transform: {cache: true}\n", "transform.cache", "unknown key"),
+    (MINIMAL + "transform: {executor: beam}\n", "transform.executor", "must be one of"),
     (MINIMAL.replace("x: zscore", "x: {treatment: zscore, fill: median}"), "features.x.fill",
      "must be 'mean' or a number"),
 ])
@@ -239,6 +240,9 @@ def test_transform_writes_no_transformed_splits_or_statistics_unless_asked(tiny)
     """TFX's Transform options: off by default (tfxp's Trainer transforms raw batches itself), TFX's defaults
     with transform: {materialize: true, statistics: true, tf_compat_v1: false}; tfxp traces the
     preprocessing_fn into a TF1 graph unless tf_compat_v1 is false. End to end in formats_test.py."""
+    from tfx.components.transform.executor import Executor as TfxTransformExecutor
+
+    from components.transform.executor import Executor as TfxpTransformExecutor
     from pipeline import nodes
     from pipeline.pipeline import create_pipeline
 
@@ -253,8 +257,11 @@ def test_transform_writes_no_transformed_splits_or_statistics_unless_asked(tiny)
     assert node.exec_properties["force_tf_compat_v1"] == 1
     # The preprocessing_fn reads batch_vocabulary_counts from custom_config (tests/preprocessing_test.py).
     assert json.loads(node.exec_properties["custom_config"])["batch_vocabulary_counts"] is True
+    # tfxp's executor (components/transform) unless transform.executor is tfx.
+    assert node.executor_spec.executor_class is TfxpTransformExecutor
     options, node = transform_node(MINIMAL + "transform: {materialize: true, statistics: true, tf_compat_v1: false, "
-                                             "batch_vocabulary_counts: false}\n")
+                                             "batch_vocabulary_counts: false, executor: tfx}\n")
+    assert node.executor_spec.executor_class is TfxTransformExecutor
     assert (options.materialize, options.statistics, options.tf_compat_v1) == (True, True, False)
     assert "transformed_examples" in node.outputs and node.exec_properties["disable_statistics"] == 0
     assert node.exec_properties["force_tf_compat_v1"] == 0

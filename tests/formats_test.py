@@ -60,9 +60,10 @@ def config_for(tmp_path, data_format):
     text = open(CONFIG).read().replace("path: ../data/iris", f"path: {data}\n  format: {data_format}")
     text = text.replace("../runs/iris/", f"{tmp_path / data_format}/out/")
     if data_format == "tfrecord":  # TFX Transform's defaults: the transformed splits, statistics, a TF2 graph,
-        # tf.Transform's own token counting (the label vocabulary: the same class ids as the other formats)
+        # tf.Transform's own token counting (the label vocabulary: the same class ids as the other formats),
+        # TFX's own executor
         text += ("\ntransform:\n  materialize: true\n  statistics: true\n  tf_compat_v1: false\n"
-                 "  batch_vocabulary_counts: false\n")
+                 "  batch_vocabulary_counts: false\n  executor: tfx\n")
     path = tmp_path / data_format / "iris.yaml"
     path.write_text(text)
     return str(path)

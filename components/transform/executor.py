@@ -1,0 +1,106 @@
+"""TFX's Transform executor (tfx 1.16), with the preprocessing_fn traced once for the questions asked before
+the analysis pipeline is built, and a Parquet payload read without tfx-bsl's per-row read telemetry.
+
+Traces. Before it builds the Beam pipeline, TFX's Transform executor asks tf.Transform about the
+preprocessing_fn four times: which columns the analyzers read (twice: in `Transform` and again in
+`_RunBeamImpl`), which columns the transform reads, and which analysis cache entries there would be (asked
+even with the cache off, to estimate the stage count). Each answer traced the preprocessing_fn into a new
+graph, beside the one trace that AnalyzeDataset makes to build the pipeline: five traces of the whole
+function per run, ~0.3-0.5 s each on the taxi config. The four questions only read the graph they trace
+(tensorflow_transform.inspect_preprocessing_fn and analysis_graph_builder.get_analysis_cache_entry_keys).
+Within one `Do`, those two modules are handed a stand-in for tf.Transform's impl_helper whose
+`trace_preprocessing_function` returns the first trace of the same function object on equal input specs.
+AnalyzeDataset keeps its own trace, which it extends and saves.
+
+Read. TFX's executor reads each dataset through the TFXIO that `TransformProcessor._CreateTFXIO` makes; on a
+Parquet payload that is tfx-bsl's ParquetTFXIO, whose BeamSource walks every row of a random 10% of the
+batches in Python for its telemetry (components/parquet_read.py): ~1-1.5 s per sampled 65k-row row group,
+none to several per 1M rows, so the same Transform took anywhere from 8 to 15 s. `Do` instantiates
+TransformProcessor by its module name, so within one `Do` that name is this module's subclass, whose
+_CreateTFXIO returns components/parquet_read's ParquetPayloadTFXIO for a ParquetTFXIO (the same files,
+columns, schema and projection) and TFX's TFXIO otherwise.
+
+The answers, the pipeline and the transform graph are what TFX's executor makes (tests/transform_executor_test.py).
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Dict, Iterator, List, Tuple
+
+from tfx import types
+from tfx.components.transform import executor as tfx_transform_executor
+from tfx_bsl.tfxio import tfxio as tfxio_module
+
+from components.parquet_read import without_read_telemetry
+
+
+class SharedTraces:
+    """Stands in for the tensorflow_transform.impl_helper module: every attribute is the module's, except
+    `trace_preprocessing_function`, which traces a function on given specs once. `traced` counts the traces
+    made, `asked` the requests."""
+
+    def __init__(self, impl_helper: Any):
+        self._impl_helper = impl_helper
+        self._traces: List[Tuple[Any, Dict[str, Any], bool, Any]] = []
+        self.asked = self.traced = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._impl_helper, name)
+
+    def trace_preprocessing_function(self, preprocessing_fn, input_specs, use_tf_compat_v1, base_temp_dir=None):
+        self.asked += 1
+        for fn, specs, tf_compat_v1, trace in self._traces:
+            if fn is preprocessing_fn and tf_compat_v1 == use_tf_compat_v1 and specs == input_specs:
+                return trace
+        trace = self._impl_helper.trace_preprocessing_function(preprocessing_fn, input_specs, use_tf_compat_v1,
+                                                               base_temp_dir)
+        self.traced += 1
+        self._traces.append((preprocessing_fn, dict(input_specs), use_tf_compat_v1, trace))
+        return trace
+
+
+@contextlib.contextmanager
+def shared_inspection_traces() -> Iterator[SharedTraces]:
+    """Within the block, tf.Transform's inspections of a preprocessing_fn share one trace; restored after.
+    Not for concurrent Transforms in one process (the module attributes are process-wide), which TFX's
+    runners never do: an executor runs one `Do` at a time."""
+    from tensorflow_transform import impl_helper, inspect_preprocessing_fn
+    from tensorflow_transform.beam import analysis_graph_builder
+
+    inspecting = (inspect_preprocessing_fn, analysis_graph_builder)
+    shared = SharedTraces(impl_helper)
+    for module in inspecting:
+        module.impl_helper = shared
+    try:
+        yield shared
+    finally:
+        for module in inspecting:
+            module.impl_helper = impl_helper
+
+
+class TransformProcessor(tfx_transform_executor.TransformProcessor):
+    """TFX's TransformProcessor; a Parquet payload is read without tfx-bsl's per-row telemetry."""
+
+    def _CreateTFXIO(self, dataset: Any, schema: Any) -> tfxio_module.TFXIO:
+        return without_read_telemetry(super()._CreateTFXIO(dataset, schema))
+
+
+@contextlib.contextmanager
+def tfxp_transform_processor() -> Iterator[None]:
+    """Within the block TFX's Transform executor instantiates this module's TransformProcessor."""
+    original = tfx_transform_executor.TransformProcessor
+    tfx_transform_executor.TransformProcessor = TransformProcessor
+    try:
+        yield
+    finally:
+        tfx_transform_executor.TransformProcessor = original
+
+
+class Executor(tfx_transform_executor.Executor):
+    """TFX's Transform executor; its inspections of the preprocessing_fn share one trace, and a Parquet payload
+    is read without the per-row telemetry."""
+
+    def Do(self, input_dict: Dict[str, List[types.Artifact]], output_dict: Dict[str, List[types.Artifact]],
+           exec_properties: Dict[str, Any]) -> None:
+        with shared_inspection_traces(), tfxp_transform_processor():
+            super().Do(input_dict, output_dict, exec_properties)

@@ -1,0 +1,147 @@
+"""components/transform: TFX's Transform executor with the preprocessing_fn traced once for its inspections
+and a Parquet payload read without tfx-bsl's per-row telemetry. On a taxi sample, as tf.Examples and as a
+Parquet payload, it makes the transform graph TFX's own executor makes (the same vocabulary files, the same
+outputs for the same raw values), from two traces of the preprocessing_fn instead of five."""
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+from tensorflow_transform import impl_helper, inspect_preprocessing_fn
+from tensorflow_transform.beam import analysis_graph_builder
+from tfx.components.transform import executor as tfx_module
+from tfx.components.transform.executor import Executor as TfxExecutor
+from tfx.proto import example_gen_pb2
+from tfx.types import standard_artifacts
+from tfx_bsl.tfxio import parquet_tfxio
+
+from conftest import REPO, run_example_gen, sample_taxi_csv
+from components.example_gen import executor as columnar_executor
+from components.parquet_read import ParquetPayloadTFXIO
+from components.transform import executor as transform_executor
+from components.transform.executor import Executor, SharedTraces, shared_inspection_traces
+from config import load_config
+from pipeline.pipeline import PREPROCESSING_FN
+
+
+@pytest.fixture(scope="module")
+def taxi_examples(tmp_path_factory):
+    root = tmp_path_factory.mktemp("transform_executor")
+    (root / "data").mkdir()
+    sample_taxi_csv(root / "data" / "sample.csv", 2000)
+    examples = {payload: run_example_gen(columnar_executor.Executor, root / "data", root / f"examples_{payload}",
+                                         payload_format)
+                for payload, payload_format in (("tf_example", example_gen_pb2.FORMAT_TF_EXAMPLE),
+                                                ("parquet", example_gen_pb2.FORMAT_PARQUET))}
+    schema_dir = root / "schema"
+    schema_dir.mkdir()
+    shutil.copy(os.path.join(REPO, "configs", "taxi.schema.pbtxt"), schema_dir / "schema.pbtxt")
+    schema = standard_artifacts.Schema()
+    schema.uri = str(schema_dir)
+    return root, examples, schema
+
+
+def run_transform(executor_class, examples, schema, out):
+    """The executor as the pipeline runs it on the taxi config (analyzers only); returns the graph's URI,
+    how many times the preprocessing_fn was traced and the types of the TFXIOs TFX's TransformProcessor
+    made."""
+    config = load_config(os.path.join(REPO, "configs", "taxi.yaml"))
+    graph = standard_artifacts.TransformGraph()
+    graph.uri = str(out / "transform_graph")
+    original, traces = impl_helper.trace_preprocessing_function, []
+    tfxios = []
+
+    def counted(*args, **kwargs):
+        traces.append(args[0])
+        return original(*args, **kwargs)
+
+    def recorded(create, processor_class):
+        """`create`, noting what it made for an object of processor_class (ours calls TFX's in turn)."""
+        def create_tfxio(processor, dataset, schema):
+            tfxio = create(processor, dataset, schema)
+            if type(processor) is processor_class:
+                tfxios.append(type(tfxio))
+            return tfxio
+        return create_tfxio
+
+    impl_helper.trace_preprocessing_function = counted
+    tfx_create, tfxp_create = (tfx_module.TransformProcessor._CreateTFXIO,
+                               transform_executor.TransformProcessor.__dict__["_CreateTFXIO"])
+    tfx_module.TransformProcessor._CreateTFXIO = recorded(tfx_create, tfx_module.TransformProcessor)
+    transform_executor.TransformProcessor._CreateTFXIO = recorded(tfxp_create,
+                                                                   transform_executor.TransformProcessor)
+    try:
+        executor_class(executor_class.Context(beam_pipeline_args=config.beam.pipeline_args(),
+                                              tmp_dir=str(out / "tmp"), unique_id="1")).Do(
+            {"examples": [examples], "schema": [schema]}, {"transform_graph": [graph]},
+            {"preprocessing_fn": PREPROCESSING_FN, "custom_config": json.dumps(config.to_custom_config().to_json()),
+             "disable_statistics": True, "force_tf_compat_v1": config.transform.tf_compat_v1,
+             "splits_config": None, "disable_analyzer_cache": True})
+    finally:
+        impl_helper.trace_preprocessing_function = original
+        tfx_module.TransformProcessor._CreateTFXIO = tfx_create
+        transform_executor.TransformProcessor._CreateTFXIO = tfxp_create
+    return graph.uri, len(traces), set(tfxios)
+
+
+def transformed(graph_dir):
+    """The graph's outputs for two raw rows holding 1 and 2 (as text for string features) in every column."""
+    output = tft.TFTransformOutput(graph_dir)
+    raw = {}
+    for name, feature in output.raw_feature_spec().items():
+        values = tf.constant(["1", "2"]) if feature.dtype == tf.string else tf.constant([1, 2], feature.dtype)
+        raw[name] = tf.sparse.from_dense(tf.reshape(values, [2, 1]))
+    return {name: value.numpy() for name, value in output.transform_features_layer()(raw).items()}
+
+
+def assets(graph_dir):
+    folder = os.path.join(graph_dir, "transform_fn", "assets")
+    return {name: open(os.path.join(folder, name)).read() for name in sorted(os.listdir(folder))}
+
+
+@pytest.mark.parametrize("payload", ["tf_example", "parquet"])
+def test_one_trace_for_the_inspections_and_the_same_transform_graph(taxi_examples, payload):
+    root, examples, schema = taxi_examples
+    stock_graph, stock_traces, stock_tfxios = run_transform(TfxExecutor, examples[payload], schema,
+                                                            root / payload / "tfx")
+    graph, traces, tfxios = run_transform(Executor, examples[payload], schema, root / payload / "tfxp")
+    # TFX's executor: two inspections of the analyzers' columns, one of the transform's, one of the cache
+    # entries, and AnalyzeDataset's own trace. tfxp's: one trace for the four inspections, AnalyzeDataset's.
+    assert (stock_traces, traces) == (5, 2)
+    if payload == "parquet":  # tfx-bsl's ParquetTFXIO, with its read telemetry, for TFX's executor only
+        assert (stock_tfxios, tfxios) == ({parquet_tfxio.ParquetTFXIO}, {ParquetPayloadTFXIO})
+    else:
+        assert tfxios == stock_tfxios and ParquetPayloadTFXIO not in tfxios
+    assert assets(graph) == assets(stock_graph) and len(assets(graph)) >= 5
+    ours, theirs = transformed(graph), transformed(stock_graph)
+    assert sorted(ours) == sorted(theirs) and len(ours) > 10
+    for name in ours:
+        assert np.array_equal(ours[name], theirs[name]), name
+    # The stand-ins are gone after the run.
+    assert inspect_preprocessing_fn.impl_helper is impl_helper
+    assert analysis_graph_builder.impl_helper is impl_helper
+    assert tfx_module.TransformProcessor is not transform_executor.TransformProcessor
+
+
+def test_shared_traces_trace_each_function_and_specs_once():
+    def double(inputs):
+        return {"y": inputs["x"] * 2}
+
+    def triple(inputs):
+        return {"y": inputs["x"] * 3}
+
+    specs = {"x": tf.io.FixedLenFeature([], tf.float32)}
+    with shared_inspection_traces() as shared:
+        assert isinstance(inspect_preprocessing_fn.impl_helper, SharedTraces)
+        assert tft.get_analyze_input_columns(double, specs, force_tf_compat_v1=True) == []
+        assert tft.get_transform_input_columns(double, dict(specs), force_tf_compat_v1=True) == ["x"]
+        assert (shared.asked, shared.traced) == (2, 1)  # equal specs, the same function: one trace
+        tft.get_transform_input_columns(triple, specs, force_tf_compat_v1=True)
+        tft.get_transform_input_columns(double, {"x": tf.io.FixedLenFeature([], tf.int64)}, force_tf_compat_v1=True)
+        assert (shared.asked, shared.traced) == (4, 3)
+        # Everything else of the module is tf.Transform's own.
+        assert shared.batched_placeholders_from_specs is impl_helper.batched_placeholders_from_specs
+    assert inspect_preprocessing_fn.impl_helper is impl_helper
