@@ -65,6 +65,38 @@ def _class_decides(cls: type) -> bool:
     return True
 
 
+class _PerLiveObject:
+    """Values kept per live object, by id; an entry goes with its object (a weak reference drops it), so a
+    reused id cannot hit it. An object without weak references keeps nothing."""
+
+    def __init__(self) -> None:
+        self._entries: Dict[int, Tuple[weakref.ref, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, obj: Any) -> Any:
+        entry = self._entries.get(id(obj))
+        return entry[1] if entry is not None and entry[0]() is obj else None
+
+    def put(self, obj: Any, value: Any) -> Any:
+        key = id(obj)
+        try:
+            ref = weakref.ref(obj, lambda _, key=key: self._forget(key))
+        except TypeError:
+            return value
+        with self._lock:
+            self._entries[key] = (ref, value)
+        return value
+
+    def _forget(self, key: int) -> None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry[0]() is None:
+                del self._entries[key]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class RememberedSpecs:
     """A drop-in for get_dofn_specs that asks `compute` once per DoFn class when the class decides the
     answer, else once per live DoFn object.
@@ -78,8 +110,7 @@ class RememberedSpecs:
         self._decides: "weakref.WeakKeyDictionary[type, bool]" = weakref.WeakKeyDictionary()
         self._by_class: "weakref.WeakKeyDictionary[type, Dict[FrozenSet[str], Specs]]" = (
             weakref.WeakKeyDictionary())
-        self._by_object: Dict[int, Tuple[weakref.ref, Specs]] = {}
-        self._lock = threading.Lock()
+        self._by_object = _PerLiveObject()
         self.asked = self.computed = 0  # how many times Beam asked, and how many `compute` ran
 
     def __call__(self, dofn: Any) -> Specs:
@@ -111,25 +142,10 @@ class RememberedSpecs:
         return self._compute(dofn)
 
     def _per_object(self, dofn: Any) -> Specs:
-        key = id(dofn)
-        remembered = self._by_object.get(key)
-        if remembered is not None and remembered[0]() is dofn:
-            return remembered[1]
-        specs = self._computed(dofn)
-        try:
-            # The id of a collected object can be reused: the entry goes with its object.
-            ref = weakref.ref(dofn, lambda _, key=key: self._forget(key))
-        except TypeError:  # an object without weak references: asked every time, as Beam does
-            return specs
-        with self._lock:
-            self._by_object[key] = (ref, specs)
+        specs = self._by_object.get(dofn)
+        if specs is None:
+            specs = self._by_object.put(dofn, self._computed(dofn))  # no weak reference: asked every time
         return specs
-
-    def _forget(self, key: int) -> None:
-        with self._lock:
-            remembered = self._by_object.get(key)
-            if remembered is not None and remembered[0]() is None:
-                del self._by_object[key]
 
     def __len__(self) -> int:
         """Answers held: per class and hidden names, and per object."""
@@ -141,29 +157,19 @@ class RememberedViews:
 
     def __init__(self, view_as: Callable[[Any, type], Any]):
         self._view_as = view_as
-        self._views: Dict[int, Tuple[weakref.ref, Dict[type, Any]]] = {}
-        self._lock = threading.Lock()
+        self._views = _PerLiveObject()  # per options object: {view class: view}
         self.asked = self.made = 0
 
     def __call__(self, options: Any, cls: type) -> Any:
         self.asked += 1
-        key = id(options)
-        remembered = self._views.get(key)
-        if remembered is None or remembered[0]() is not options:
-            remembered = (weakref.ref(options, lambda _, key=key: self._forget(key)), {})
-            with self._lock:
-                self._views[key] = remembered
-        view = remembered[1].get(cls)
+        views = self._views.get(options)
+        if views is None:
+            views = self._views.put(options, {})
+        view = views.get(cls)
         if view is None:
-            view = remembered[1][cls] = self._view_as(options, cls)
+            view = views[cls] = self._view_as(options, cls)
             self.made += 1
         return view
-
-    def _forget(self, key: int) -> None:
-        with self._lock:
-            remembered = self._views.get(key)
-            if remembered is not None and remembered[0]() is None:
-                del self._views[key]
 
     def __len__(self) -> int:
         return len(self._views)
