@@ -1,7 +1,8 @@
 """components/transform: TFX's Transform executor with the preprocessing_fn traced once for its inspections
 and a Parquet payload read without tfx-bsl's per-row telemetry. On a taxi sample, as tf.Examples and as a
-Parquet payload, it makes the transform graph TFX's own executor makes (the same vocabulary files, the same
-outputs for the same raw values), from two traces of the preprocessing_fn instead of five."""
+Parquet payload, with and without the analyzer cache, it makes the transform graph TFX's own executor makes
+(the same vocabulary files, the same outputs for the same raw values), with two fewer traces of the
+preprocessing_fn."""
 import json
 import os
 import shutil
@@ -44,13 +45,19 @@ def taxi_examples(tmp_path_factory):
     return root, examples, schema
 
 
-def run_transform(executor_class, examples, schema, out):
-    """The executor as the pipeline runs it on the taxi config (analyzers only); returns the graph's URI,
+def run_transform(executor_class, examples, schema, out, analyzer_cache=False):
+    """The executor as the pipeline runs it on the taxi config (analyzers only; with analyzer_cache, writing
+    the analyzer cache, as the pipeline does with spans); returns the graph's URI,
     how many times the preprocessing_fn was traced and the types of the TFXIOs TFX's TransformProcessor
     made."""
     config = load_config(os.path.join(REPO, "configs", "taxi.yaml"))
     graph = standard_artifacts.TransformGraph()
     graph.uri = str(out / "transform_graph")
+    outputs = {"transform_graph": [graph]}
+    if analyzer_cache:
+        cache = standard_artifacts.TransformCache()
+        cache.uri = str(out / "cache")
+        outputs["updated_analyzer_cache"] = [cache]
     original, traces = impl_helper.trace_preprocessing_function, []
     tfxios = []
 
@@ -76,10 +83,10 @@ def run_transform(executor_class, examples, schema, out):
     try:
         executor_class(executor_class.Context(beam_pipeline_args=config.beam.pipeline_args(),
                                               tmp_dir=str(out / "tmp"), unique_id="1")).Do(
-            {"examples": [examples], "schema": [schema]}, {"transform_graph": [graph]},
+            {"examples": [examples], "schema": [schema]}, outputs,
             {"preprocessing_fn": PREPROCESSING_FN, "custom_config": json.dumps(config.to_custom_config().to_json()),
              "disable_statistics": True, "force_tf_compat_v1": config.transform.tf_compat_v1,
-             "splits_config": None, "disable_analyzer_cache": True})
+             "splits_config": None, "disable_analyzer_cache": not analyzer_cache})
     finally:
         impl_helper.trace_preprocessing_function = original
         tfx_module.TransformProcessor._CreateTFXIO = tfx_create
@@ -102,15 +109,17 @@ def assets(graph_dir):
     return {name: open(os.path.join(folder, name)).read() for name in sorted(os.listdir(folder))}
 
 
-@pytest.mark.parametrize("payload", ["tf_example", "parquet"])
-def test_one_trace_for_the_inspections_and_the_same_transform_graph(taxi_examples, payload):
+@pytest.mark.parametrize("payload,analyzer_cache", [("tf_example", False), ("parquet", False), ("tf_example", True)])
+def test_one_trace_for_the_column_inspections_and_the_same_transform_graph(taxi_examples, payload, analyzer_cache):
     root, examples, schema = taxi_examples
-    stock_graph, stock_traces, stock_tfxios = run_transform(TfxExecutor, examples[payload], schema,
-                                                            root / payload / "tfx")
-    graph, traces, tfxios = run_transform(Executor, examples[payload], schema, root / payload / "tfxp")
+    out = root / f"{payload}_{analyzer_cache}"
+    stock_graph, stock_traces, stock_tfxios = run_transform(TfxExecutor, examples[payload], schema, out / "tfx",
+                                                            analyzer_cache)
+    graph, traces, tfxios = run_transform(Executor, examples[payload], schema, out / "tfxp", analyzer_cache)
     # TFX's executor: two inspections of the analyzers' columns, one of the transform's, one of the cache
-    # entries, and AnalyzeDataset's own trace. tfxp's: one trace for the four inspections, AnalyzeDataset's.
-    assert (stock_traces, traces) == (5, 2)
+    # entries (and, with the cache on, one of the datasets to read), and AnalyzeDataset's own trace. tfxp's:
+    # one trace for the three column inspections.
+    assert (stock_traces, traces) == ((6, 4) if analyzer_cache else (5, 3))
     if payload == "parquet":  # tfx-bsl's ParquetTFXIO, with its read telemetry, for TFX's executor only
         assert (stock_tfxios, tfxios) == ({parquet_tfxio.ParquetTFXIO}, {ParquetPayloadTFXIO})
     else:
@@ -120,9 +129,11 @@ def test_one_trace_for_the_inspections_and_the_same_transform_graph(taxi_example
     assert sorted(ours) == sorted(theirs) and len(ours) > 10
     for name in ours:
         assert np.array_equal(ours[name], theirs[name]), name
-    # The stand-ins are gone after the run.
+    # The stand-ins are gone after the run; the cache inspections never had one.
     assert inspect_preprocessing_fn.impl_helper is impl_helper
     assert analysis_graph_builder.impl_helper is impl_helper
+    if analyzer_cache:
+        assert os.listdir(out / "tfxp" / "cache") and os.listdir(out / "tfx" / "cache")
     assert tfx_module.TransformProcessor is not transform_executor.TransformProcessor
 
 

@@ -6,11 +6,14 @@ preprocessing_fn four times: which columns the analyzers read (twice: in `Transf
 `_RunBeamImpl`), which columns the transform reads, and which analysis cache entries there would be (asked
 even with the cache off, to estimate the stage count). Each answer traced the preprocessing_fn into a new
 graph, beside the one trace that AnalyzeDataset makes to build the pipeline: five traces of the whole
-function per run, ~0.3-0.5 s each on the taxi config. The four questions only read the graph they trace
-(tensorflow_transform.inspect_preprocessing_fn and analysis_graph_builder.get_analysis_cache_entry_keys).
-Within one `Do`, those two modules are handed a stand-in for tf.Transform's impl_helper whose
-`trace_preprocessing_function` returns the first trace of the same function object on equal input specs.
-AnalyzeDataset keeps its own trace, which it extends and saves.
+function per run, ~0.3-0.5 s each on the taxi config. The three column questions
+(tensorflow_transform.inspect_preprocessing_fn) only read the graph they trace. Within one `Do`, that module
+is handed a stand-in for tf.Transform's impl_helper whose `trace_preprocessing_function` returns the first
+trace of the same function object on equal input specs: three traces per run. The cache question
+(analysis_graph_builder) builds tf.Transform's analysis graph from its trace, which changes the trace's
+nodes: sharing that trace made a second build (asked again with the analyzer cache on, for the datasets to
+read) come out wrong, and Transform failed to build its pipeline. It keeps its own traces, as does
+AnalyzeDataset, which extends its graph and saves it.
 
 Read. TFX's executor reads each dataset through the TFXIO that `TransformProcessor._CreateTFXIO` makes; on a
 Parquet payload that is tfx-bsl's ParquetTFXIO, whose BeamSource walks every row of a random 10% of the
@@ -61,21 +64,17 @@ class SharedTraces:
 
 @contextlib.contextmanager
 def shared_inspection_traces() -> Iterator[SharedTraces]:
-    """Within the block, tf.Transform's inspections of a preprocessing_fn share one trace; restored after.
-    Not for concurrent Transforms in one process (the module attributes are process-wide), which TFX's
+    """Within the block, tf.Transform's column inspections of a preprocessing_fn share one trace; restored
+    after. Not for concurrent Transforms in one process (the module attribute is process-wide), which TFX's
     runners never do: an executor runs one `Do` at a time."""
     from tensorflow_transform import impl_helper, inspect_preprocessing_fn
-    from tensorflow_transform.beam import analysis_graph_builder
 
-    inspecting = (inspect_preprocessing_fn, analysis_graph_builder)
     shared = SharedTraces(impl_helper)
-    for module in inspecting:
-        module.impl_helper = shared
+    inspect_preprocessing_fn.impl_helper = shared
     try:
         yield shared
     finally:
-        for module in inspecting:
-            module.impl_helper = impl_helper
+        inspect_preprocessing_fn.impl_helper = impl_helper
 
 
 class TransformProcessor(tfx_transform_executor.TransformProcessor):
@@ -97,8 +96,8 @@ def tfxp_transform_processor() -> Iterator[None]:
 
 
 class Executor(tfx_transform_executor.Executor):
-    """TFX's Transform executor; its inspections of the preprocessing_fn share one trace, and a Parquet payload
-    is read without the per-row telemetry."""
+    """TFX's Transform executor; its column inspections of the preprocessing_fn share one trace, and a Parquet
+    payload is read without the per-row telemetry."""
 
     def Do(self, input_dict: Dict[str, List[types.Artifact]], output_dict: Dict[str, List[types.Artifact]],
            exec_properties: Dict[str, Any]) -> None:
