@@ -1,5 +1,6 @@
-"""TFX's Transform executor (tfx 1.16), with the preprocessing_fn traced once for the questions asked before
-the analysis pipeline is built, and a Parquet payload read without tfx-bsl's per-row read telemetry.
+"""TFX's Transform executor (tfx 1.16), with the preprocessing_fn traced once for the three column questions
+asked before the analysis pipeline is built, and a Parquet payload read without tfx-bsl's per-row read
+telemetry.
 
 Traces. Before it builds the Beam pipeline, TFX's Transform executor asks tf.Transform about the
 preprocessing_fn four times: which columns the analyzers read (twice: in `Transform` and again in
