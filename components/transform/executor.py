@@ -29,7 +29,7 @@ The answers, the pipeline and the transform graph are what TFX's executor makes 
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, ContextManager, Dict, Iterator, List, Tuple
 
 from tfx import types
 from tfx.components.transform import executor as tfx_transform_executor
@@ -64,18 +64,22 @@ class SharedTraces:
 
 
 @contextlib.contextmanager
-def shared_inspection_traces() -> Iterator[SharedTraces]:
-    """Within the block, tf.Transform's column inspections of a preprocessing_fn share one trace; restored
-    after. Not for concurrent Transforms in one process (the module attribute is process-wide), which TFX's
-    runners never do: an executor runs one `Do` at a time."""
+def _replaced(owner: Any, name: str, value: Any) -> Iterator[Any]:
+    """`owner.name` is `value` within the block and its own again after. Process-wide: not for concurrent
+    Transforms in one process, which TFX's runners never run (an executor runs one `Do` at a time)."""
+    original = getattr(owner, name)
+    setattr(owner, name, value)
+    try:
+        yield value
+    finally:
+        setattr(owner, name, original)
+
+
+def shared_inspection_traces() -> ContextManager[SharedTraces]:
+    """Within the block, tf.Transform's column inspections of a preprocessing_fn share one trace."""
     from tensorflow_transform import impl_helper, inspect_preprocessing_fn
 
-    shared = SharedTraces(impl_helper)
-    inspect_preprocessing_fn.impl_helper = shared
-    try:
-        yield shared
-    finally:
-        inspect_preprocessing_fn.impl_helper = impl_helper
+    return _replaced(inspect_preprocessing_fn, "impl_helper", SharedTraces(impl_helper))
 
 
 class TransformProcessor(tfx_transform_executor.TransformProcessor):
@@ -85,22 +89,13 @@ class TransformProcessor(tfx_transform_executor.TransformProcessor):
         return without_read_telemetry(super()._CreateTFXIO(dataset, schema))
 
 
-@contextlib.contextmanager
-def tfxp_transform_processor() -> Iterator[None]:
-    """Within the block TFX's Transform executor instantiates this module's TransformProcessor."""
-    original = tfx_transform_executor.TransformProcessor
-    tfx_transform_executor.TransformProcessor = TransformProcessor
-    try:
-        yield
-    finally:
-        tfx_transform_executor.TransformProcessor = original
-
-
 class Executor(tfx_transform_executor.Executor):
     """TFX's Transform executor; its column inspections of the preprocessing_fn share one trace, and a Parquet
     payload is read without the per-row telemetry."""
 
     def Do(self, input_dict: Dict[str, List[types.Artifact]], output_dict: Dict[str, List[types.Artifact]],
            exec_properties: Dict[str, Any]) -> None:
-        with shared_inspection_traces(), tfxp_transform_processor():
+        # TFX's Do instantiates TransformProcessor by its module name.
+        with shared_inspection_traces(), _replaced(tfx_transform_executor, "TransformProcessor",
+                                                   TransformProcessor):
             super().Do(input_dict, output_dict, exec_properties)
