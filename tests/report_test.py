@@ -187,6 +187,40 @@ def test_charts_are_drawn_once_per_data_and_the_cache_keeps_one_reports(tmp_path
     assert len(calls) == 2 and len(os.listdir(tmp_path / "charts")) == 1
 
 
+def test_timeline_is_svg_with_a_bar_per_step_on_a_seconds_axis():
+    """The timeline (written without matplotlib): one bar per step, placed and sized by its seconds, in its
+    state's colour, named and escaped; the axis reaches past the last step's end in 1/2/5 steps."""
+    import subprocess
+    import sys
+    import xml.etree.ElementTree as ElementTree
+
+    from pipeline.report import charts
+
+    rows = [("CsvExampleGen", 0.5, 1.2, "executed"), ("Transform", 1.8, 8.4, "cached"),
+            ("Pusher<&>", 10.3, 14.2, "failed"), ("zero", 24.6, 0.0, "running")]
+    svg = charts.timeline(rows)
+    root = ElementTree.fromstring(svg)  # well-formed XML, names escaped
+    ns = "{http://www.w3.org/2000/svg}"
+    bars = root.findall(f"{ns}rect")
+    assert [bar.get("fill") for bar in bars] == [charts.COLORS[state] for *_, state in rows]
+    assert [bar.find(f"{ns}title").text.split(":")[0] for bar in bars] == [name for name, *_ in rows]
+    texts = [t.text for t in root.findall(f"{ns}text")]
+    assert texts[:4] == [name for name, *_ in rows]
+    ticks = [float(t) for t in texts[4:-1]]
+    assert ticks == [0.0, 5.0, 10.0, 15.0, 20.0, 25.0] and texts[-1] == "seconds since the run started"
+    x = [float(bar.get("x")) for bar in bars]
+    widths = [float(bar.get("width")) for bar in bars]
+    scale = widths[1] / 8.4  # px per second
+    assert abs(x[2] - x[0] - (10.3 - 0.5) * scale) < 0.2 and abs(widths[2] / 14.2 - scale) < 0.05
+    assert widths[3] >= 1  # a zero-second step still shows
+    assert [charts._tick_step(span) for span in (40.7, 7.0, 1.7, 0.05)] == [10.0, 2.0, 0.5, 0.01]
+    # A cached re-run's report draws only the timeline: that needs no matplotlib.
+    probe = "import sys; from pipeline.report import charts; charts.timeline([('a', 0, 1, 'cached')]); " \
+            "print('matplotlib' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"
+
+
 def test_analyzer_values_are_read_once_per_transform_graph(taxi_run, tmp_path):
     """The report reads the analyzer values through the transform graph once; the next report of a run with
     the same graph (a cached re-run) takes them from its cache, equal."""
