@@ -361,7 +361,11 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def console_main() -> None:
     """The `tfxp` command (setup.py entry point) and `python -m pipeline.cli`: main(), then exit_now with its
-    status. An exception leaves through Python's normal exit, traceback included."""
+    status. An exception leaves through Python's normal exit, traceback included. TFX's components are
+    imported as used (pipeline/tfx_imports.py)."""
+    from pipeline.tfx_imports import defer_component_imports
+
+    defer_component_imports()
     exit_now(int(main() or 0))
 
 
