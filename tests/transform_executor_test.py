@@ -118,8 +118,8 @@ def test_one_trace_for_the_column_inspections_and_the_same_transform_graph(taxi_
     graph, traces, tfxios = run_transform(Executor, examples[payload], schema, out / "tfxp", analyzer_cache)
     # TFX's executor: two inspections of the analyzers' columns, one of the transform's, one of the cache
     # entries (and, with the cache on, one of the datasets to read), and AnalyzeDataset's own trace. tfxp's:
-    # one trace for the three column inspections.
-    assert (stock_traces, traces) == ((6, 4) if analyzer_cache else (5, 3))
+    # one trace for the three column inspections, which the cache entries' inspection then takes.
+    assert (stock_traces, traces) == ((6, 3) if analyzer_cache else (5, 2))
     if payload == "parquet":  # tfx-bsl's ParquetTFXIO, with its read telemetry, for TFX's executor only
         assert (stock_tfxios, tfxios) == ({parquet_tfxio.ParquetTFXIO}, {ParquetPayloadTFXIO})
     else:
@@ -129,11 +129,13 @@ def test_one_trace_for_the_column_inspections_and_the_same_transform_graph(taxi_
     assert sorted(ours) == sorted(theirs) and len(ours) > 10
     for name in ours:
         assert np.array_equal(ours[name], theirs[name]), name
-    # The stand-ins are gone after the run; the cache inspections never had one.
+    # The stand-ins are gone after the run.
     assert inspect_preprocessing_fn.impl_helper is impl_helper
     assert analysis_graph_builder.impl_helper is impl_helper
-    if analyzer_cache:
-        assert os.listdir(out / "tfxp" / "cache") and os.listdir(out / "tfx" / "cache")
+    if analyzer_cache:  # the same cache entries, under the same keys
+        def entries(cache):
+            return sorted(os.path.relpath(os.path.join(d, f), cache) for d, _, files in os.walk(cache) for f in files)
+        assert entries(out / "tfxp" / "cache") == entries(out / "tfx" / "cache") != []
     assert tfx_module.TransformProcessor is not transform_executor.TransformProcessor
 
 
@@ -156,3 +158,29 @@ def test_shared_traces_trace_each_function_and_specs_once():
         # Everything else of the module is tf.Transform's own.
         assert shared.batched_placeholders_from_specs is impl_helper.batched_placeholders_from_specs
     assert inspect_preprocessing_fn.impl_helper is impl_helper
+
+
+def test_the_analysis_graph_inspection_takes_the_shared_trace_and_answers_as_with_its_own():
+    """analysis_graph_builder builds on (changes) the trace it gets: it takes the shared one, with the same
+    answers as from a trace of its own, and whoever asks after it gets a fresh trace."""
+    from tensorflow_transform.beam import analyzer_cache as tft_cache
+
+    def scaled(inputs):
+        return {"z": tft.scale_to_z_score(inputs["x"]), "v": tft.compute_and_apply_vocabulary(inputs["s"])}
+
+    specs = {"x": tf.io.FixedLenFeature([], tf.float32), "s": tf.io.FixedLenFeature([], tf.string)}
+    keys = [tft_cache.DatasetKey("span-1"), tft_cache.DatasetKey("span-2")]
+    own = analysis_graph_builder.get_analysis_cache_entry_keys(scaled, specs, keys, True)
+    own_datasets = analysis_graph_builder.get_analysis_dataset_keys(scaled, specs, keys, {}, True)
+    with shared_inspection_traces() as shared:
+        assert sorted(tft.get_analyze_input_columns(scaled, specs, force_tf_compat_v1=True)) == ["s", "x"]
+        assert (shared.asked, shared.traced) == (1, 1)
+        assert analysis_graph_builder.get_analysis_cache_entry_keys(scaled, specs, keys, True) == own
+        assert (shared.asked, shared.traced) == (2, 1)  # the shared trace, taken
+        assert analysis_graph_builder.get_analysis_dataset_keys(scaled, specs, keys, {}, True) == own_datasets
+        assert (shared.asked, shared.traced) == (3, 2)  # a fresh one: the taken trace was built on
+        assert sorted(tft.get_transform_input_columns(scaled, specs, force_tf_compat_v1=True)) == ["s", "x"]
+        assert (shared.asked, shared.traced) == (4, 3)  # and the inspections share a fresh one again
+        assert sorted(tft.get_analyze_input_columns(scaled, specs, force_tf_compat_v1=True)) == ["s", "x"]
+        assert (shared.asked, shared.traced) == (5, 3)
+    assert len(own) == 2 and analysis_graph_builder.impl_helper is impl_helper  # mean-and-var, vocabulary

@@ -1,6 +1,5 @@
-"""TFX's Transform executor (tfx 1.16), with the preprocessing_fn traced once for the three column questions
-asked before the analysis pipeline is built, and a Parquet payload read without tfx-bsl's per-row read
-telemetry.
+"""TFX's Transform executor (tfx 1.16), with the preprocessing_fn traced once for the four questions asked
+before the analysis pipeline is built, and a Parquet payload read without tfx-bsl's per-row read telemetry.
 
 Traces. Before it builds the Beam pipeline, TFX's Transform executor asks tf.Transform about the
 preprocessing_fn four times: which columns the analyzers read (twice: in `Transform` and again in
@@ -10,11 +9,14 @@ graph, beside the one trace that AnalyzeDataset makes to build the pipeline: fiv
 function per run, ~0.3-0.5 s each on the taxi config. The three column questions
 (tensorflow_transform.inspect_preprocessing_fn) only read the graph they trace. Within one `Do`, that module
 is handed a stand-in for tf.Transform's impl_helper whose `trace_preprocessing_function` returns the first
-trace of the same function object on equal input specs: three traces per run. The cache question
-(analysis_graph_builder) builds tf.Transform's analysis graph from its trace, which changes the trace's
-nodes: sharing that trace made a second build (asked again with the analyzer cache on, for the datasets to
-read) come out wrong, and Transform failed to build its pipeline. It keeps its own traces, as does
-AnalyzeDataset, which extends its graph and saves it.
+trace of the same function object on equal input specs. The cache question (analysis_graph_builder) builds
+tf.Transform's analysis graph from its trace, which changes the trace's nodes: a trace it used must serve
+nobody after it (sharing one with the second build, asked with the analyzer cache on for the datasets to
+read, made that build come out wrong and Transform fail to build its pipeline). So analysis_graph_builder's
+stand-in *takes* the shared trace: the trace leaves the share as it is handed over, and a later question
+(that second build; an inspection asked after it) traces afresh. TFX asks the cache question after the
+column questions, so a run traces twice, the shared trace and AnalyzeDataset's own, which extends its graph
+and saves it; three times with the analyzer cache on. TFX's executor traces five and six times.
 
 Read. TFX's executor reads each dataset through the TFXIO that `TransformProcessor._CreateTFXIO` makes; on a
 Parquet payload that is tfx-bsl's ParquetTFXIO, whose BeamSource walks every row of a random 10% of the
@@ -29,7 +31,7 @@ The answers, the pipeline and the transform graph are what TFX's executor makes 
 from __future__ import annotations
 
 import contextlib
-from typing import Any, ContextManager, Dict, Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
 from tfx import types
 from tfx.components.transform import executor as tfx_transform_executor
@@ -41,7 +43,7 @@ from components.parquet_read import without_read_telemetry
 class SharedTraces:
     """Stands in for the tensorflow_transform.impl_helper module: every attribute is the module's, except
     `trace_preprocessing_function`, which traces a function on given specs once. `traced` counts the traces
-    made, `asked` the requests."""
+    made, `asked` the requests; `taking()` is the stand-in for a user that changes the trace it gets."""
 
     def __init__(self, impl_helper: Any):
         self._impl_helper = impl_helper
@@ -51,16 +53,40 @@ class SharedTraces:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._impl_helper, name)
 
-    def trace_preprocessing_function(self, preprocessing_fn, input_specs, use_tf_compat_v1, base_temp_dir=None):
+    def _trace(self, preprocessing_fn, input_specs, use_tf_compat_v1, base_temp_dir, take: bool):
         self.asked += 1
-        for fn, specs, tf_compat_v1, trace in self._traces:
+        for i, (fn, specs, tf_compat_v1, trace) in enumerate(self._traces):
             if fn is preprocessing_fn and tf_compat_v1 == use_tf_compat_v1 and specs == input_specs:
+                if take:
+                    del self._traces[i]
                 return trace
         trace = self._impl_helper.trace_preprocessing_function(preprocessing_fn, input_specs, use_tf_compat_v1,
                                                                base_temp_dir)
         self.traced += 1
-        self._traces.append((preprocessing_fn, dict(input_specs), use_tf_compat_v1, trace))
+        if not take:
+            self._traces.append((preprocessing_fn, dict(input_specs), use_tf_compat_v1, trace))
         return trace
+
+    def trace_preprocessing_function(self, preprocessing_fn, input_specs, use_tf_compat_v1, base_temp_dir=None):
+        return self._trace(preprocessing_fn, input_specs, use_tf_compat_v1, base_temp_dir, take=False)
+
+    def taking(self) -> "TakenTraces":
+        return TakenTraces(self)
+
+
+class TakenTraces:
+    """Stands in for impl_helper where the trace is changed after it is handed over: the shared trace of the
+    same function and specs leaves the share as it is given (later requests trace afresh); with none shared,
+    a fresh trace that is never shared."""
+
+    def __init__(self, shared: SharedTraces):
+        self._shared = shared
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._shared, name)
+
+    def trace_preprocessing_function(self, preprocessing_fn, input_specs, use_tf_compat_v1, base_temp_dir=None):
+        return self._shared._trace(preprocessing_fn, input_specs, use_tf_compat_v1, base_temp_dir, take=True)
 
 
 @contextlib.contextmanager
@@ -75,11 +101,17 @@ def _replaced(owner: Any, name: str, value: Any) -> Iterator[Any]:
         setattr(owner, name, original)
 
 
-def shared_inspection_traces() -> ContextManager[SharedTraces]:
-    """Within the block, tf.Transform's column inspections of a preprocessing_fn share one trace."""
+@contextlib.contextmanager
+def shared_inspection_traces() -> Iterator[SharedTraces]:
+    """Within the block, tf.Transform's column inspections of a preprocessing_fn share one trace, which the
+    first analysis-graph inspection after them takes."""
     from tensorflow_transform import impl_helper, inspect_preprocessing_fn
+    from tensorflow_transform.beam import analysis_graph_builder
 
-    return _replaced(inspect_preprocessing_fn, "impl_helper", SharedTraces(impl_helper))
+    shared = SharedTraces(impl_helper)
+    with _replaced(inspect_preprocessing_fn, "impl_helper", shared), \
+            _replaced(analysis_graph_builder, "impl_helper", shared.taking()):
+        yield shared
 
 
 class TransformProcessor(tfx_transform_executor.TransformProcessor):
@@ -90,7 +122,7 @@ class TransformProcessor(tfx_transform_executor.TransformProcessor):
 
 
 class Executor(tfx_transform_executor.Executor):
-    """TFX's Transform executor; its column inspections of the preprocessing_fn share one trace, and a Parquet
+    """TFX's Transform executor; its inspections of the preprocessing_fn share one trace, and a Parquet
     payload is read without the per-row telemetry."""
 
     def Do(self, input_dict: Dict[str, List[types.Artifact]], output_dict: Dict[str, List[types.Artifact]],
