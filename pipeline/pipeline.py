@@ -143,8 +143,9 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         # graph to the raw examples it reads (trainer/task.py). Writing them took half of Transform's time
         # (150k rows: 20.2 s with, 12.5 s without).
         materialize=config.transform.materialize,
-        # transform.tf_compat_v1 (default: on): the preprocessing_fn traced into TF1 graphs (five plain
-        # traces) instead of nine times as TF2 functions (15k rows: Transform 12-15 s -> 8-9 s).
+        # transform.tf_compat_v1 (default: on): the preprocessing_fn traced into TF1 graphs (plain graph
+        # traces; two with tfxp's executor) instead of nine times as TF2 functions (15k rows: Transform
+        # 12-15 s -> 8-9 s).
         force_tf_compat_v1=config.transform.tf_compat_v1, **transform_cache)
     # Transform reads the schema from (Frozen)SchemaGen, so that its cache key does not change when only the
     # gate re-ran; this edge makes it wait for the gate, which fails the run on anomalies.
