@@ -121,11 +121,11 @@ def statgen_statistics(examples_dir: str, statistics_dir: str, parquet: bool = F
     from tfx.types import standard_artifacts
 
     from components.statistics_gen.executor import Executor
-    from pipeline.beam_memo import remembered_beam_introspection
+    from pipeline.beam_memo import remembered_beam_answers
 
     statistics = standard_artifacts.ExampleStatistics()
     statistics.uri = statistics_dir
-    with remembered_beam_introspection():
+    with remembered_beam_answers():
         Executor(BaseBeamExecutor.Context(beam_pipeline_args=beam_args())).Do(
             {"examples": [train_examples(examples_dir, parquet)]}, {"statistics": [statistics]}, {})
     return statistics_dir
@@ -161,7 +161,7 @@ def transform(examples_dir: str, schema_dir: str, out_dir: str, parquet: bool = 
     from tfx.types import standard_artifacts
 
     from config import load_config
-    from pipeline.beam_memo import remembered_beam_introspection
+    from pipeline.beam_memo import remembered_beam_answers
     from pipeline.pipeline import PREPROCESSING_FN, transform_component
 
     config = load_config(TAXI_CONFIG)
@@ -170,7 +170,7 @@ def transform(examples_dir: str, schema_dir: str, out_dir: str, parquet: bool = 
     graph = standard_artifacts.TransformGraph()
     graph.uri = os.path.join(out_dir, "transform_graph")
     executor = transform_component(config).EXECUTOR_SPEC.executor_class
-    with remembered_beam_introspection():
+    with remembered_beam_answers():
         executor(BaseBeamExecutor.Context(beam_pipeline_args=config.beam.pipeline_args(),
                                           tmp_dir=os.path.join(out_dir, "tmp"), unique_id="1")).Do(
             {"examples": [train_examples(examples_dir, parquet)], "schema": [schema]}, {"transform_graph": [graph]},

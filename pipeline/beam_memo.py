@@ -1,4 +1,5 @@
-"""Beam's introspection of DoFns and of pipeline options, done once instead of at every ask.
+"""Beam's introspection of DoFns and of pipeline options, and its pickles' compression, done once instead of
+at every ask.
 
 DoFn state and timer specs. While a pipeline is built and run, Beam asks of every DoFn whether it is
 stateful about nine times (ParDo's constructor, its runner API proto, the DirectRunner's visitor, the
@@ -16,6 +17,13 @@ every call; Beam calls it twice per transform it applies (`Pipeline.apply`, `_in
 times for the taxi Transform. A view holds nothing of its own: its option names come from the flags, which
 never change, and its values live in the dictionary it shares with the options it was made from. So one
 view per (options object, class) answers every call alike, and is remembered while the options object lives.
+
+Pickle compression. Beam's picklers (cloudpickle's and dill's) compress every pickled DoFn, transform and
+coder with bz2 at level 9, and decompress it at every unpickle: the same payloads again and again, as a
+pipeline is built, turned into its runner proto and run bundle by bundle. The taxi Transform at 150k rows
+compressed 2,506 payloads (712 distinct, 1.9 MB) and decompressed 3,194 (654 distinct): ~0.5 and ~0.2 s.
+bz2's output is a function of its input and level, so one answer per distinct input gives the same bytes.
+Payloads over 1 MiB are compressed every time and never kept.
 
 Used around the local runner's pipeline run (pipeline/local_runner.py) and bench/floors' executors. Nothing
 that the pipelines compute changes; Dataflow builds its pipelines with Beam's own functions.
@@ -175,33 +183,83 @@ class RememberedViews:
         return len(self._views)
 
 
-class Remembered:
-    """What the block below remembers: `specs` and `views`, with their counts."""
+class RememberedCompression:
+    """Stands in for the bz2 module in Beam's picklers: `compress` and `decompress` compute once per distinct
+    input of at most MAX_KEPT bytes (the same bytes out); every other name is bz2's."""
 
-    def __init__(self, specs: RememberedSpecs, views: RememberedViews):
-        self.specs, self.views = specs, views
+    MAX_KEPT = 1 << 20
+
+    def __init__(self, bz2_module: Any):
+        self._bz2 = bz2_module
+        self._compressed: Dict[Tuple[bytes, int], bytes] = {}
+        self._decompressed: Dict[bytes, bytes] = {}
+        self.asked = self.computed = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._bz2, name)
+
+    def _remembered(self, kept: Dict, key: Any, data: bytes, compute: Callable[[], bytes]) -> bytes:
+        self.asked += 1
+        if len(data) > self.MAX_KEPT:
+            self.computed += 1
+            return compute()
+        out = kept.get(key)
+        if out is None:
+            self.computed += 1
+            out = kept[key] = compute()
+        return out
+
+    def compress(self, data: bytes, compresslevel: int = 9) -> bytes:
+        data = bytes(data)
+        return self._remembered(self._compressed, (data, compresslevel), data,
+                                lambda: self._bz2.compress(data, compresslevel))
+
+    def decompress(self, data: bytes) -> bytes:
+        data = bytes(data)
+        return self._remembered(self._decompressed, data, data, lambda: self._bz2.decompress(data))
+
+    def __len__(self) -> int:
+        return len(self._compressed) + len(self._decompressed)
+
+
+class Remembered:
+    """What the block below remembers: `specs`, `views` and `compression`, with their counts."""
+
+    def __init__(self, specs: RememberedSpecs, views: RememberedViews, compression: RememberedCompression):
+        self.specs, self.views, self.compression = specs, views, compression
 
 
 @contextlib.contextmanager
-def remembered_beam_introspection() -> Iterator[Remembered]:
-    """Within the block Beam's get_dofn_specs answers once per DoFn class (or object) and
-    PipelineOptions.view_as once per options object and class; Beam's own functions are restored afterwards.
+def remembered_beam_answers() -> Iterator[Remembered]:
+    """Within the block Beam's get_dofn_specs answers once per DoFn class (or object),
+    PipelineOptions.view_as once per options object and class, and its picklers' bz2 once per payload;
+    Beam's own functions and modules are restored afterwards.
 
     Beam's callers look get_dofn_specs up in its module at each call (`userstate.get_dofn_specs(...)`, and
     `is_stateful_dofn` / `validate_stateful_dofn` inside that module), except the DirectRunner's legacy
     transform evaluators, which imported the names and keep Beam's own function. view_as is a method, looked
-    up on the class."""
+    up on the class. The picklers call `bz2.compress` / `bz2.decompress` on their module's `bz2`."""
+    import bz2
+
+    from apache_beam.internal import cloudpickle_pickler, dill_pickler
     from apache_beam.options.pipeline_options import PipelineOptions
     from apache_beam.transforms import userstate
 
     original_specs = userstate.get_dofn_specs
     original_view_as = PipelineOptions.__dict__["view_as"]
-    remembered = Remembered(RememberedSpecs(original_specs), RememberedViews(original_view_as))
+    picklers = (cloudpickle_pickler, dill_pickler)
+    original_bz2 = [pickler.bz2 for pickler in picklers]
+    remembered = Remembered(RememberedSpecs(original_specs), RememberedViews(original_view_as),
+                            RememberedCompression(bz2))
     views = remembered.views
     userstate.get_dofn_specs = remembered.specs
     PipelineOptions.view_as = lambda self, cls: views(self, cls)
+    for pickler in picklers:
+        pickler.bz2 = remembered.compression
     try:
         yield remembered
     finally:
         userstate.get_dofn_specs = original_specs
         PipelineOptions.view_as = original_view_as
+        for pickler, module in zip(picklers, original_bz2):
+            pickler.bz2 = module

@@ -146,11 +146,11 @@ def _run_locked(config: PipelineConfig, emit_line: Callable[[str], None]) -> Run
         # Imported here so that their import-time warnings reach the log file.
         from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
-        from pipeline.beam_memo import remembered_beam_introspection
+        from pipeline.beam_memo import remembered_beam_answers
         from pipeline.pipeline import create_pipeline
 
         try:
-            with remembered_beam_introspection():
+            with remembered_beam_answers():
                 LocalDagRunner().run(create_pipeline(config))
         except Exception as e:  # a component failed: name it, keep the cause
             failure = PipelineFailed(progress.current, e, log_file)

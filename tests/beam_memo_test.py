@@ -1,9 +1,11 @@
 """pipeline/beam_memo.py: Beam's DoFn state/timer introspection answered once per DoFn class (or object, when
-the object could change the answer) and PipelineOptions views made once per options object, with Beam's
-answers; pipelines with state and timers still run under it."""
+the object could change the answer), PipelineOptions views made once per options object, and the picklers'
+bz2 computed once per payload, with Beam's answers; pipelines with state and timers still run under it."""
 from __future__ import annotations
 
+import bz2
 import gc
+import random
 
 import apache_beam as beam
 from apache_beam.coders import VarIntCoder
@@ -13,7 +15,9 @@ from apache_beam.transforms import userstate
 from apache_beam.transforms.core import CallableWrapperDoFn
 from apache_beam.transforms.timeutil import TimeDomain
 
-from pipeline.beam_memo import RememberedSpecs, RememberedViews, remembered_beam_introspection
+from apache_beam.internal import cloudpickle_pickler, dill_pickler, pickler
+
+from pipeline.beam_memo import RememberedCompression, RememberedSpecs, RememberedViews, remembered_beam_answers
 
 BEAM_ARGS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
 
@@ -104,10 +108,30 @@ def test_option_views_made_once_and_alike():
     assert len(remembered) == 1
 
 
+def test_compression_is_bz2s_computed_once_per_payload():
+    remembered = RememberedCompression(bz2)
+    payload = b"a pickled DoFn " * 100
+    packed = remembered.compress(payload, 9)
+    assert packed == bz2.compress(payload, 9) and remembered.compress(bytearray(payload), 9) == packed
+    assert remembered.compress(payload, 1) == bz2.compress(payload, 1)  # the level is part of the key
+    assert remembered.decompress(packed) == payload and remembered.decompress(packed) == payload
+    assert (remembered.asked, remembered.computed, len(remembered)) == (5, 3, 3)
+    # Over the limit, compressed and not (random bytes do not compress): never kept.
+    large = random.Random(0).randbytes(RememberedCompression.MAX_KEPT + 1)
+    assert remembered.decompress(remembered.compress(large)) == large
+    assert (remembered.asked, remembered.computed, len(remembered)) == (7, 5, 3)
+    assert remembered.BZ2Compressor is bz2.BZ2Compressor  # the rest is bz2's
+
+
 def test_pipelines_with_state_and_timers_run_under_it_and_beam_is_restored():
     original_specs, original_view_as = userstate.get_dofn_specs, PipelineOptions.view_as
-    with remembered_beam_introspection() as remembered:
+    with remembered_beam_answers() as remembered:
         assert userstate.get_dofn_specs is remembered.specs
+        assert cloudpickle_pickler.bz2 is remembered.compression is dill_pickler.bz2
+        # Beam's pickler, as its payloads are written and read: the same bytes as with bz2 itself.
+        dofn = Doubled()
+        assert pickler.dumps(dofn) == pickler.dumps(dofn)
+        assert type(pickler.loads(pickler.dumps(dofn))) is Doubled
         with beam.Pipeline(argv=BEAM_ARGS) as p:
             counts = (p | beam.Create([("a", 1), ("b", 2), ("a", 3), ("b", 4), ("a", 5)])
                       | beam.ParDo(SumPerKey()))
@@ -119,4 +143,9 @@ def test_pipelines_with_state_and_timers_run_under_it_and_beam_is_restored():
         specs, views = remembered.specs, remembered.views
         assert 0 < specs.computed and specs.asked >= 3 * specs.computed
         assert 0 < views.made and views.asked >= 3 * views.made
+        compression = remembered.compression
+        assert 0 < compression.computed < compression.asked
+        payload = pickler.dumps(dofn)
     assert userstate.get_dofn_specs is original_specs and PipelineOptions.view_as is original_view_as
+    assert cloudpickle_pickler.bz2 is bz2 and dill_pickler.bz2 is bz2
+    assert pickler.dumps(dofn) == payload  # Beam's own, byte for byte
