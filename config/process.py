@@ -1,8 +1,23 @@
-"""Process exit for the commands and child processes that load TensorFlow."""
+"""Process-wide helpers: exit for the commands and child processes that load TensorFlow, and a module or
+class attribute replaced within a block."""
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from typing import Any, Iterator
+
+
+@contextlib.contextmanager
+def replaced(owner: Any, name: str, value: Any) -> Iterator[Any]:
+    """`owner.name` is `value` within the block and its own again after. Process-wide: not for two blocks
+    replacing the same name concurrently (tfxp's callers: one executor `Do`, one local run at a time)."""
+    original = getattr(owner, name)
+    setattr(owner, name, value)
+    try:
+        yield value
+    finally:
+        setattr(owner, name, original)
 
 
 def exit_now(code: int) -> None:

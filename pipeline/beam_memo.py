@@ -245,21 +245,14 @@ def remembered_beam_answers() -> Iterator[Remembered]:
     from apache_beam.options.pipeline_options import PipelineOptions
     from apache_beam.transforms import userstate
 
-    original_specs = userstate.get_dofn_specs
-    original_view_as = PipelineOptions.__dict__["view_as"]
-    picklers = (cloudpickle_pickler, dill_pickler)
-    original_bz2 = [pickler.bz2 for pickler in picklers]
-    remembered = Remembered(RememberedSpecs(original_specs), RememberedViews(original_view_as),
-                            RememberedCompression(bz2))
+    from config.process import replaced
+
+    remembered = Remembered(RememberedSpecs(userstate.get_dofn_specs),
+                            RememberedViews(PipelineOptions.__dict__["view_as"]), RememberedCompression(bz2))
     views = remembered.views
-    userstate.get_dofn_specs = remembered.specs
-    PipelineOptions.view_as = lambda self, cls: views(self, cls)
-    for pickler in picklers:
-        pickler.bz2 = remembered.compression
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(replaced(userstate, "get_dofn_specs", remembered.specs))
+        stack.enter_context(replaced(PipelineOptions, "view_as", lambda self, cls: views(self, cls)))
+        for pickler in (cloudpickle_pickler, dill_pickler):
+            stack.enter_context(replaced(pickler, "bz2", remembered.compression))
         yield remembered
-    finally:
-        userstate.get_dofn_specs = original_specs
-        PipelineOptions.view_as = original_view_as
-        for pickler, module in zip(picklers, original_bz2):
-            pickler.bz2 = module

@@ -1,5 +1,5 @@
 """Transform: TFX's component (spec, inputs, outputs, exec properties) with components/transform's executor,
-which traces the preprocessing_fn once for TFX's three column inspections instead of three times and
+which traces the preprocessing_fn once for TFX's four inspections instead of four times and
 reads a Parquet payload without tfx-bsl's per-row read telemetry."""
 from __future__ import annotations
 

@@ -38,6 +38,7 @@ from tfx.components.transform import executor as tfx_transform_executor
 from tfx_bsl.tfxio import tfxio as tfxio_module
 
 from components.parquet_read import without_read_telemetry
+from config.process import replaced
 
 
 class SharedTraces:
@@ -90,18 +91,6 @@ class TakenTraces:
 
 
 @contextlib.contextmanager
-def _replaced(owner: Any, name: str, value: Any) -> Iterator[Any]:
-    """`owner.name` is `value` within the block and its own again after. Process-wide: not for concurrent
-    Transforms in one process, which TFX's runners never run (an executor runs one `Do` at a time)."""
-    original = getattr(owner, name)
-    setattr(owner, name, value)
-    try:
-        yield value
-    finally:
-        setattr(owner, name, original)
-
-
-@contextlib.contextmanager
 def shared_inspection_traces() -> Iterator[SharedTraces]:
     """Within the block, tf.Transform's column inspections of a preprocessing_fn share one trace, which the
     first analysis-graph inspection after them takes."""
@@ -109,8 +98,8 @@ def shared_inspection_traces() -> Iterator[SharedTraces]:
     from tensorflow_transform.beam import analysis_graph_builder
 
     shared = SharedTraces(impl_helper)
-    with _replaced(inspect_preprocessing_fn, "impl_helper", shared), \
-            _replaced(analysis_graph_builder, "impl_helper", shared.taking()):
+    with replaced(inspect_preprocessing_fn, "impl_helper", shared), \
+            replaced(analysis_graph_builder, "impl_helper", shared.taking()):
         yield shared
 
 
@@ -128,6 +117,6 @@ class Executor(tfx_transform_executor.Executor):
     def Do(self, input_dict: Dict[str, List[types.Artifact]], output_dict: Dict[str, List[types.Artifact]],
            exec_properties: Dict[str, Any]) -> None:
         # TFX's Do instantiates TransformProcessor by its module name.
-        with shared_inspection_traces(), _replaced(tfx_transform_executor, "TransformProcessor",
-                                                   TransformProcessor):
+        with shared_inspection_traces(), replaced(tfx_transform_executor, "TransformProcessor",
+                                                  TransformProcessor):
             super().Do(input_dict, output_dict, exec_properties)
