@@ -1,11 +1,14 @@
 """pipeline/beam_memo.py: Beam's DoFn state/timer introspection answered once per DoFn class (or object, when
 the object could change the answer), PipelineOptions views made once per options object, and the picklers'
-bz2 computed once per payload, with Beam's answers; pipelines with state and timers still run under it."""
+bz2 computed once per payload, the state cache's module globals listed once per set of modules, with Beam's
+answers; pipelines with state and timers still run under it."""
 from __future__ import annotations
 
 import bz2
 import gc
 import random
+import sys
+import types
 
 import apache_beam as beam
 from apache_beam.coders import VarIntCoder
@@ -16,8 +19,11 @@ from apache_beam.transforms.core import CallableWrapperDoFn
 from apache_beam.transforms.timeutil import TimeDomain
 
 from apache_beam.internal import cloudpickle_pickler, dill_pickler, pickler
+from apache_beam.runners.worker import statecache
+from objsize import traverse
 
-from pipeline.beam_memo import RememberedCompression, RememberedSpecs, RememberedViews, remembered_beam_answers
+from pipeline.beam_memo import (RememberedCompression, RememberedModuleGlobals, RememberedSpecs, RememberedViews,
+                                remembered_beam_answers)
 
 BEAM_ARGS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
 
@@ -123,8 +129,66 @@ def test_compression_is_bz2s_computed_once_per_payload():
     assert remembered.BZ2Compressor is bz2.BZ2Compressor  # the rest is bz2's
 
 
+def test_module_globals_are_objsizes_listed_again_when_the_modules_change():
+    modules = dict(sys.modules)
+    remembered = RememberedModuleGlobals(modules)
+    # What objsize lists: the same count, and every module's own dictionary. (A few objects in sys.modules,
+    # such as typing.io, a class, and cffi's lib modules, give a new mapping at every vars().)
+    listed = remembered()
+    assert len(listed) == len(list(traverse._iter_modules_globals()))
+    kept = {id(own) for own in listed}
+    own_dicts = [vars(module) for module in modules.values()
+                 if isinstance(module, types.ModuleType) and vars(module) is vars(module)]
+    assert len(own_dicts) > 1000 and all(id(own) in kept for own in own_dicts)
+    assert remembered() is remembered() and (remembered.asked, remembered.computed) == (3, 1)
+    added = types.ModuleType("tfxp_test_added")
+    modules[added.__name__] = added
+    assert any(own is vars(added) for own in remembered()) and remembered.computed == 2
+    modules[added.__name__] = types.ModuleType(added.__name__)  # the same name, another module
+    assert not any(own is vars(added) for own in remembered()) and remembered.computed == 3
+    modules["not a module"] = 3  # objects without vars() are skipped, as objsize skips them
+    assert len(remembered()) == len(modules) - 1
+    assert remembered.ids() == {id(own) for own in remembered()}
+
+
+def test_exclude_sets_are_objsizes():
+    """objsize's own _update_exclude_set against the stand-in, on contexts as objsize makes them: id(None),
+    what `exclude` reaches, and every module's own dictionary; plus, in both, one id for each of the few objects
+    in sys.modules that give a new mapping at every vars() (objsize's are of mappings already freed)."""
+    remembered = RememberedModuleGlobals(sys.modules)
+    own_dicts = {id(vars(module)) for module in sys.modules.values()
+                 if isinstance(module, types.ModuleType) and vars(module) is vars(module)}
+    changing = len(remembered()) - sum(1 for module in sys.modules.values()  # (some are there by two names)
+                                       if isinstance(module, types.ModuleType) and vars(module) is vars(module))
+    for settings in (traverse.ObjSizeSettings(), traverse.ObjSizeSettings(exclude=[[1, 2], "x"]),
+                     traverse.ObjSizeSettings(exclude_modules_globals=False)):
+        reached = traverse.TraversalContext(settings.replace(exclude_modules_globals=False)).exclude_set
+        theirs = traverse.TraversalContext(settings).exclude_set
+        ours = traverse.TraversalContext(settings)
+        ours.exclude_set = set()
+        remembered.update_exclude_set(ours)
+        if settings.exclude_modules_globals:
+            assert own_dicts <= remembered.ids() and len(remembered.ids() - own_dicts) == changing
+            assert ours.exclude_set == reached | remembered.ids()
+            assert reached | own_dicts <= theirs and len(theirs - reached - own_dicts) <= changing
+        else:
+            assert ours.exclude_set == reached == theirs
+        assert id(None) in reached and (len(reached) > 3) == (settings.exclude is not None)
+
+
+def test_state_cache_weights_are_objsizes():
+    values = [[b"a side input"] * 50, {"key": list(range(100))}, statecache, (1.5, "x", None)]
+    weights = [statecache.get_deep_size(value) for value in values]
+    with remembered_beam_answers() as remembered:
+        assert [statecache.get_deep_size(value) for value in values] == weights
+        assert [statecache.get_deep_size(value) for value in values] == weights
+        assert (remembered.module_globals.asked, remembered.module_globals.computed) == (8, 1)
+    assert [statecache.get_deep_size(value) for value in values] == weights
+
+
 def test_pipelines_with_state_and_timers_run_under_it_and_beam_is_restored():
     original_specs, original_view_as = userstate.get_dofn_specs, PipelineOptions.view_as
+    original_update = traverse.TraversalContext._update_exclude_set
     with remembered_beam_answers() as remembered:
         assert userstate.get_dofn_specs is remembered.specs
         assert cloudpickle_pickler.bz2 is remembered.compression is dill_pickler.bz2
@@ -136,8 +200,11 @@ def test_pipelines_with_state_and_timers_run_under_it_and_beam_is_restored():
             counts = (p | beam.Create([("a", 1), ("b", 2), ("a", 3), ("b", 4), ("a", 5)])
                       | beam.ParDo(SumPerKey()))
             doubled = p | "Numbers" >> beam.Create([1, 2, 3]) | beam.ParDo(Doubled())
+            offset = p | "Offset" >> beam.Create([10])
+            shifted = doubled | beam.Map(lambda x, by: x + by[0], by=beam.pvalue.AsList(offset))
             assert_that(counts, equal_to([("a", 9), ("b", 6)]), label="counts")
             assert_that(doubled, equal_to([2, 4, 6]), label="doubled")
+            assert_that(shifted, equal_to([12, 14, 16]), label="shifted")
         # Beam asked about each DoFn class several times while building and running the pipeline, and for
         # the same views of the pipeline's options.
         specs, views = remembered.specs, remembered.views
@@ -145,7 +212,10 @@ def test_pipelines_with_state_and_timers_run_under_it_and_beam_is_restored():
         assert 0 < views.made and views.asked >= 3 * views.made
         compression = remembered.compression
         assert 0 < compression.computed < compression.asked
+        assert remembered.module_globals.asked > 0  # the side input was weighed for the state cache
+        assert remembered.module_globals.computed < remembered.module_globals.asked
         payload = pickler.dumps(dofn)
     assert userstate.get_dofn_specs is original_specs and PipelineOptions.view_as is original_view_as
     assert cloudpickle_pickler.bz2 is bz2 and dill_pickler.bz2 is bz2
+    assert traverse.TraversalContext._update_exclude_set is original_update
     assert pickler.dumps(dofn) == payload  # Beam's own, byte for byte
