@@ -1,11 +1,41 @@
-"""Process-wide helpers: exit for the commands and child processes that load TensorFlow, and a module or
-class attribute replaced within a block."""
+"""Process-wide helpers: exit for the commands and child processes that load TensorFlow, the garbage
+collector paused while they start, and a module or class attribute replaced within a block."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import sys
 from typing import Any, Iterator
+
+_startup = {"paused": False}
+
+
+def pause_gc_for_startup() -> None:
+    """Turns Python's cyclic garbage collector off until `end_startup`: for a process that is about to import
+    TensorFlow, TFX and Beam (~1,000,000 objects that live as long as the process).
+
+    While they import, the collector runs a full pass each time the heap grows by a quarter: 8 full passes,
+    1.2-1.6 s, of a cached `tfxp run` (~8 s), and none of it frees anything (one pass at the end finds ~6,000
+    unreachable objects of ~635,000)."""
+    gc.disable()
+    _startup["paused"] = True
+
+
+def end_startup() -> bool:
+    """After `pause_gc_for_startup`, once the imports are done: moves every object alive into the collector's
+    permanent generation (gc.freeze) and turns the collector back on; later passes look at what the run
+    itself allocates, not at the imported modules. Returns whether it did; a no-op otherwise (a second call,
+    or a process that never paused: tests, Beam and Dataflow workers).
+
+    Frozen objects are never freed: the few import-time cycles already unreachable (~6,000 objects) stay,
+    once per process."""
+    if not _startup["paused"]:
+        return False
+    _startup["paused"] = False
+    gc.freeze()
+    gc.enable()
+    return True
 
 
 @contextlib.contextmanager

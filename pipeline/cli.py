@@ -8,7 +8,7 @@ import sys
 from typing import List, Optional
 
 from config import MAX_LISTED, ConfigError, default_schema_file, load_config
-from config.process import exit_now
+from config.process import end_startup, exit_now, pause_gc_for_startup
 
 # Exit statuses (README, "Command line").
 EXIT_COMPONENT_FAILED, EXIT_CONFIG, EXIT_BAD_DATA, EXIT_BUSY = 1, 2, 3, 4
@@ -345,7 +345,8 @@ def _schedule(args) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
-        return _run(args)
+        return _run(args)  # the collector comes back on once the pipeline is built (local_runner)
+    end_startup()
     if args.command == "schema" and args.schema_command == "freeze":
         return _schema_freeze(args)
     if args.command == "compile":
@@ -362,9 +363,11 @@ def main(argv: Optional[List[str]] = None) -> int:
 def console_main() -> None:
     """The `tfxp` command (setup.py entry point) and `python -m pipeline.cli`: main(), then exit_now with its
     status. An exception leaves through Python's normal exit, traceback included. TFX's components are
-    imported as used (pipeline/tfx_imports.py)."""
+    imported as used (pipeline/tfx_imports.py), and the garbage collector waits while TensorFlow, TFX and
+    Beam import (config.process.pause_gc_for_startup)."""
     from pipeline.tfx_imports import defer_component_imports
 
+    pause_gc_for_startup()
     defer_component_imports()
     exit_now(int(main() or 0))
 

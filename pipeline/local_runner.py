@@ -6,12 +6,14 @@ component start and end, with seconds.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import time
 from typing import Callable, Dict, Iterator, List, Optional
 
 from config import PipelineConfig
+from config.process import end_startup
 from pipeline.preflight import InputError, check_csv_inputs
 from pipeline.run_lock import lock_paths, run_lock
 from pipeline.summary import RunSummary, read_summary
@@ -151,7 +153,11 @@ def _run_locked(config: PipelineConfig, emit_line: Callable[[str], None]) -> Run
 
         try:
             with remembered_beam_answers():
-                LocalDagRunner().run(create_pipeline(config))
+                dag = create_pipeline(config)
+                if end_startup():  # said in the log file, as TFX's own records (absl, INFO)
+                    logging.getLogger("absl").info("tfxp: garbage collector on, %d objects of the start-up "
+                                                   "frozen", gc.get_freeze_count())
+                LocalDagRunner().run(dag)
         except Exception as e:  # a component failed: name it, keep the cause
             failure = PipelineFailed(progress.current, e, log_file)
             failure.report_file = write_run_report(config, emit_line, error=str(failure),

@@ -8,6 +8,7 @@ import csv
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -109,6 +110,16 @@ def test_second_run_through_the_cli_comes_from_cache(taxi_run, cached_cli_run):
         context = store.get_context_by_type_and_name("node", f"taxi.{node}")
         states = [e.last_known_state for e in store.get_executions_by_context(context.id)]
         assert states.count(metadata_store_pb2.Execution.COMPLETE) == 1, node
+
+
+def test_the_command_runs_the_pipeline_with_its_startup_frozen(taxi_run, cached_cli_run):
+    """`tfxp run` paused the garbage collector while it imported, then froze what the imports made and ran the
+    pipeline with the collector on (config.process); the in-process run (run_local, as tests call it) did not."""
+    assert cached_cli_run[0].returncode == 0
+    logs = sorted(glob.glob(os.path.join(taxi_run["config"].pipeline_root, "logs", "*.log")), key=os.path.getmtime)
+    said = [re.search(r"tfxp: garbage collector on, (\d+) objects of the start-up frozen", open(log).read())
+            for log in logs]
+    assert said[0] is None and said[-1] is not None and int(said[-1].group(1)) > 100_000
 
 
 def test_cli_summary_json_and_output(cached_cli_run):
