@@ -243,6 +243,8 @@ def _load_transform(section: Section) -> TransformConfig:
                                 tf_compat_v1=section.get("tf_compat_v1", bool, TransformConfig.tf_compat_v1),
                                 batch_vocabulary_counts=section.get("batch_vocabulary_counts", bool,
                                                                     TransformConfig.batch_vocabulary_counts),
+                                one_pass_vocabularies=section.get("one_pass_vocabularies", bool,
+                                                                  TransformConfig.one_pass_vocabularies),
                                 executor=section.choice("executor", TRANSFORM_EXECUTORS, TransformConfig.executor))
     section.finish()
     return transform

@@ -109,7 +109,7 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         custom_config=custom_config, drift=validation.drift, skew=validation.skew)
     extra_nodes: List = []
     training_examples = example_gen.outputs["examples"]
-    if spans:
+    if config.analyzer_cache:  # with spans
         # The previous run's analyzer cache: analyzers of spans seen before are not computed again.
         analyzer_cache = Resolver(
             strategy_class=LatestArtifactStrategy,

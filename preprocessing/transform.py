@@ -4,7 +4,8 @@ Every configured feature comes out dense, with an explicit value for missing cel
   zscore      -> tft.scale_to_z_score   (constant column -> 0.0, never NaN)
   minmax      -> tft.scale_to_0_1       (constant column -> sigmoid(x), in (0, 1), never NaN)
   vocab       -> tft.compute_and_apply_vocabulary on the value as text ('' = missing is its own token),
-                 every token weighted 1.0 so that tf.Transform counts them per batch (apply_vocabulary)
+                 every token weighted 1.0 so that tf.Transform counts them per batch (apply_vocabulary);
+                 by default all vocabularies in one analyzer pass, the same files (preprocessing/vocabularies.py)
   passthrough -> float32 value
 NaN and +-inf cells count as missing (a frozen schema already blocks them in the data gate).
 Numeric fill "mean" (the default) puts a missing cell at the training mean: for zscore/minmax the scaling is
@@ -24,6 +25,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from config import CustomConfig, FeatureConfig, TransformConfig
+from preprocessing.vocabularies import VocabularySpec, compute_and_apply_vocabularies
 
 LABEL_VOCAB = "vocab_label"
 
@@ -141,19 +143,39 @@ def transform_label(x: Any, task: str, batch_vocabulary_counts: bool) -> tf.Tens
     raise ValueError(f"unknown task {task!r}")
 
 
+def _one_pass_vocabularies(inputs: Dict[str, Any], config: CustomConfig) -> Dict[str, tf.Tensor]:
+    """The transformed vocab features (and a multiclass label, when present), analyzed together
+    (preprocessing/vocabularies.py): the same files and ids as apply_vocabulary gives one by one."""
+    texts, specs, names = [], [], []
+    for feature in config.features:
+        if feature.treatment == "vocab":
+            texts.append(as_text(inputs[feature.name]))
+            specs.append(VocabularySpec(vocab_filename(feature.name), feature.top_k, feature.oov_buckets))
+            names.append(transformed_name(feature.name))
+    label = config.label
+    if label.task == "multiclass" and label.column in inputs:
+        texts.append(as_text(inputs[label.column]))
+        specs.append(VocabularySpec(LABEL_VOCAB, None, 0))
+        names.append(transformed_name(label.column))
+    return dict(zip(names, compute_and_apply_vocabularies(texts, specs)))
+
+
 def preprocessing_fn(inputs: Dict[str, Any], custom_config: Dict[str, Any]) -> Dict[str, tf.Tensor]:
     """TFX Transform entry point (`preprocessing.transform.preprocessing_fn`).
 
-    custom_config is `CustomConfig.to_json()`: the features with their treatments and the label.
+    custom_config is `CustomConfig.to_json()`: the features with their treatments and the label. With
+    `one_pass_vocabularies` (the default without spans) every vocabulary is analyzed in one pass
+    (preprocessing/vocabularies.py); otherwise each on its own (apply_vocabulary).
     """
     config = CustomConfig.from_json(custom_config)
-    outputs = {}
+    outputs = _one_pass_vocabularies(inputs, config) if config.one_pass_vocabularies else {}
     for feature in config.features:
-        outputs[transformed_name(feature.name)] = scale_feature(inputs[feature.name], feature,
-                                                                config.batch_vocabulary_counts)
+        name = transformed_name(feature.name)
+        if name not in outputs:
+            outputs[name] = scale_feature(inputs[feature.name], feature, config.batch_vocabulary_counts)
     label = config.label
     # The label is absent at serving time; TFT then leaves its output out.
-    if label.column in inputs:
+    if label.column in inputs and transformed_name(label.column) not in outputs:
         outputs[transformed_name(label.column)] = transform_label(inputs[label.column], label.task,
                                                                   config.batch_vocabulary_counts)
     return outputs

@@ -1,6 +1,7 @@
 """Config loading and validation: errors name the file and the key, before any component runs."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -236,7 +237,7 @@ def test_a_parquet_payload_needs_the_columnar_example_gen_and_evaluator(tiny):
         load_config(tiny(MINIMAL.replace("data: {path: data}", "data: {path: data, payload: arrow}")))
 
 
-def test_transform_writes_no_transformed_splits_or_statistics_unless_asked(tiny):
+def test_transform_writes_no_transformed_splits_or_statistics_unless_asked(tiny, tmp_path):
     """TFX's Transform options: off by default (tfxp's Trainer transforms raw batches itself), TFX's defaults
     with transform: {materialize: true, statistics: true, tf_compat_v1: false}; tfxp traces the
     preprocessing_fn into a TF1 graph unless tf_compat_v1 is false. End to end in formats_test.py."""
@@ -257,6 +258,17 @@ def test_transform_writes_no_transformed_splits_or_statistics_unless_asked(tiny)
     assert node.exec_properties["force_tf_compat_v1"] == 1
     # The preprocessing_fn reads batch_vocabulary_counts from custom_config (tests/preprocessing_test.py).
     assert json.loads(node.exec_properties["custom_config"])["batch_vocabulary_counts"] is True
+    # ... and one_pass_vocabularies: on by default, off with spans (tf.Transform's analyzer cache keeps the
+    # per-vocabulary analyzers' accumulators per span) or when configured off.
+    assert json.loads(node.exec_properties["custom_config"])["one_pass_vocabularies"] is True
+    off = transform_node(MINIMAL + "transform: {one_pass_vocabularies: false}\n")[1]
+    assert json.loads(off.exec_properties["custom_config"])["one_pass_vocabularies"] is False
+    span = tmp_path / "data" / "span-1"
+    span.mkdir()
+    shutil.copy(tmp_path / "data" / "rows.csv", span / "rows.csv")
+    spans = load_config(tiny(MINIMAL.replace("data: {path: data}", "data: {path: data, pattern: 'span-{SPAN}/*.csv'}"),
+                             name="spans.yaml"))
+    assert spans.analyzer_cache and spans.to_custom_config().one_pass_vocabularies is False
     # tfxp's executor (components/transform) unless transform.executor is tfx.
     assert node.executor_spec.executor_class is TfxpTransformExecutor
     options, node = transform_node(MINIMAL + "transform: {materialize: true, statistics: true, tf_compat_v1: false, "
@@ -266,3 +278,4 @@ def test_transform_writes_no_transformed_splits_or_statistics_unless_asked(tiny)
     assert "transformed_examples" in node.outputs and node.exec_properties["disable_statistics"] == 0
     assert node.exec_properties["force_tf_compat_v1"] == 0
     assert json.loads(node.exec_properties["custom_config"])["batch_vocabulary_counts"] is False
+    assert json.loads(node.exec_properties["custom_config"])["one_pass_vocabularies"] is False  # needs batch counts

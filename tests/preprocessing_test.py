@@ -18,12 +18,14 @@ def feature(name, treatment, **options):
     return FeatureConfig(name=name, treatment=treatment, **options)
 
 
-def analyze_and_transform(rows, spec, config, tmp_path, tf_compat_v1=True):
+def analyze_and_transform(rows, spec, config, tmp_path, tf_compat_v1=True, one_pass=False):
     """rows: dicts of column -> list of values ([] = missing cell), as CsvExampleGen's VarLen features.
     config: {"label": {...}, "features": [FeatureConfig...]}, passed as Transform passes custom_config.
-    tf_compat_v1: as transform.tf_compat_v1 (TFX Transform's force_tf_compat_v1)."""
+    tf_compat_v1: as transform.tf_compat_v1 (TFX Transform's force_tf_compat_v1); one_pass: as
+    CustomConfig.one_pass_vocabularies (preprocessing/vocabularies.py)."""
     custom_config = CustomConfig(label=LabelConfig(**config["label"]), features=tuple(config["features"]),
-                                 model=ModelConfig(), training=TrainingConfig()).to_json()
+                                 model=ModelConfig(), training=TrainingConfig(),
+                                 one_pass_vocabularies=one_pass).to_json()
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
     fn = functools.partial(preprocessing_fn, custom_config=custom_config)
     with tft_beam.Context(temp_dir=str(tmp_path), force_tf_compat_v1=tf_compat_v1):
@@ -43,7 +45,7 @@ def binary_result(request, binary_results):
     return binary_results[request.param]
 
 
-def binary_case(tmp_path, tf_compat_v1):
+def binary_case(tmp_path, tf_compat_v1, one_pass=False):
     x = [1.0, None, 3.0, 4.0, 10.0, 2.0]  # None = missing cell
     lat = [41.9, 41.8, None, 42.0, 41.7, 41.85]
     const = [7.0] * 5 + [None]
@@ -65,7 +67,7 @@ def binary_case(tmp_path, tf_compat_v1):
         feature("x", "zscore"), feature("xz0", "zscore", fill=-5), feature("lat", "minmax"), feature("const_z", "zscore"),
         feature("const_mm", "minmax"), feature("city", "vocab"), feature("hour", "vocab", top_k=2),
         feature("pt", "passthrough", fill=-1)]}
-    return columns, analyze_and_transform(rows, spec, config, tmp_path, tf_compat_v1)
+    return columns, analyze_and_transform(rows, spec, config, tmp_path, tf_compat_v1, one_pass)
 
 
 def test_tf1_graph_and_tf2_functions_transform_alike(binary_results):
@@ -136,12 +138,22 @@ def test_binary_label_is_int64_and_unchanged(binary_result):
     assert out["y_xf"].tolist() == columns["y"]
 
 
-def test_multiclass_text_label_becomes_class_ids(tmp_path):
+def test_one_pass_vocabularies_transform_as_one_at_a_time(binary_results, tmp_path):
+    """The whole preprocessing_fn with every vocabulary analyzed in one pass: the same outputs."""
+    (_, one_at_a_time), (_, one_pass) = binary_results[True], binary_case(tmp_path, True, one_pass=True)
+    assert sorted(one_pass) == sorted(one_at_a_time)
+    for name in one_pass:
+        assert one_pass[name].dtype == one_at_a_time[name].dtype, name
+        np.testing.assert_allclose(one_pass[name], one_at_a_time[name], rtol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("one_pass", [False, True], ids=["one_at_a_time", "one_pass"])
+def test_multiclass_text_label_becomes_class_ids(tmp_path, one_pass):
     labels = ["barolo", "barbera", "barolo", "grignolino", "barolo", "barbera"]
     rows = [{"v": [float(i)], "label": [name.encode()]} for i, name in enumerate(labels)]
     spec = {"v": tf.io.VarLenFeature(tf.float32), "label": tf.io.VarLenFeature(tf.string)}
     config = {"label": {"column": "label", "task": "multiclass"}, "features": [feature("v", "zscore")]}
-    out = analyze_and_transform(rows, spec, config, tmp_path)
+    out = analyze_and_transform(rows, spec, config, tmp_path, one_pass=one_pass)
     ids = dict(zip(labels, out["label_xf"]))
     assert ids["barolo"] == 0 and ids["barbera"] == 1 and ids["grignolino"] == 2
     np.testing.assert_allclose(out["v_xf"], (np.arange(6) - 2.5) / np.arange(6).std(), rtol=1e-5)
@@ -194,6 +206,56 @@ def test_unit_weighted_vocabulary_is_tft_unweighted_vocabulary(tmp_path, tf_comp
     files, ids = weighted
     assert files["top_None"][:3] == [b"a", b"c", b"b"]  # 4, then 3 and 3 (ties: the larger token first)
     assert files["top_3"] == [b"a", b"c", b"b"] and ids["top_3"][tokens.index("e")] == 3  # OOV
+
+
+@pytest.mark.parametrize("tf_compat_v1", [True, False], ids=["tf1_graph", "tf2_functions"])
+def test_one_pass_vocabularies_write_tfts_files_and_ids(tmp_path, tf_compat_v1):
+    """compute_and_apply_vocabularies (one analyzer for all) against tft.compute_and_apply_vocabulary, one
+    analyzer each, on batches of 3 rows: the same files (ties broken alike, top_k cutting at the same token,
+    empty tokens and tokens with a newline left out, an empty vocabulary's dummy token), the same asset map and
+    vocabulary sizes, and the same ids (OOV buckets included)."""
+    import json
+    import os
+
+    import tensorflow_transform as tft
+
+    from preprocessing.vocabularies import VocabularySpec, compute_and_apply_vocabularies
+
+    tokens = ["a", "b", "c", "a", "e", "c", "b", "d", "a", "e", "", "f", "c", "g", "g", "b", "a", "h", "x\ny",
+              "\u00e9", "\u00e9", "x\ny"]
+    rows = [{"t": token.encode(), "e": b""} for token in tokens]
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(
+        {"t": tf.io.FixedLenFeature([], tf.string), "e": tf.io.FixedLenFeature([], tf.string)}))
+    specs = [VocabularySpec(f"top_{k}", k, 1) for k in (None, 3, 4)] + [VocabularySpec("empty", None, 2)]
+
+    def one_at_a_time(inputs):
+        return {spec.name: tft.compute_and_apply_vocabulary(
+            inputs["e" if spec.name == "empty" else "t"], top_k=spec.top_k, num_oov_buckets=spec.num_oov_buckets,
+            vocab_filename=spec.name) for spec in specs}
+
+    def one_pass(inputs):
+        texts = [inputs["e" if spec.name == "empty" else "t"] for spec in specs]
+        return dict(zip((spec.name for spec in specs), compute_and_apply_vocabularies(texts, specs)))
+
+    def run(fn, out_dir):
+        with tft_beam.Context(temp_dir=str(out_dir / "tmp"), desired_batch_size=3, force_tf_compat_v1=tf_compat_v1):
+            (transformed, _), transform_fn = ((rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
+                fn, output_record_batches=False))
+            _ = transform_fn | tft_beam.WriteTransformFn(str(out_dir / "graph"))
+        output = tft.TFTransformOutput(str(out_dir / "graph"))
+        asset_map = json.load(open(os.path.join(str(out_dir / "graph"), "transformed_metadata", "asset_map")))
+        return ({spec.name: output.vocabulary_by_name(spec.name) for spec in specs},
+                {spec.name: output.vocabulary_size_by_name(spec.name) for spec in specs}, asset_map,
+                {key: [int(row[key]) for row in transformed] for key in transformed[0]})
+
+    theirs, ours = run(one_at_a_time, tmp_path / "tft"), run(one_pass, tmp_path / "one_pass")
+    assert ours == theirs
+    files, sizes, asset_map, ids = ours
+    assert files["top_None"][:4] == [b"a", b"c", b"b", b"\xc3\xa9"]  # 4, then 3, 3 (ties: larger token first)
+    assert files["top_3"] == [b"a", b"c", b"b"] and ids["top_3"][tokens.index("e")] == 3  # OOV
+    assert b"" not in files["top_None"] and b"x\ny" not in files["top_None"]
+    assert len(files["empty"]) == 1 and sizes["empty"] == 1 and set(ids["empty"]) <= {1, 2}
+    assert asset_map == {spec.name: spec.name for spec in specs}
 
 
 @pytest.mark.parametrize("batch_counts", [True, False])

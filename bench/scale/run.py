@@ -39,7 +39,7 @@ class Variant(NamedTuple):
     evaluator: str  # evaluation.evaluator
     payload: str  # data.payload
     # transform: {materialize: true, statistics: true, tf_compat_v1: false, batch_vocabulary_counts: false,
-    #             executor: tfx}
+    #             one_pass_vocabularies: false, executor: tfx}
     tfx_transform_defaults: bool
 
 
@@ -61,7 +61,7 @@ def config_for(data_dir: str, work: str, variant: str) -> str:
                         f"  metric: binary_accuracy\n  evaluator: {options.evaluator}\n")
     if options.tfx_transform_defaults:
         text += ("\ntransform:\n  materialize: true\n  statistics: true\n  tf_compat_v1: false\n"
-                 "  batch_vocabulary_counts: false\n  executor: tfx\n")
+                 "  batch_vocabulary_counts: false\n  one_pass_vocabularies: false\n  executor: tfx\n")
     text = text.replace("package://tfx/examples/chicago_taxi_pipeline/data/big_tipper_label", data_dir)
     text = text.replace("schema: taxi.schema.pbtxt", f"schema: {os.path.join(REPO, 'configs', 'taxi.schema.pbtxt')}")
     text = text.replace("../runs/taxi/", os.path.join(work, "out") + "/")
