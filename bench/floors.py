@@ -155,14 +155,12 @@ def transform(examples_dir: str, schema_dir: str, out_dir: str, parquet: bool = 
     """The pipeline's Transform executor (TFX's, tracing once for its inspections) as the pipeline runs it on the
     taxi config (analyzers only), DirectRunner in memory; with `parquet`, on a Parquet payload. Returns the
     transform graph's directory."""
-    import json
-
     from tfx.dsl.components.base.base_beam_executor import BaseBeamExecutor
     from tfx.types import standard_artifacts
 
     from config import load_config
     from pipeline.beam_memo import remembered_beam_answers
-    from pipeline.pipeline import PREPROCESSING_FN, transform_component
+    from pipeline.pipeline import transform_component, transform_exec_properties
 
     config = load_config(TAXI_CONFIG)
     schema = standard_artifacts.Schema()
@@ -174,9 +172,7 @@ def transform(examples_dir: str, schema_dir: str, out_dir: str, parquet: bool = 
         executor(BaseBeamExecutor.Context(beam_pipeline_args=config.beam.pipeline_args(),
                                           tmp_dir=os.path.join(out_dir, "tmp"), unique_id="1")).Do(
             {"examples": [train_examples(examples_dir, parquet)], "schema": [schema]}, {"transform_graph": [graph]},
-            {"preprocessing_fn": PREPROCESSING_FN, "custom_config": json.dumps(config.to_custom_config().to_json()),
-             "disable_statistics": True, "force_tf_compat_v1": config.transform.tf_compat_v1, "splits_config": None,
-             "disable_analyzer_cache": True})
+            {**transform_exec_properties(config), "disable_analyzer_cache": True})
     return graph.uri
 
 

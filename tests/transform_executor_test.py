@@ -3,7 +3,6 @@ and a Parquet payload read without tfx-bsl's per-row telemetry. On a taxi sample
 Parquet payload, with and without the analyzer cache, it makes the transform graph TFX's own executor makes
 (the same vocabulary files, the same outputs for the same raw values), with two fewer traces of the
 preprocessing_fn."""
-import json
 import os
 import shutil
 
@@ -25,7 +24,7 @@ from components.parquet_read import ParquetPayloadTFXIO
 from components.transform import executor as transform_executor
 from components.transform.executor import Executor, SharedTraces, shared_inspection_traces
 from config import load_config
-from pipeline.pipeline import PREPROCESSING_FN
+from pipeline.pipeline import transform_exec_properties
 
 
 @pytest.fixture(scope="module")
@@ -84,9 +83,7 @@ def run_transform(executor_class, examples, schema, out, analyzer_cache=False):
         executor_class(executor_class.Context(beam_pipeline_args=config.beam.pipeline_args(),
                                               tmp_dir=str(out / "tmp"), unique_id="1")).Do(
             {"examples": [examples], "schema": [schema]}, outputs,
-            {"preprocessing_fn": PREPROCESSING_FN, "custom_config": json.dumps(config.to_custom_config().to_json()),
-             "disable_statistics": True, "force_tf_compat_v1": config.transform.tf_compat_v1,
-             "splits_config": None, "disable_analyzer_cache": not analyzer_cache})
+            {**transform_exec_properties(config), "disable_analyzer_cache": not analyzer_cache})
     finally:
         impl_helper.trace_preprocessing_function = original
         tfx_module.TransformProcessor._CreateTFXIO = tfx_create
