@@ -160,19 +160,21 @@ def transform(examples_dir: str, schema_dir: str, out_dir: str, parquet: bool = 
 
     from config import load_config
     from pipeline.beam_memo import remembered_beam_answers
-    from pipeline.pipeline import transform_component, transform_exec_properties
+    from pipeline import nodes
+    from pipeline.pipeline import pipeline_node
 
     config = load_config(TAXI_CONFIG)
     schema = standard_artifacts.Schema()
     schema.uri = schema_dir  # holding schema.pbtxt only
     graph = standard_artifacts.TransformGraph()
     graph.uri = os.path.join(out_dir, "transform_graph")
-    executor = transform_component(config).EXECUTOR_SPEC.executor_class
+    node = pipeline_node(config, nodes.TRANSFORM)
+    executor = node.executor_spec.executor_class
     with remembered_beam_answers():
         executor(BaseBeamExecutor.Context(beam_pipeline_args=config.beam.pipeline_args(),
                                           tmp_dir=os.path.join(out_dir, "tmp"), unique_id="1")).Do(
             {"examples": [train_examples(examples_dir, parquet)], "schema": [schema]}, {"transform_graph": [graph]},
-            {**transform_exec_properties(config), "disable_analyzer_cache": True})
+            {**node.exec_properties, "disable_analyzer_cache": True})
     return graph.uri
 
 

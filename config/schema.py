@@ -304,7 +304,7 @@ class CustomConfig:
                    model=ModelConfig(**raw["model"]), training=TrainingConfig(**raw["training"]),
                    code_fingerprint=raw.get("code_fingerprint", ""),
                    batch_vocabulary_counts=raw.get("batch_vocabulary_counts", TransformConfig.batch_vocabulary_counts),
-                   one_pass_vocabularies=raw.get("one_pass_vocabularies", False))
+                   one_pass_vocabularies=raw.get("one_pass_vocabularies", cls.one_pass_vocabularies))
 
     def feature_names(self) -> List[str]:
         return [f.name for f in self.features]

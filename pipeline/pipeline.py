@@ -7,7 +7,7 @@ CsvExampleGen -> StatisticsGen -> SchemaGen (inferred) or FrozenSchemaGen (the r
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List
+from typing import Any, List
 
 import tensorflow_model_analysis as tfma
 # Modules rather than the `tfx.v1` facade: that also imports the Google Cloud extensions (aiplatform),
@@ -269,9 +269,9 @@ def _vertex_training_args(config: PipelineConfig):
             vertex_trainer.TRAINING_ARGS_KEY: args}
 
 
-def transform_exec_properties(config: PipelineConfig) -> Dict[str, Any]:
-    """The exec properties of the pipeline's Transform node for `config` (the preprocessing_fn, custom_config,
-    statistics and TF1 options), for running its executor as the pipeline runs it (bench/floors,
-    tests/transform_executor_test.py). The analyzer cache, which depends on inputs, is the caller's."""
-    [node] = [component for component in create_pipeline(config).components if component.id == nodes.TRANSFORM]
-    return dict(node.exec_properties)
+def pipeline_node(config: PipelineConfig, node_id: str) -> Any:
+    """The node with id `node_id` (pipeline/nodes.py) of the pipeline for `config`: its class, exec properties
+    and executor, e.g. for running Transform's executor as the pipeline runs it (bench/floors,
+    tests/transform_executor_test.py) or checking what a setting picks (tests/config_test.py)."""
+    [node] = [component for component in create_pipeline(config).components if component.id == node_id]
+    return node

@@ -25,6 +25,7 @@ from __future__ import annotations
 import heapq
 import os
 import uuid
+from collections import Counter
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import apache_beam as beam
@@ -54,18 +55,18 @@ def ordered_tokens(counts: Dict[bytes, float], top_k: Optional[int]) -> List[Tup
 
 
 class _TokenCounts(beam.CombineFn):
-    """Per vocabulary, {token: summed count} over batches of (unique tokens, counts) array pairs."""
+    """Per vocabulary, {token: summed count} over batches of (unique tokens, counts) array pairs (a batch's
+    tokens are unique: TFT's reduce_batch_weighted_counts)."""
 
     def __init__(self, vocabularies: int):
         self._vocabularies = vocabularies
 
-    def create_accumulator(self) -> List[Dict[bytes, float]]:
-        return [{} for _ in range(self._vocabularies)]
+    def create_accumulator(self) -> List[Counter]:
+        return [Counter() for _ in range(self._vocabularies)]
 
     def add_input(self, accumulator, batch):
         for counts, tokens, weights in zip(accumulator, batch[0::2], batch[1::2]):
-            for token, weight in zip(tokens.tolist(), weights.tolist()):
-                counts[token] = counts.get(token, 0.0) + weight
+            counts.update(dict(zip(tokens.tolist(), weights.tolist())))
         return accumulator
 
     def merge_accumulators(self, accumulators):
@@ -73,8 +74,7 @@ class _TokenCounts(beam.CombineFn):
         merged = next(accumulators)
         for other in accumulators:
             for counts, more in zip(merged, other):
-                for token, weight in more.items():
-                    counts[token] = counts.get(token, 0.0) + weight
+                counts.update(more)
         return merged
 
     def extract_output(self, accumulator):

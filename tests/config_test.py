@@ -208,12 +208,11 @@ def test_quantization_config_errors(tiny, text, key, message):
 @pytest.mark.parametrize("evaluator, component", [("columnar", "ColumnarEvaluator"), ("tfma", "Evaluator")])
 def test_evaluation_evaluator_picks_the_evaluator_component(tiny, evaluator, component):
     from pipeline import nodes
-    from pipeline.pipeline import create_pipeline
+    from pipeline.pipeline import pipeline_node
 
     config = load_config(tiny(MINIMAL + f"evaluation: {{evaluator: {evaluator}}}\n"))
     assert config.evaluation.evaluator == evaluator
-    [node] = [c for c in create_pipeline(config).components if c.id == nodes.EVALUATOR]
-    assert type(node).__name__ == component
+    assert type(pipeline_node(config, nodes.EVALUATOR)).__name__ == component
 
 
 def test_long_lists_in_messages_keep_the_first_ten_and_count_the_rest():
@@ -245,12 +244,11 @@ def test_transform_writes_no_transformed_splits_or_statistics_unless_asked(tiny,
 
     from components.transform.executor import Executor as TfxpTransformExecutor
     from pipeline import nodes
-    from pipeline.pipeline import create_pipeline
+    from pipeline.pipeline import pipeline_node
 
     def transform_node(text):
         config = load_config(tiny(text))
-        [node] = [c for c in create_pipeline(config).components if c.id == nodes.TRANSFORM]
-        return config.transform, node
+        return config.transform, pipeline_node(config, nodes.TRANSFORM)
 
     options, node = transform_node(MINIMAL)
     assert (options.materialize, options.statistics, options.tf_compat_v1) == (False, False, True)

@@ -24,7 +24,8 @@ from components.parquet_read import ParquetPayloadTFXIO
 from components.transform import executor as transform_executor
 from components.transform.executor import Executor, SharedTraces, shared_inspection_traces
 from config import load_config
-from pipeline.pipeline import transform_exec_properties
+from pipeline import nodes
+from pipeline.pipeline import pipeline_node
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +84,7 @@ def run_transform(executor_class, examples, schema, out, analyzer_cache=False):
         executor_class(executor_class.Context(beam_pipeline_args=config.beam.pipeline_args(),
                                               tmp_dir=str(out / "tmp"), unique_id="1")).Do(
             {"examples": [examples], "schema": [schema]}, outputs,
-            {**transform_exec_properties(config), "disable_analyzer_cache": not analyzer_cache})
+            {**pipeline_node(config, nodes.TRANSFORM).exec_properties, "disable_analyzer_cache": not analyzer_cache})
     finally:
         impl_helper.trace_preprocessing_function = original
         tfx_module.TransformProcessor._CreateTFXIO = tfx_create
