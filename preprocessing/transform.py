@@ -119,11 +119,24 @@ def apply_vocabulary(text: tf.Tensor, batch_counts: bool = TransformConfig.batch
     return tft.compute_and_apply_vocabulary(text, weights=weights, **options)
 
 
+def feature_vocabulary(feature: FeatureConfig) -> VocabularySpec:
+    """A vocab feature's vocabulary: its file name, top_k and OOV buckets."""
+    return VocabularySpec(vocab_filename(feature.name), feature.top_k, feature.oov_buckets)
+
+
+# A multiclass label's vocabulary: every class, no OOV bucket.
+LABEL_VOCABULARY = VocabularySpec(LABEL_VOCAB, None, 0)
+
+
+def _apply_one(text: tf.Tensor, spec: VocabularySpec, batch_counts: bool) -> tf.Tensor:
+    return apply_vocabulary(text, batch_counts, top_k=spec.top_k, num_oov_buckets=spec.num_oov_buckets,
+                            vocab_filename=spec.name)
+
+
 def scale_feature(x: Any, feature: FeatureConfig, batch_vocabulary_counts: bool) -> tf.Tensor:
     treatment = feature.treatment
     if treatment == "vocab":
-        return apply_vocabulary(as_text(x), batch_vocabulary_counts, top_k=feature.top_k,
-                                num_oov_buckets=feature.oov_buckets, vocab_filename=vocab_filename(feature.name))
+        return _apply_one(as_text(x), feature_vocabulary(feature), batch_vocabulary_counts)
     if treatment == "zscore":
         return scale_to_z_score(x, feature.fill)
     if treatment == "minmax":
@@ -139,7 +152,7 @@ def transform_label(x: Any, task: str, batch_vocabulary_counts: bool) -> tf.Tens
     if task == "regression":
         return fill_numeric(x, 0.0)
     if task == "multiclass":
-        return apply_vocabulary(as_text(x), batch_vocabulary_counts, num_oov_buckets=0, vocab_filename=LABEL_VOCAB)
+        return _apply_one(as_text(x), LABEL_VOCABULARY, batch_vocabulary_counts)
     raise ValueError(f"unknown task {task!r}")
 
 
@@ -150,12 +163,12 @@ def _one_pass_vocabularies(inputs: Dict[str, Any], config: CustomConfig) -> Dict
     for feature in config.features:
         if feature.treatment == "vocab":
             texts.append(as_text(inputs[feature.name]))
-            specs.append(VocabularySpec(vocab_filename(feature.name), feature.top_k, feature.oov_buckets))
+            specs.append(feature_vocabulary(feature))
             names.append(transformed_name(feature.name))
     label = config.label
     if label.task == "multiclass" and label.column in inputs:
         texts.append(as_text(inputs[label.column]))
-        specs.append(VocabularySpec(LABEL_VOCAB, None, 0))
+        specs.append(LABEL_VOCABULARY)
         names.append(transformed_name(label.column))
     return dict(zip(names, compute_and_apply_vocabularies(texts, specs)))
 
