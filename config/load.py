@@ -115,7 +115,8 @@ def _load_validation(section: Section, base_dir: str, feature_names, schema_must
         range_margin=section.get("range_margin", float, ValidationConfig.range_margin),
         max_new_category_fraction=_fraction(section, "max_new_category_fraction",
                                             ValidationConfig.max_new_category_fraction),
-        max_missing_increase=_fraction(section, "max_missing_increase", ValidationConfig.max_missing_increase))
+        max_missing_increase=_fraction(section, "max_missing_increase", ValidationConfig.max_missing_increase),
+        one_pass_statistics=section.get("one_pass_statistics", bool, ValidationConfig.one_pass_statistics))
     if validation.range_margin < 0:
         raise section.error("range_margin", f"must be >= 0, got {validation.range_margin}")
     section.finish()

@@ -217,6 +217,9 @@ class ValidationConfig:
     range_margin: float = 0.1  # numeric domains widened by this fraction of the observed range on each side
     max_new_category_fraction: float = 0.01  # share of values outside a frozen vocabulary that is tolerated
     max_missing_increase: float = 0.05  # missing-cell fraction may exceed the frozen one by this much
+    # StatisticsGen: each split's statistics in one Beam combine (components/statistics_gen/one_pass.py: TFDV's
+    # generators, the same file); false: TFDV's GenerateStatistics as TFX runs it (~22 Beam stages per split).
+    one_pass_statistics: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

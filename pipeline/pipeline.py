@@ -29,7 +29,7 @@ from components.data_gate.component import AcceptedStatistics, DataGate, FrozenS
 from components.evaluator.component import ColumnarEvaluator
 from components.example_gen.component import ColumnarCsvExampleGen, ParquetExampleGen
 from components.quantizer.component import QuantizingPusher
-from components.statistics_gen.component import StatisticsGen
+from components.statistics_gen.component import StatisticsGen, TfdvStatisticsGen
 from components.trainer.component import Trainer
 from components.transform.component import Transform
 from config import METRICS, PARQUET_PAYLOAD, TASK_METRICS, TFXP_TRANSFORM, PipelineConfig
@@ -79,6 +79,12 @@ def transform_component(config: PipelineConfig) -> type:
     return Transform if config.transform.executor == TFXP_TRANSFORM else TfxTransform
 
 
+def statistics_component(config: PipelineConfig) -> type:
+    """validation.one_pass_statistics: true (default), StatisticsGen with each split's statistics in one Beam
+    combine; false, TFDV's GenerateStatistics per split as TFX runs it."""
+    return StatisticsGen if config.validation.one_pass_statistics else TfdvStatisticsGen
+
+
 def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
     output_config = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
         example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=buckets) for name, buckets in config.data.split]))
@@ -87,7 +93,8 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
     # window. Without, ExampleGen reads every file in the directory (its default input config).
     example_gen = _example_gen(config, output_config, example_gen_pb2.Input(splits=[
         example_gen_pb2.Input.Split(name="single_split", pattern=config.data.pattern)]) if spans else None)
-    statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
+    statistics_gen = statistics_component(config)(examples=example_gen.outputs["examples"]).with_id(
+        nodes.STATISTICS_GEN)
     validation = config.validation
     if validation.schema_file:
         schema_gen = FrozenSchemaGen(schema_file=validation.schema_file,

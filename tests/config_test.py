@@ -277,3 +277,22 @@ def test_transform_writes_no_transformed_splits_or_statistics_unless_asked(tiny,
     assert node.exec_properties["force_tf_compat_v1"] == 0
     assert json.loads(node.exec_properties["custom_config"])["batch_vocabulary_counts"] is False
     assert json.loads(node.exec_properties["custom_config"])["one_pass_vocabularies"] is False  # needs batch counts
+
+
+def test_statistics_gen_runs_one_pass_statistics_unless_configured_off(tiny):
+    """validation.one_pass_statistics: on by default (components/statistics_gen's Executor: each split in one
+    Beam combine, tests/statistics_one_pass_test.py); false runs TFDV's GenerateStatistics per split
+    (TfdvExecutor). The node id is StatisticsGen either way (the summary, report and resolvers read it)."""
+    from components.statistics_gen.executor import Executor, TfdvExecutor
+    from pipeline import nodes
+    from pipeline.pipeline import pipeline_node
+
+    config = load_config(tiny(MINIMAL))
+    assert config.validation.one_pass_statistics is True
+    node = pipeline_node(config, nodes.STATISTICS_GEN)
+    assert node.executor_spec.executor_class is Executor and Executor.one_pass_statistics
+    off = load_config(tiny(MINIMAL + "validation: {one_pass_statistics: false}\n"))
+    node = pipeline_node(off, nodes.STATISTICS_GEN)
+    assert node.executor_spec.executor_class is TfdvExecutor and not TfdvExecutor.one_pass_statistics
+    with pytest.raises(ConfigError, match="validation.one_pass_statistics"):
+        load_config(tiny(MINIMAL + "validation: {one_pass_statistics: maybe}\n"))

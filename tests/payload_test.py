@@ -1,6 +1,6 @@
 """data.payload: parquet. The columnar ExampleGen writes the taxi rows as a Parquet payload holding what its
-tf.Example payload holds; StatisticsGen (tfxp's executor: TFX's with a Parquet read without tfx-bsl's
-per-row telemetry), TFX's Transform, tfxp's Trainer input, the columnar Evaluator and the pusher's readers
+tf.Example payload holds; StatisticsGen (tfxp's executor: TFX's with each split in one Beam combine and a
+Parquet read without tfx-bsl's per-row telemetry), TFX's Transform, tfxp's Trainer input, the columnar Evaluator and the pusher's readers
 get the same data from either (the same rows in both: each split is its own input
 file here, so no hashing is involved); hash splits of the Parquet payload are deterministic; iris runs end
 to end on it."""
@@ -133,13 +133,14 @@ def test_statistics_gen_reads_the_parquet_payload(payloads, tmp_path):
 
 @pytest.mark.parametrize("split", ["train", "eval"])
 def test_tfxps_statistics_gen_writes_tfxs_statistics_and_artifact(payloads, tmp_path, split):
-    """tfxp's StatisticsGen executor (its Parquet read without tfx-bsl's telemetry) against TFX's, on the
-    Parquet payload: the same statistics of each split, the same output artifact properties."""
+    """tfxp's StatisticsGen executor (each split in one Beam combine, its Parquet read without tfx-bsl's
+    telemetry) against TFX's, on the Parquet payload: the same statistics of each split, proto for proto, the
+    same output artifact properties."""
     from tfx.components.statistics_gen.executor import Executor as TfxExecutor
 
     ours, ours_artifact = _statistics(payloads[PARQUET_PAYLOAD], tmp_path / "ours", split=split)
     tfx, tfx_artifact = _statistics(payloads[PARQUET_PAYLOAD], tmp_path / "tfx", TfxExecutor, split)
-    assert_same_statistics(ours, tfx)
+    assert ours == tfx
     assert ours_artifact.split_names == tfx_artifact.split_names == '["train", "eval"]'
     assert (ours_artifact.get_json_value_custom_property("sample_rate_by_split")
             == tfx_artifact.get_json_value_custom_property("sample_rate_by_split"))
@@ -173,6 +174,35 @@ def test_tfxps_statistics_gen_honours_tfxs_exec_properties(payloads, tmp_path):
     assert artifacts["ours"].split_names == artifacts["tfx"].split_names == '["train"]'
     assert (artifacts["ours"].get_json_value_custom_property("sample_rate_by_split")
             == artifacts["tfx"].get_json_value_custom_property("sample_rate_by_split"))
+
+
+def test_statistics_options_that_need_tfdvs_stages_run_tfdvs(payloads, tmp_path):
+    """Slicing (stats_options_json's slicing_config) cannot be computed in one combine: tfxp's executor runs
+    TFDV's GenerateStatistics for it, and writes what TFX's writes (all examples, then one dataset per
+    payment type)."""
+    import tensorflow_data_validation as tfdv
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+    from tfx.components.statistics_gen.executor import Executor as TfxExecutor
+    from tfx_bsl.public.proto import slicing_spec_pb2
+
+    slicing = text_format.Parse('slicing_specs { feature_keys: "payment_type" }', slicing_spec_pb2.SlicingConfig())
+    properties = {"stats_options_json": tfdv.StatsOptions(slicing_config=slicing).to_json()}
+    results = {}
+    for name, executor in (("ours", statistics_gen_executor.Executor), ("tfx", TfxExecutor)):
+        statistics = standard_artifacts.ExampleStatistics()
+        statistics.uri = str(tmp_path / name)
+        executor(BaseBeamExecutor.Context(beam_pipeline_args=BEAM_ARGS)).Do(
+            {"examples": [payloads[PARQUET_PAYLOAD]]}, {"statistics": [statistics]}, dict(properties))
+        with open(os.path.join(statistics.uri, "Split-eval", "FeatureStats.pb"), "rb") as f:
+            results[name] = statistics_pb2.DatasetFeatureStatisticsList.FromString(f.read())
+    names = sorted(d.name for d in results["ours"].datasets)
+    assert "All Examples" in names and "payment_type_Cash" in names
+    assert names == sorted(d.name for d in results["tfx"].datasets)
+    for ours in results["ours"].datasets:
+        [tfx] = [d for d in results["tfx"].datasets if d.name == ours.name]
+        assert_same_statistics(statistics_pb2.DatasetFeatureStatisticsList(datasets=[ours]),
+                               statistics_pb2.DatasetFeatureStatisticsList(datasets=[tfx]))
 
 
 def _read_labels(tfxio):

@@ -1,9 +1,14 @@
-"""TFX's StatisticsGen executor (TFDV's GenerateStatistics per split, the same exec properties, outputs and
-artifact properties), with a Parquet payload read by components.parquet_read: ParquetTFXIO's batches without
-its per-row read telemetry. Other payloads are read exactly as TFX reads them.
+"""TFX's StatisticsGen executor (TFX 1.16's Do: the same exec properties, outputs and artifact properties),
+with two changes:
+- each split's statistics in one Beam combine and its file written in one step (components/statistics_gen/
+  one_pass.py: TFDV's generators, the same statistics) where the statistics options allow it, instead of
+  TFDV's GenerateStatistics and WriteStatisticsToBinaryFile (~22 Beam stages per split); `TfdvExecutor`
+  (validation.one_pass_statistics: false) keeps TFDV's;
+- a Parquet payload read by components.parquet_read: ParquetTFXIO's batches without its per-row read
+  telemetry. Other payloads are read exactly as TFX reads them.
 
-TFX's Do builds each split's TFXIO inline, with no method to override, so this is its Do (TFX 1.16) with that
-one call changed: `_split_tfxio`.
+TFX's Do builds each split's TFXIO and transforms inline, with no method to override, so this is its Do with
+those calls changed: `_split_tfxio` and `_split_statistics`.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from tfx.types import standard_component_specs as keys
 from tfx.utils import io_utils, json_utils, stats_utils
 
 from components.parquet_read import without_read_telemetry
+from components.statistics_gen import one_pass
 
 
 def _split_names(examples: types.Artifact, exclude_splits: List[str]) -> List[str]:
@@ -34,6 +40,8 @@ def _split_names(examples: types.Artifact, exclude_splits: List[str]) -> List[st
 
 
 class Executor(tfx_executor.Executor):
+    # Each split's statistics in one combine (one_pass.SplitStatistics) where the options allow it.
+    one_pass_statistics = True
 
     @staticmethod
     def _split_tfxio(examples: types.Artifact, split: str, schema):
@@ -106,15 +114,26 @@ class Executor(tfx_executor.Executor):
                 split_stats_options = tfdv.StatsOptions.from_json(stats_options.to_json())
                 if sample_rate_by_split.get(split) is not None:
                     split_stats_options.sample_rate = sample_rate_by_split[split]
-                if write_sharded_output:
-                    write_transform = tfdv.WriteStatisticsToRecordsAndBinaryFile(
-                        binary_proto_path=binary_stats_output_path,
-                        records_path_prefix=os.path.join(
-                            output_uri,
-                            stats_artifact_utils.SHARDED_STATS_PREFIX + tfdv.default_sharded_output_suffix()))
+                read = p | f"TFXIORead[{split}]" >> tfxio.BeamSource()
+                if self.one_pass_statistics and one_pass.supported(split_stats_options, write_sharded_output):
+                    statistics = read | f"SplitStatistics[{split}]" >> one_pass.SplitStatistics(split_stats_options)
+                    write_transform = one_pass.WriteStatistics(binary_stats_output_path)
                 else:
-                    write_transform = tfdv.WriteStatisticsToBinaryFile(binary_stats_output_path)
-                _ = (p | f"TFXIORead[{split}]" >> tfxio.BeamSource()
-                     | f"GenerateStatistics[{split}]" >> tfdv.GenerateStatistics(split_stats_options)
-                     | f"WriteStatsOutput[{split}]" >> write_transform)
+                    statistics = read | f"GenerateStatistics[{split}]" >> tfdv.GenerateStatistics(
+                        split_stats_options)
+                    if write_sharded_output:
+                        write_transform = tfdv.WriteStatisticsToRecordsAndBinaryFile(
+                            binary_proto_path=binary_stats_output_path,
+                            records_path_prefix=os.path.join(
+                                output_uri,
+                                stats_artifact_utils.SHARDED_STATS_PREFIX + tfdv.default_sharded_output_suffix()))
+                    else:
+                        write_transform = tfdv.WriteStatisticsToBinaryFile(binary_stats_output_path)
+                _ = statistics | f"WriteStatsOutput[{split}]" >> write_transform
                 logging.info("Statistics for split %s written to %s.", split, output_uri)
+
+
+class TfdvExecutor(Executor):
+    """validation.one_pass_statistics: false: TFDV's GenerateStatistics and WriteStatisticsToBinaryFile for
+    every split, as TFX runs them (the Parquet read as Executor's)."""
+    one_pass_statistics = False
