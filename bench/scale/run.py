@@ -38,14 +38,16 @@ class Variant(NamedTuple):
     reader: str  # data.reader
     evaluator: str  # evaluation.evaluator
     payload: str  # data.payload
-    # transform: {materialize: true, statistics: true, tf_compat_v1: false, batch_vocabulary_counts: false,
-    #             one_pass_vocabularies: false, executor: tfx}
-    tfx_transform_defaults: bool
+    # TFX's Transform and StatisticsGen as TFX runs them: transform: {materialize: true, statistics: true,
+    # tf_compat_v1: false, batch_vocabulary_counts: false, one_pass_vocabularies: false, executor: tfx} and
+    # validation: {one_pass_statistics: false}
+    tfx_defaults: bool
 
 
-# "stock" runs TFX's components as TFX runs them: CsvExampleGen, TFMA's Evaluator, and Transform with its
+# "stock" runs TFX's components as TFX runs them: CsvExampleGen, TFMA's Evaluator, Transform with its
 # defaults (the transformed splits written, pre- and post-transform statistics, the preprocessing_fn traced as
-# TF2 functions); "columnar" is tfxp's default config; "parquet" the same with a Parquet payload.
+# TF2 functions), and StatisticsGen with TFDV's GenerateStatistics per split; "columnar" is tfxp's default
+# config; "parquet" the same with a Parquet payload.
 VARIANTS = {"columnar": Variant("columnar", "columnar", "tf_example", False),
             "stock": Variant("stock", "tfma", "tf_example", True),
             "parquet": Variant("columnar", "columnar", "parquet", False)}
@@ -59,7 +61,8 @@ def config_for(data_dir: str, work: str, variant: str) -> str:
                         f"  format: csv\n  reader: {options.reader}\n  payload: {options.payload}\n")
     text = text.replace("  metric: binary_accuracy\n",
                         f"  metric: binary_accuracy\n  evaluator: {options.evaluator}\n")
-    if options.tfx_transform_defaults:
+    if options.tfx_defaults:
+        text = text.replace("\nvalidation:\n", "\nvalidation:\n  one_pass_statistics: false\n")
         text += ("\ntransform:\n  materialize: true\n  statistics: true\n  tf_compat_v1: false\n"
                  "  batch_vocabulary_counts: false\n  one_pass_vocabularies: false\n  executor: tfx\n")
     text = text.replace("package://tfx/examples/chicago_taxi_pipeline/data/big_tipper_label", data_dir)
