@@ -112,8 +112,8 @@ class TopKUniquesCombinerStatsGenerator(stats_generator.CombinerStatsGenerator):
                 for path, values in more.items():
                     if path in totals:
                         totals[path].update(values)
-                    else:
-                        totals[path] = values
+                    else:  # a copy: the other accumulator is not the result's to change
+                        totals[path] = Counter(values)
         return result
 
     def _top(self, totals: Counter) -> List[top_k_util.FeatureValueCount]:
