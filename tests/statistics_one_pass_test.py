@@ -1,8 +1,9 @@
 """validation.one_pass_statistics (components/statistics_gen/one_pass.py): a split's statistics in one Beam
 combine of TFDV's generators, TFDV's exact top-k and uniques among them as a combiner. The same
-DatasetFeatureStatisticsList as TFDV's GenerateStatistics, byte for byte: strings with tied counts, a
-categorical int feature (from a schema), numbers with missing cells, example weights, TFDV's batching, an
-empty split. Options it cannot compute in one pass are refused, and the executor runs TFDV's for them
+DatasetFeatureStatisticsList as TFDV's GenerateStatistics (one_pass.same_statistics: every field, floats to
+1e-12 relative, since TFDV's own runs differ in the last bits with the order its batches are merged in):
+strings with tied counts, a categorical int feature (from a schema), numbers with missing cells, example
+weights, TFDV's batching, an empty split. Options it cannot compute in one pass are refused, and the executor runs TFDV's for them
 (tests/payload_test.py runs both executors on the taxi rows)."""
 import os
 
@@ -56,16 +57,14 @@ def _statistics(batches, options, path, ours: bool):
         else:
             _ = record_batches | tfdv.GenerateStatistics(options) | tfdv.WriteStatisticsToBinaryFile(path)
     with open(path, "rb") as f:
-        data = f.read()
-    return data, statistics_pb2.DatasetFeatureStatisticsList.FromString(data)
+        return statistics_pb2.DatasetFeatureStatisticsList.FromString(f.read())
 
 
 def _compare(batches, options, tmp_path):
-    ours, ours_proto = _statistics(batches, options, str(tmp_path / "ours.pb"), ours=True)
-    tfdv_bytes, tfdv_proto = _statistics(batches, tfdv.StatsOptions.from_json(options.to_json()),
-                                         str(tmp_path / "tfdv.pb"), ours=False)
-    assert ours_proto == tfdv_proto
-    assert ours == tfdv_bytes
+    ours_proto = _statistics(batches, options, str(tmp_path / "ours.pb"), ours=True)
+    tfdv_proto = _statistics(batches, tfdv.StatsOptions.from_json(options.to_json()), str(tmp_path / "tfdv.pb"),
+                             ours=False)
+    assert one_pass.same_statistics(ours_proto, tfdv_proto)
     return ours_proto
 
 
@@ -159,3 +158,25 @@ def test_the_file_is_replaced_whole_and_no_temporary_file_stays(tmp_path):
     one_pass.write_statistics(second, str(path))
     assert statistics_pb2.DatasetFeatureStatisticsList.FromString(path.read_bytes()) == second
     assert os.listdir(path.parent) == ["FeatureStats.pb"]
+
+
+def test_same_statistics_allows_only_the_last_bits_of_floats():
+    """The comparison the tests and bench/statistics use: floats to 1e-12 relative, everything else exact."""
+    def statistics(mean=1.0, count=3, name="a", value="x"):
+        result = statistics_pb2.DatasetFeatureStatisticsList()
+        dataset = result.datasets.add(num_examples=count)
+        number, text = dataset.features.add(), dataset.features.add()
+        number.path.step.append(name)
+        number.num_stats.mean = mean
+        text.path.step.append("t")
+        text.string_stats.top_values.add(value=value, frequency=1.0)
+        return result
+
+    assert one_pass.same_statistics(statistics(), statistics(mean=1.0 + 2e-16))
+    assert not one_pass.same_statistics(statistics(), statistics(mean=1.0 + 1e-9))
+    assert not one_pass.same_statistics(statistics(), statistics(count=4))
+    assert not one_pass.same_statistics(statistics(), statistics(name="b"))
+    assert not one_pass.same_statistics(statistics(), statistics(value="y"))
+    two = statistics()
+    two.datasets.add()
+    assert not one_pass.same_statistics(statistics(), two)

@@ -27,6 +27,7 @@ here: `supported` says so and the executor runs TFDV's GenerateStatistics for th
 from __future__ import annotations
 
 import heapq
+import math
 import os
 import uuid
 from collections import Counter
@@ -237,6 +238,32 @@ def write_statistics(statistics: statistics_pb2.DatasetFeatureStatisticsList, pa
         f.write(statistics.SerializeToString())
     fileio.rename(temporary, path, overwrite=True)
     return path
+
+
+def same_statistics(first, second, rel_tol: float = 1e-12) -> bool:
+    """Whether two statistics protos hold the same statistics: every field equal, floating-point values to
+    `rel_tol`. TFDV's own runs over the same rows differ in the last bits of means and standard deviations when
+    the batches arrive in another order (its combine spreads them over random hot-key fan-out keys, and Beam's
+    batching of tf.Examples follows timing), so two correct runs need not be byte-identical."""
+    if type(first) is not type(second):
+        return False
+    first_fields, second_fields = first.ListFields(), second.ListFields()
+    if [f.name for f, _ in first_fields] != [f.name for f, _ in second_fields]:
+        return False
+    for (field, a), (_, b) in zip(first_fields, second_fields):
+        pairs = list(zip(a, b)) if field.label == field.LABEL_REPEATED else [(a, b)]
+        if field.label == field.LABEL_REPEATED and len(a) != len(b):
+            return False
+        for x, y in pairs:
+            if field.type == field.TYPE_MESSAGE:
+                if not same_statistics(x, y, rel_tol):
+                    return False
+            elif field.type in (field.TYPE_DOUBLE, field.TYPE_FLOAT):
+                if not math.isclose(x, y, rel_tol=rel_tol):
+                    return False
+            elif x != y:
+                return False
+    return True
 
 
 class WriteStatistics(beam.PTransform):
