@@ -11,7 +11,8 @@ for the two (one_pass.same_statistics: every field, floating-point values to 1e-
 runs differ with the order of the batches), or the bench fails; whether the files were byte-identical too is
 recorded.
 
-    python -m bench.statistics [--sizes 15000 150000] [--rounds 5] [--out bench/results/statistics.json]
+    python -m bench.statistics [--sizes 15000 150000] [--payloads tf_example parquet] [--rounds 5]
+                               [--out bench/results/statistics.json]
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from bench import write_json
 from bench.floors import beam_args, encode, to_parquet
 
 SPLITS = ("train", "eval")
+PAYLOADS = {"tf_example": False, "parquet": True}  # data.payload -> Parquet?
 
 
 def split_csv(csv_path: str, out_dir: str) -> Dict[str, str]:
@@ -116,6 +118,7 @@ def compare(examples, work: str, rounds: int) -> Dict[str, object]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[15_000, 150_000])
+    parser.add_argument("--payloads", nargs="+", default=list(PAYLOADS), choices=list(PAYLOADS))
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                                                       "statistics.json"))
@@ -133,7 +136,8 @@ def main(argv=None) -> int:
             os.makedirs(size_dir)
             generate(rows, os.path.join(size_dir, "data.csv"))
             csvs = split_csv(os.path.join(size_dir, "data.csv"), size_dir)
-            for payload, parquet in (("tf_example", False), ("parquet", True)):
+            for payload in args.payloads:
+                parquet = PAYLOADS[payload]
                 uri = os.path.join(size_dir, payload)
                 for split, csv_path in csvs.items():
                     os.makedirs(os.path.join(uri, f"Split-{split}"))
@@ -147,7 +151,9 @@ def main(argv=None) -> int:
                 print(f"{rows:>9,} rows, {payload}: one pass {result['median_seconds']['one_pass']:.2f} s, TFDV's "
                       f"{result['median_seconds']['tfdv']:.2f} s (medians of {args.rounds}), "
                       f"{result['tfdv_over_one_pass']}x", flush=True)
-    write_json(args.out, {"machine": {"cpus": os.cpu_count()}, "rounds": args.rounds, "results": results})
+                # Written after every case: a long size does not lose the ones before.
+                write_json(args.out, {"machine": {"cpus": os.cpu_count()}, "rounds": args.rounds,
+                                      "results": results})
     return 0
 
 
