@@ -8,8 +8,9 @@ of any replacement that keeps the tf.Example payload. This bench times, on one t
 - `encode`: the CSV to a gzipped TFRecord file of tf.Examples (components/example_gen/csv_blocks.py, what
   the columnar ExampleGen writes);
 - `statistics_gen`: the pipeline's StatisticsGen executor on that file (components/statistics_gen: TFX's, with
-  a Parquet payload read without tfx-bsl's per-row telemetry; TFDV's statistics, DirectRunner in memory,
-  default options, no schema: as the pipeline runs it);
+  each split's statistics in one Beam combine of TFDV's generators and a Parquet payload read without
+  tfx-bsl's per-row telemetry; TFDV's statistics, DirectRunner in memory, default options, no schema: as the
+  pipeline runs it);
 - `read_records` + `decode`: the records read (tf.data, C++) and decoded into Arrow RecordBatches by tfx-bsl's
   C++ decoder, in batches of 8,192: the least any reader of the payload does;
 - `numpy_statistics`: on the decoded batches, per feature what TFDV's common, numeric and string statistics
