@@ -126,7 +126,13 @@ def test_one_trace_for_the_column_inspections_and_the_same_transform_graph(taxi_
     ours, theirs = transformed(graph), transformed(stock_graph)
     assert sorted(ours) == sorted(theirs) and len(ours) > 10
     for name in ours:
-        assert np.array_equal(ours[name], theirs[name]), name
+        if np.issubdtype(ours[name].dtype, np.floating):
+            # The analyzers sum over batches whose sizes Beam's BatchElements picks by timing when it reads
+            # tf.Examples, so a mean or variance can differ in its last float32 bit between any two runs
+            # (seen once in ~20 suites: -0.90731394 against -0.90731406 in fare_xf).
+            np.testing.assert_allclose(ours[name], theirs[name], rtol=1e-6, atol=1e-6, err_msg=name)
+        else:
+            assert np.array_equal(ours[name], theirs[name]), name
     # The stand-ins are gone after the run.
     assert inspect_preprocessing_fn.impl_helper is impl_helper
     assert analysis_graph_builder.impl_helper is impl_helper
