@@ -8,7 +8,7 @@ with two changes:
   telemetry. Other payloads are read exactly as TFX reads them.
 
 TFX's Do builds each split's TFXIO and transforms inline, with no method to override, so this is its Do with
-those calls changed: `_split_tfxio` and `_split_statistics`.
+those two places changed: the TFXIO (`_split_tfxio`), and the statistics and write transforms of each split.
 """
 from __future__ import annotations
 
