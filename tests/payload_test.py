@@ -107,15 +107,15 @@ def test_an_output_file_with_no_rows_is_a_parquet_file_with_the_columns(tmp_path
     assert table.num_rows == 0 and table.schema.names == ["a", "b"]
 
 
-def _statistics(examples, out, executor=statistics_gen_executor.Executor, split="eval"):
+def _statistics(examples, out, executor=statistics_gen_executor.Executor, split="eval", properties=None):
     """The statistics of `split` that a StatisticsGen executor (default: tfxp's, which the pipeline runs)
-    writes, and its output artifact."""
+    writes with these exec properties, and its output artifact."""
     from tensorflow_metadata.proto.v0 import statistics_pb2
 
     statistics = standard_artifacts.ExampleStatistics()
     statistics.uri = str(out)
     executor(BaseBeamExecutor.Context(beam_pipeline_args=BEAM_ARGS)).Do(
-        {"examples": [examples]}, {"statistics": [statistics]}, {})
+        {"examples": [examples]}, {"statistics": [statistics]}, dict(properties or {}))
     result = statistics_pb2.DatasetFeatureStatisticsList()
     with open(os.path.join(out, f"Split-{split}", "FeatureStats.pb"), "rb") as f:
         result.ParseFromString(f.read())
@@ -154,21 +154,14 @@ def test_tfxps_statistics_gen_honours_tfxs_exec_properties(payloads, tmp_path):
     import json
 
     import tensorflow_data_validation as tfdv
-    from tensorflow_metadata.proto.v0 import statistics_pb2
     from tfx.components.statistics_gen.executor import Executor as TfxExecutor
 
     properties = {"exclude_splits": json.dumps(["eval"]), "sample_rate_by_split": json.dumps({"train": 1.0}),
                   "stats_options_json": tfdv.StatsOptions(feature_allowlist=["fare", "company"]).to_json()}
     artifacts = {}
     for name, executor in (("ours", statistics_gen_executor.Executor), ("tfx", TfxExecutor)):
-        statistics = standard_artifacts.ExampleStatistics()
-        statistics.uri = str(tmp_path / name)
-        executor(BaseBeamExecutor.Context(beam_pipeline_args=BEAM_ARGS)).Do(
-            {"examples": [payloads[PARQUET_PAYLOAD]]}, {"statistics": [statistics]}, dict(properties))
+        result, statistics = _statistics(payloads[PARQUET_PAYLOAD], tmp_path / name, executor, "train", properties)
         assert os.listdir(statistics.uri) == ["Split-train"], name
-        result = statistics_pb2.DatasetFeatureStatisticsList()
-        with open(os.path.join(statistics.uri, "Split-train", "FeatureStats.pb"), "rb") as f:
-            result.ParseFromString(f.read())
         assert sorted(f.path.step[0] for f in result.datasets[0].features) == ["company", "fare"], name
         artifacts[name] = statistics
     assert artifacts["ours"].split_names == artifacts["tfx"].split_names == '["train"]'
@@ -188,14 +181,8 @@ def test_statistics_options_that_need_tfdvs_stages_run_tfdvs(payloads, tmp_path)
 
     slicing = text_format.Parse('slicing_specs { feature_keys: "payment_type" }', slicing_spec_pb2.SlicingConfig())
     properties = {"stats_options_json": tfdv.StatsOptions(slicing_config=slicing).to_json()}
-    results = {}
-    for name, executor in (("ours", statistics_gen_executor.Executor), ("tfx", TfxExecutor)):
-        statistics = standard_artifacts.ExampleStatistics()
-        statistics.uri = str(tmp_path / name)
-        executor(BaseBeamExecutor.Context(beam_pipeline_args=BEAM_ARGS)).Do(
-            {"examples": [payloads[PARQUET_PAYLOAD]]}, {"statistics": [statistics]}, dict(properties))
-        with open(os.path.join(statistics.uri, "Split-eval", "FeatureStats.pb"), "rb") as f:
-            results[name] = statistics_pb2.DatasetFeatureStatisticsList.FromString(f.read())
+    results = {name: _statistics(payloads[PARQUET_PAYLOAD], tmp_path / name, executor, "eval", properties)[0]
+               for name, executor in (("ours", statistics_gen_executor.Executor), ("tfx", TfxExecutor))}
     names = sorted(d.name for d in results["ours"].datasets)
     assert "All Examples" in names and "payment_type_Cash" in names
     assert names == sorted(d.name for d in results["tfx"].datasets)
