@@ -97,7 +97,7 @@ class OnePassVocabularies(tft_beam.experimental.PTransformAnalyzer):
             for spec, counts in zip(specs, counts_per_vocabulary):
                 tokens = ordered_tokens(counts, spec.top_k)
                 path = os.path.join(directory, analyzers.sanitized_vocab_filename(spec.name))
-                _write_atomically(path, b"".join(token + b"\n" for _, token in tokens))
+                write_atomically(path, b"".join(token + b"\n" for _, token in tokens))
                 outputs.append(np.array(path.encode()))
             return outputs
 
@@ -107,8 +107,9 @@ class OnePassVocabularies(tft_beam.experimental.PTransformAnalyzer):
                      for index in range(len(specs)))
 
 
-def _write_atomically(path: str, content: bytes) -> None:
-    """The file whole or not at all (a retried bundle rewrites it): written beside, then renamed."""
+def write_atomically(path: str, content: bytes) -> None:
+    """The file whole or not at all (a retried bundle rewrites it): written beside, then renamed. Local or
+    remote (tf.io.gfile); also StatisticsGen's one-pass statistics file."""
     tf.io.gfile.makedirs(os.path.dirname(path))
     partial = f"{path}.partial-{uuid.uuid4().hex}"
     with tf.io.gfile.GFile(partial, "wb") as f:

@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import heapq
 import math
-import os
-import uuid
 from collections import Counter
 from typing import Dict, List, Optional, Tuple
 
@@ -43,8 +41,9 @@ from tensorflow_data_validation.utils import preprocessing_util, schema_util
 from tensorflow_data_validation.utils import top_k_uniques_stats_util as top_k_util
 from tensorflow_data_validation.utils.example_weight_map import ExampleWeightMap
 from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
-from tfx.dsl.io import fileio
 from tfx_bsl.statistics import merge_util
+
+from preprocessing.vocabularies import write_atomically
 
 FeaturePathTuple = Tuple[str, ...]
 
@@ -229,14 +228,9 @@ class SplitStatistics(beam.PTransform):
 
 
 def write_statistics(statistics: statistics_pb2.DatasetFeatureStatisticsList, path: str) -> str:
-    """The list proto at `path` (as tfdv.WriteStatisticsToBinaryFile writes it), through a temporary file in
-    the same directory and a rename, so a reader never sees part of it."""
-    directory = os.path.dirname(path)
-    fileio.makedirs(directory)
-    temporary = os.path.join(directory, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
-    with fileio.open(temporary, "wb") as f:
-        f.write(statistics.SerializeToString())
-    fileio.rename(temporary, path, overwrite=True)
+    """The list proto at `path` (as tfdv.WriteStatisticsToBinaryFile writes it), whole or not at all: written
+    beside and renamed (preprocessing.vocabularies.write_atomically, as the one-pass vocabularies' files)."""
+    write_atomically(path, statistics.SerializeToString())
     return path
 
 
