@@ -43,6 +43,7 @@ from tensorflow_data_validation.utils.example_weight_map import ExampleWeightMap
 from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 from tfx_bsl.statistics import merge_util
 
+from components.statistics_gen import histograms
 from preprocessing.vocabularies import write_atomically
 
 FeaturePathTuple = Tuple[str, ...]
@@ -193,7 +194,8 @@ class _SplitStatisticsCombineFn(beam.CombineFn):
         statistics = statistics_pb2.DatasetFeatureStatisticsList()
         dataset = statistics.datasets.add()
         if accumulator is not None:
-            dataset.CopyFrom(self._combine.extract_output(accumulator))
+            with histograms.on_arrays():  # TFDV's histograms, built on arrays: the same protos
+                dataset.CopyFrom(self._combine.extract_output(accumulator))
         return statistics
 
 
