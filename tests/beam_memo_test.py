@@ -22,8 +22,10 @@ from apache_beam.internal import cloudpickle_pickler, dill_pickler, pickler
 from apache_beam.runners.worker import statecache
 from objsize import traverse
 
-from pipeline.beam_memo import (RememberedCompression, RememberedModuleGlobals, RememberedSpecs, RememberedViews,
-                                remembered_beam_answers)
+from cloudpickle import cloudpickle, cloudpickle_fast
+
+from pipeline.beam_memo import (RememberedCompression, RememberedModuleGlobals, RememberedSpecs, RememberedSubmodules,
+                                RememberedViews, remembered_beam_answers)
 
 BEAM_ARGS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
 
@@ -149,6 +151,54 @@ def test_module_globals_are_objsizes_listed_again_when_the_modules_change():
     modules["not a module"] = 3  # objects without vars() are skipped, as objsize skips them
     assert len(remembered()) == len(modules) - 1
     assert remembered.ids() == {id(own) for own in remembered()}
+
+
+def _uses_submodules():
+    import concurrent.futures  # noqa: F401  (a submodule reached as an attribute of its package)
+    import os.path  # noqa: F401
+    import xml.etree.ElementTree  # noqa: F401
+
+    def function():
+        return concurrent.futures.ThreadPoolExecutor, xml.etree.ElementTree.Element, os.path.join
+    return function, [concurrent, xml, os, sys, 3, "not a module"]
+
+
+def test_submodules_are_cloudpickles_found_again_when_the_modules_change():
+    function, dependencies = _uses_submodules()
+    modules = dict(sys.modules)
+    remembered = RememberedSubmodules(modules)
+    code = function.__code__
+    theirs = cloudpickle._find_imported_submodules(code, iter(dependencies))
+    assert {m.__name__ for m in theirs} >= {"concurrent.futures", "xml.etree", "xml.etree.ElementTree"}
+    assert remembered(code, iter(dependencies)) == theirs
+    assert remembered(code, iter(dependencies)) == theirs and (remembered.asked, remembered.computed) == (2, 1)
+    concurrent = dependencies[0]
+    assert remembered(code, iter([concurrent])) == cloudpickle._find_imported_submodules(code, [concurrent])
+    assert remembered.computed == 2
+    # An import adds a module at the end: found again, with it.
+    added = types.ModuleType("concurrent.futures.tfxp_test_added")
+    modules[added.__name__] = added
+    tokens_code = (lambda: concurrent.futures.tfxp_test_added).__code__
+    assert added in remembered(tokens_code, [concurrent]) and remembered.computed == 3
+    # A removal shortens sys.modules: found again, without it.
+    del modules[added.__name__]
+    assert added not in remembered(tokens_code, [concurrent]) and remembered.computed == 4
+    # A module replaced under its name at the end: found again.
+    last = next(reversed(modules))
+    modules[last] = types.ModuleType(last)
+    remembered(code, iter(dependencies))
+    assert remembered.computed == 5
+
+
+def test_pickles_are_cloudpickles_with_submodules_remembered():
+    function, _ = _uses_submodules()
+    payload = cloudpickle_pickler.dumps(function)  # the pickler tfxp's pipelines use (beam.pickle_library)
+    with remembered_beam_answers() as remembered:
+        assert cloudpickle_fast._find_imported_submodules is remembered.submodules
+        assert cloudpickle_pickler.dumps(function) == payload and cloudpickle_pickler.dumps(function) == payload
+        assert remembered.submodules.asked >= 2 and remembered.submodules.computed == 1
+        assert cloudpickle_pickler.loads(payload)()[0].__name__ == "ThreadPoolExecutor"
+    assert cloudpickle_fast._find_imported_submodules is cloudpickle._find_imported_submodules
 
 
 def test_exclude_sets_are_objsizes():
