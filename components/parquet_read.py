@@ -21,10 +21,12 @@ wrote each sampled batch out as an IPC stream. ArrowRecordBatchCoder encodes exa
 """
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import apache_beam as beam
 import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
 import tensorflow_data_validation.types  # noqa: F401 - registers TFDV's RecordBatch coder, replaced below
 from tfx_bsl.tfxio import parquet_tfxio
 from tfx_bsl.tfxio import tfxio as tfxio_module
@@ -101,6 +103,56 @@ def ReadRecordBatches(root: beam.Pipeline, file_patterns: List[str], columns: Op
     ).with_output_types(pa.Table) for index, pattern in enumerate(file_patterns)]
     return (reads | "FlattenPCollsFromPatterns" >> beam.Flatten().with_output_types(pa.Table)
             | "ToRecordBatch" >> beam.FlatMap(_to_batches, batch_size).with_output_types(pa.RecordBatch))
+
+
+def matched_files(file_patterns: List[str], validate: bool = True) -> List[str]:
+    """The files the patterns match (local or remote, through Beam's FileSystems), in order; with `validate`,
+    a pattern that matches none is an error naming it, as Beam's Parquet source says at construction."""
+    paths = []
+    for pattern, result in zip(file_patterns, FileSystems.match(list(file_patterns))):
+        found = sorted(metadata.path for metadata in result.metadata_list)
+        if validate and not found:
+            raise IOError(f"No files found based on the file pattern {pattern}")
+        paths.extend(found)
+    return paths
+
+
+# A RecordBatch under its key, or the key's marker (None); typed, so Beam sizes samples with the Arrow coder.
+KeyedRecordBatch = Tuple[str, Optional[pa.RecordBatch]]
+
+
+def _read_file(element: Tuple[str, Optional[str]], columns: Dict[str, Optional[List[str]]],
+               batch_size: Optional[int]):
+    """A (key, file) pair's rows as (key, RecordBatch) pairs, row group by row group as Beam's Parquet source
+    reads them (then cut as ReadRecordBatches cuts them); a (key, None) marker passes as it is."""
+    key, path = element
+    if path is None:
+        yield key, None
+        return
+    with FileSystems.open(path) as f:  # as Beam's Parquet source opens a file
+        parquet_file = pq.ParquetFile(f)
+        for index in range(parquet_file.num_row_groups):
+            for batch in _to_batches(parquet_file.read_row_group(index, columns[key]), batch_size):
+                yield key, batch
+
+
+@beam.ptransform_fn
+def ReadKeyedRecordBatches(root: beam.Pipeline, tfxios: Dict[str, "ParquetPayloadTFXIO"],
+                           batch_size: Optional[int] = None) -> beam.PCollection:
+    """Several Parquet payloads read in one step, each under its key (StatisticsGen: its splits): (key,
+    RecordBatch) pairs, the batches each TFXIO's BeamSource gives, and one (key, None) marker per key, so a
+    key with no rows is still seen.
+
+    The files are matched when the pipeline is built and each is read whole by one DoFn call: Beam's Create
+    spreads the (key, file) pairs over workers (its reshuffle), so a distributed runner reads files in
+    parallel, not parts of one file. On DirectRunner this is one stage for every split, where a
+    ReadFromParquetBatched per split is two stages each (the source's split, then its read)."""
+    files = [(key, None) for key in tfxios] + [
+        (key, path) for key, tfxio in tfxios.items()
+        for path in matched_files(tfxio._file_pattern, tfxio._validate)]  # pylint: disable=protected-access
+    columns = {key: tfxio._column_names for key, tfxio in tfxios.items()}  # pylint: disable=protected-access
+    return (root | "ParquetFiles" >> beam.Create(files)
+            | "ReadRowGroups" >> beam.FlatMap(_read_file, columns, batch_size).with_output_types(KeyedRecordBatch))
 
 
 class ParquetPayloadTFXIO(parquet_tfxio.ParquetTFXIO):

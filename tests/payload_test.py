@@ -273,6 +273,46 @@ def test_the_parquet_read_is_typed_and_sized_from_arrow_buffers(payloads):
 
 
 
+def test_every_splits_parquet_files_read_in_one_step_under_their_keys(payloads, tmp_path):
+    """parquet_read.ReadKeyedRecordBatches (the one-pass StatisticsGen's read): each key's batches are the ones
+    its TFXIO's BeamSource gives, under the key, typed for the Arrow coder; one (key, None) marker per key, so
+    a split whose file has no rows is still seen; a pattern that matches no file is an error naming it."""
+    import apache_beam as beam
+    import pyarrow as pa
+    from apache_beam.testing.util import assert_that
+
+    from components import parquet_read
+
+    examples = payloads[PARQUET_PAYLOAD]
+    tfxios = {split: statistics_gen_executor.Executor._split_tfxio(examples, split, None)
+              for split in ("train", "eval")}
+    empty = tmp_path / "empty"
+    os.makedirs(empty)
+    writer = example_gen_executor._ParquetFileWriter(
+        open(empty / "data_parquet-00000-of-00001.parquet", "wb"),
+        lambda: csv_blocks.payload_schema({"fare": csv_blocks.FLOAT}))
+    writer.close()
+    tfxios["empty"] = parquet_read.ParquetPayloadTFXIO(str(empty / "*"))
+    expected = {split: rows(split_files(examples, split)) for split in ("train", "eval")}
+
+    def check(pairs):
+        keys = [key for key, _ in pairs]
+        assert sorted(key for key, batch in pairs if batch is None) == ["empty", "eval", "train"]
+        assert keys.count("empty") == 1
+        for split in ("train", "eval"):
+            batches = [batch for key, batch in pairs if key == split and batch is not None]
+            assert len(batches) > 1 and all(batch.num_rows <= 1000 for batch in batches)
+            assert batch_rows(batches) == expected[split]
+
+    with beam.Pipeline() as p:
+        pairs = p | parquet_read.ReadKeyedRecordBatches(tfxios, batch_size=1000)
+        assert pairs.element_type == beam.typehints.Tuple[str, beam.typehints.Optional[pa.RecordBatch]]
+        assert_that(pairs, check)
+    with pytest.raises(IOError, match="No files found based on the file pattern .*nowhere"):
+        parquet_read.matched_files([str(tmp_path / "nowhere" / "*")])
+    assert parquet_read.matched_files([str(tmp_path / "nowhere" / "*")], validate=False) == []
+
+
 def _transform_graph(examples, out):
     from tfx.components.transform.executor import Executor
 

@@ -48,12 +48,14 @@ def _batches(rows=3000, batch_rows=250, seed=7):
 
 
 def _statistics(batches, options, path, ours: bool):
-    """The DatasetFeatureStatisticsList written for the batches: one_pass.SplitStatistics and WriteStatistics,
-    or TFDV's GenerateStatistics and WriteStatisticsToBinaryFile (as TFX's StatisticsGen runs them)."""
+    """The DatasetFeatureStatisticsList written for the batches: one_pass.SplitsStatistics and
+    WriteSplitsStatistics on them as one split (keyed, with the split's marker), or TFDV's GenerateStatistics
+    and WriteStatisticsToBinaryFile (as TFX's StatisticsGen runs them)."""
     with beam.Pipeline(argv=BEAM_ARGS) as p:
         record_batches = p | beam.Create(batches, reshuffle=False)
         if ours:
-            _ = record_batches | one_pass.SplitStatistics(options) | one_pass.WriteStatistics(path)
+            pairs = p | "Pairs" >> beam.Create([("train", None)] + [("train", b) for b in batches], reshuffle=False)
+            _ = pairs | one_pass.SplitsStatistics(options) | one_pass.WriteSplitsStatistics({"train": path})
         else:
             _ = record_batches | tfdv.GenerateStatistics(options) | tfdv.WriteStatisticsToBinaryFile(path)
     with open(path, "rb") as f:
@@ -127,6 +129,27 @@ def test_sampling_and_the_allowlist_apply_as_in_tfdv(tmp_path):
     assert sorted(_features(statistics)) == ["company", "fare"]
 
 
+def test_splits_in_one_combine_each_get_tfdvs_statistics_at_their_own_sample_rate(tmp_path):
+    """Two splits keyed in one SplitsStatistics: each split's statistics as GenerateStatistics computes them
+    alone, the split's sample rate applied to it only (0.0 drops every batch of eval: TFDV's placeholder)."""
+    train, evaluation = _batches(rows=900, seed=1), _batches(rows=600, seed=2)
+    paths = {"train": str(tmp_path / "train.pb"), "eval": str(tmp_path / "eval.pb")}
+    options = tfdv.StatsOptions(schema=SCHEMA)
+    with beam.Pipeline(argv=BEAM_ARGS) as p:
+        pairs = p | beam.Create([("train", None), ("eval", None)] + [("train", b) for b in train]
+                                + [("eval", b) for b in evaluation], reshuffle=False)
+        _ = (pairs | one_pass.SplitsStatistics(options, {"train": None, "eval": 0.0})
+             | one_pass.WriteSplitsStatistics(paths))
+    with open(paths["train"], "rb") as f:
+        ours_train = statistics_pb2.DatasetFeatureStatisticsList.FromString(f.read())
+    tfdv_train = _statistics(train, tfdv.StatsOptions(schema=SCHEMA), str(tmp_path / "tfdv_train.pb"), ours=False)
+    assert one_pass.same_statistics(ours_train, tfdv_train)
+    assert ours_train.datasets[0].num_examples == 900
+    with open(paths["eval"], "rb") as f:
+        assert statistics_pb2.DatasetFeatureStatisticsList.FromString(f.read()) == (
+            statistics_pb2.DatasetFeatureStatisticsList(datasets=[statistics_pb2.DatasetFeatureStatistics()]))
+
+
 @pytest.mark.parametrize("options, sharded", [
     (dict(slicing_config=text_format.Parse('slicing_specs { feature_keys: "company" }',
                                            slicing_spec_pb2.SlicingConfig())), False),
@@ -140,7 +163,7 @@ def test_options_that_need_tfdvs_stages_are_refused(options, sharded):
     assert not one_pass.supported(stats_options, write_sharded_output=sharded)
     if not sharded:
         with pytest.raises(ValueError, match="need TFDV's GenerateStatistics"):
-            one_pass.SplitStatistics(stats_options)
+            one_pass.SplitsStatistics(stats_options)
 
 
 def test_the_default_options_and_a_schema_are_supported():

@@ -1,20 +1,22 @@
 """TFX's StatisticsGen executor (TFX 1.16's Do: the same exec properties, outputs and artifact properties),
 with two changes:
-- each split's statistics in one Beam combine and its file written in one step (components/statistics_gen/
-  one_pass.py: TFDV's generators, the same statistics) where the statistics options allow it, instead of
-  TFDV's GenerateStatistics and WriteStatisticsToBinaryFile (~22 Beam stages per split); `TfdvExecutor`
-  (validation.one_pass_statistics: false) keeps TFDV's;
+- every split's statistics in one Beam combine keyed by split, and each file written in one step
+  (components/statistics_gen/one_pass.py: TFDV's generators, the same statistics) where the statistics
+  options allow it, instead of TFDV's GenerateStatistics and WriteStatisticsToBinaryFile per split (~22 Beam
+  stages each); `TfdvExecutor` (validation.one_pass_statistics: false) keeps TFDV's;
 - a Parquet payload read by components.parquet_read: ParquetTFXIO's batches without its per-row read
-  telemetry. Other payloads are read exactly as TFX reads them.
+  telemetry (for the one-pass statistics, every split's files in one step: ReadKeyedRecordBatches). Other
+  payloads are read exactly as TFX reads them.
 
 TFX's Do builds each split's TFXIO and transforms inline, with no method to override, so this is its Do with
-those two places changed: the TFXIO (`_split_tfxio`), and the statistics and write transforms of each split.
+those two places changed: the TFXIO (`_split_tfxio`), and the read, statistics and write transforms.
 """
 from __future__ import annotations
 
 import os
 from typing import Any, Dict, List
 
+import apache_beam as beam
 import tensorflow_data_validation as tfdv
 from absl import logging
 from tensorflow_data_validation.statistics import stats_options as options
@@ -26,7 +28,8 @@ from tfx.types import artifact_utils
 from tfx.types import standard_component_specs as keys
 from tfx.utils import io_utils, json_utils, stats_utils
 
-from components.parquet_read import without_read_telemetry
+from components.parquet_read import (KeyedRecordBatch, ParquetPayloadTFXIO, ReadKeyedRecordBatches,
+                                     without_read_telemetry)
 from components.statistics_gen import one_pass
 
 
@@ -40,7 +43,7 @@ def _split_names(examples: types.Artifact, exclude_splits: List[str]) -> List[st
 
 
 class Executor(tfx_executor.Executor):
-    # Each split's statistics in one combine (one_pass.SplitStatistics) where the options allow it.
+    # Every split's statistics in one combine (one_pass.SplitsStatistics) where the options allow it.
     one_pass_statistics = True
 
     @staticmethod
@@ -106,31 +109,45 @@ class Executor(tfx_executor.Executor):
         split_and_tfxio = [(split, self._split_tfxio(examples, split, tfxio_schema)) for split in split_names]
         if not split_and_tfxio:
             raise ValueError(f"No splits for examples artifact: {examples}")
+        paths = {split: os.path.join(artifact_utils.get_split_uri(output_dict[keys.STATISTICS_KEY], split),
+                                     tfx_executor.DEFAULT_FILE_NAME) for split in split_names}
         with self._make_beam_pipeline() as p:
+            if self.one_pass_statistics and one_pass.supported(stats_options, write_sharded_output):
+                logging.info("Generating statistics for splits %s in one pass.", split_names)
+                _ = (self._keyed_record_batches(p, dict(split_and_tfxio))
+                     | "SplitsStatistics" >> one_pass.SplitsStatistics(stats_options, sample_rate_by_split)
+                     | "WriteStatsOutput" >> one_pass.WriteSplitsStatistics(paths))
+                return
             for split, tfxio in split_and_tfxio:
                 logging.info("Generating statistics for split %s.", split)
-                output_uri = artifact_utils.get_split_uri(output_dict[keys.STATISTICS_KEY], split)
-                binary_stats_output_path = os.path.join(output_uri, tfx_executor.DEFAULT_FILE_NAME)
                 split_stats_options = tfdv.StatsOptions.from_json(stats_options.to_json())
                 if sample_rate_by_split.get(split) is not None:
                     split_stats_options.sample_rate = sample_rate_by_split[split]
-                read = p | f"TFXIORead[{split}]" >> tfxio.BeamSource()
-                if self.one_pass_statistics and one_pass.supported(split_stats_options, write_sharded_output):
-                    statistics = read | f"SplitStatistics[{split}]" >> one_pass.SplitStatistics(split_stats_options)
-                    write_transform = one_pass.WriteStatistics(binary_stats_output_path)
+                statistics = (p | f"TFXIORead[{split}]" >> tfxio.BeamSource()
+                              | f"GenerateStatistics[{split}]" >> tfdv.GenerateStatistics(split_stats_options))
+                if write_sharded_output:
+                    write_transform = tfdv.WriteStatisticsToRecordsAndBinaryFile(
+                        binary_proto_path=paths[split],
+                        records_path_prefix=os.path.join(
+                            os.path.dirname(paths[split]),
+                            stats_artifact_utils.SHARDED_STATS_PREFIX + tfdv.default_sharded_output_suffix()))
                 else:
-                    statistics = read | f"GenerateStatistics[{split}]" >> tfdv.GenerateStatistics(
-                        split_stats_options)
-                    if write_sharded_output:
-                        write_transform = tfdv.WriteStatisticsToRecordsAndBinaryFile(
-                            binary_proto_path=binary_stats_output_path,
-                            records_path_prefix=os.path.join(
-                                output_uri,
-                                stats_artifact_utils.SHARDED_STATS_PREFIX + tfdv.default_sharded_output_suffix()))
-                    else:
-                        write_transform = tfdv.WriteStatisticsToBinaryFile(binary_stats_output_path)
+                    write_transform = tfdv.WriteStatisticsToBinaryFile(paths[split])
                 _ = statistics | f"WriteStatsOutput[{split}]" >> write_transform
-                logging.info("Statistics for split %s written to %s.", split, output_uri)
+                logging.info("Statistics for split %s written to %s.", split, os.path.dirname(paths[split]))
+
+    @staticmethod
+    def _keyed_record_batches(p: beam.Pipeline, tfxios: Dict[str, Any]) -> beam.PCollection:
+        """(split, RecordBatch) pairs of every split, with one (split, None) marker each: a Parquet payload
+        read in one step (parquet_read.ReadKeyedRecordBatches); another payload read by each split's TFXIO as
+        TFX reads it, its batches keyed, the markers from a Create."""
+        if all(isinstance(tfxio, ParquetPayloadTFXIO) for tfxio in tfxios.values()):
+            return p | "TFXIORead" >> ReadKeyedRecordBatches(tfxios)
+        keyed = [p | f"TFXIORead[{split}]" >> tfxio.BeamSource()
+                 | f"KeyBySplit[{split}]" >> beam.Map(lambda batch, split: (split, batch), split=split)
+                 for split, tfxio in tfxios.items()]
+        markers = p | "Splits" >> beam.Create([(split, None) for split in tfxios], reshuffle=False)
+        return [*keyed, markers] | "FlattenSplits" >> beam.Flatten().with_output_types(KeyedRecordBatch)
 
 
 class TfdvExecutor(Executor):

@@ -1,5 +1,5 @@
-"""A split's statistics in one Beam combine: TFDV's statistics generators, TFDV's exact top-k and uniques
-among them as a combiner, and the file written in one step.
+"""Every split's statistics in one Beam combine: TFDV's statistics generators, TFDV's exact top-k and uniques
+among them as a combiner, keyed by split, and each file written in one step.
 
 TFDV's GenerateStatistics (what TFX's StatisticsGen runs per split) costs ~22 Beam stages per split whatever
 the data size: its basic statistics in one combine with a hot-key fan-out (two stages), its exact top-k and
@@ -8,13 +8,19 @@ input bytes), a count for the empty-input placeholder, a merge of the per-genera
 text write with its finalize. On DirectRunner each stage costs ~10 ms plus its pickled functions, so at 150k
 taxi rows those stages took longer than the statistics (README, "What each step does").
 
-`SplitStatistics` computes the same DatasetFeatureStatisticsList in one `CombineGlobally` over the split's
-RecordBatches: TFDV's `_CombinerStatsGeneratorsCombineFn` (the combine that GenerateStatistics runs its
-combiner generators in) over the generators GenerateStatistics would run, with TFDV's TopKUniquesStatsGenerator
-replaced by `TopKUniquesCombinerStatsGenerator`: per feature, every distinct value's count (and weight) from
-TFDV's own per-batch counts (`_to_topk_tuples`), turned into protos by TFDV's own builders. The counts are
-exact, as TFDV's are (not the Misra-Gries/KMV sketches of its in-memory generators). `WriteStatistics`
-writes the proto where TFDV's WriteStatisticsToBinaryFile would, through a temporary file and a rename.
+`SplitsStatistics` computes the same DatasetFeatureStatisticsList per split in one `CombinePerKey` over
+(split, RecordBatch) pairs: TFDV's `_CombinerStatsGeneratorsCombineFn` (the combine that GenerateStatistics
+runs its combiner generators in) over the generators GenerateStatistics would run, with TFDV's
+TopKUniquesStatsGenerator replaced by `TopKUniquesCombinerStatsGenerator`: per feature, every distinct value's
+count (and weight) from TFDV's own per-batch counts (`_to_topk_tuples`), turned into protos by TFDV's own
+builders. The counts are exact, as TFDV's are (not the Misra-Gries/KMV sketches of its in-memory generators).
+A (split, None) marker per split stands for the split itself, so a split without rows still gets TFDV's
+placeholder without a stage of its own (Beam's CombineGlobally adds one per split to emit a default).
+Numeric histograms are built on arrays (histograms.py: TFDV's protos, byte for byte). `WriteSplitsStatistics`
+writes each proto where TFDV's WriteStatisticsToBinaryFile would, through a temporary file and a rename.
+Two splits of a Parquet payload, read by components.parquet_read.ReadKeyedRecordBatches, take three Beam
+stages (the files, read and combined per file; the merge and the writes), where per-split combines took
+eight and TFDV's GenerateStatistics ~44.
 
 What differs: every distinct value of a split's string and categorical features is held in one accumulator,
 as in the one-pass vocabularies (preprocessing/vocabularies.py): on DirectRunner TFDV's per-value combine
@@ -152,21 +158,25 @@ def _generators(options: stats_options.StatsOptions) -> List[stats_generator.Sta
 
 
 def supported(options: stats_options.StatsOptions, write_sharded_output: bool = False) -> bool:
-    """Whether SplitStatistics computes what GenerateStatistics would for these options: no slicing, one
-    feature and one result partition, no sharded output, and every generator a combiner once TFDV's top-k and
+    """Whether SplitsStatistics computes what GenerateStatistics would for these options: no slicing, one
+    feature and one result partition, no sharded output, no derived features (none in TFDV's open-source
+    build: its metadata generator for them is None), and every generator a combiner once TFDV's top-k and
     uniques is (custom Beam-transform generators and lift statistics need TFDV's own stages)."""
     if write_sharded_output or options.slicing_config or options.experimental_slice_functions \
             or options.experimental_slice_sqls:
         return False
     if options.experimental_num_feature_partitions != 1 or options.experimental_result_partitions != 1:
         return False
+    if options.schema is not None and preprocessing_util.get_metadata_generator() is not None:
+        return False
     return all(isinstance(g, stats_generator.CombinerStatsGenerator) for g in _generators(options))
 
 
 class _SplitStatisticsCombineFn(beam.CombineFn):
     """TFDV's combine of its combiner generators, whose output is the split's DatasetFeatureStatisticsList;
-    with no input at all, TFDV's placeholder (one empty dataset), as GenerateStatistics writes for an empty
-    split. The accumulator is None until the first RecordBatch."""
+    with no RecordBatch at all, TFDV's placeholder (one empty dataset), as GenerateStatistics writes for an
+    empty split. The accumulator is None until the first RecordBatch; a None input (a split's marker, see
+    SplitsStatistics) adds nothing."""
 
     def __init__(self, generators: List[stats_generator.CombinerStatsGenerator],
                  desired_batch_size: Optional[int]) -> None:
@@ -178,7 +188,9 @@ class _SplitStatisticsCombineFn(beam.CombineFn):
     def create_accumulator(self):
         return None
 
-    def add_input(self, accumulator, record_batch: pa.RecordBatch):
+    def add_input(self, accumulator, record_batch: Optional[pa.RecordBatch]):
+        if record_batch is None:
+            return accumulator
         if accumulator is None:
             accumulator = self._combine.create_accumulator()
         return self._combine.add_input(accumulator, record_batch)
@@ -199,34 +211,50 @@ class _SplitStatisticsCombineFn(beam.CombineFn):
         return statistics
 
 
-class SplitStatistics(beam.PTransform):
-    """RecordBatches -> their DatasetFeatureStatisticsList, as tfdv.GenerateStatistics(options) computes it
-    for options that `supported` accepts, in one CombineGlobally."""
+def _sampled(pair: Tuple[str, Optional[pa.RecordBatch]], sample_rates: Dict[str, Optional[float]],
+             default_rate: Optional[float]):
+    split, record_batch = pair
+    rate = sample_rates.get(split, default_rate)
+    if record_batch is None or rate is None:
+        yield pair
+    else:
+        for sampled in stats_api._sample_at_rate(record_batch, sample_rate=rate):
+            yield split, sampled
 
-    def __init__(self, options: stats_options.StatsOptions) -> None:
+
+def _allowed(pair: Tuple[str, Optional[pa.RecordBatch]], feature_allowlist):
+    split, record_batch = pair
+    if record_batch is None:
+        return pair
+    return split, stats_impl._filter_features(record_batch, feature_allowlist=feature_allowlist)
+
+
+class SplitsStatistics(beam.PTransform):
+    """(split, RecordBatch) pairs, with one (split, None) marker per split -> (split,
+    DatasetFeatureStatisticsList) per split, each as tfdv.GenerateStatistics computes it for `options` with
+    the split's sample rate (`sample_rates`; None: the options' own), in one CombinePerKey for all splits. The
+    marker gives a split with no rows TFDV's placeholder, as GenerateStatistics writes for an empty split."""
+
+    def __init__(self, options: stats_options.StatsOptions,
+                 sample_rates: Optional[Dict[str, Optional[float]]] = None) -> None:
         super().__init__()
         if not supported(options):
             raise ValueError("These statistics options need TFDV's GenerateStatistics (slicing, partitions or "
                              "generators that are Beam transforms)")
         self._options = options
+        self._sample_rates = {split: options.sample_rate if rate is None else rate
+                              for split, rate in (sample_rates or {}).items()}
 
-    def expand(self, record_batches):
+    def expand(self, pairs):
         options = self._options
-        # As GenerateStatistics, in its order: sampling, derived features, the allowlist.
-        if options.sample_rate is not None:
-            record_batches |= "SampleExamplesAtRate" >> beam.FlatMap(stats_api._sample_at_rate,
-                                                                       sample_rate=options.sample_rate)
-        generators = _generators(options)
-        if options.schema is not None:
-            record_batches, derivers_configured = preprocessing_util.add_derived_features(
-                record_batches, options.schema)
-            if derivers_configured:
-                generators.append(preprocessing_util.get_metadata_generator())
+        # As GenerateStatistics, in its order: sampling, derived features (none: see `supported`), the allowlist.
+        if options.sample_rate is not None or any(rate is not None for rate in self._sample_rates.values()):
+            pairs |= "SampleExamplesAtRate" >> beam.FlatMap(_sampled, sample_rates=self._sample_rates,
+                                                               default_rate=options.sample_rate)
         if options.feature_allowlist:
-            record_batches |= "FilterFeaturesByAllowList" >> beam.Map(
-                stats_impl._filter_features, feature_allowlist=options.feature_allowlist)
-        return record_batches | "CombineStatistics" >> beam.CombineGlobally(
-            _SplitStatisticsCombineFn(generators, options.desired_batch_size))
+            pairs |= "FilterFeaturesByAllowList" >> beam.Map(_allowed, feature_allowlist=options.feature_allowlist)
+        return pairs | "CombineStatistics" >> beam.CombinePerKey(
+            _SplitStatisticsCombineFn(_generators(options), options.desired_batch_size))
 
 
 def write_statistics(statistics: statistics_pb2.DatasetFeatureStatisticsList, path: str) -> str:
@@ -262,12 +290,18 @@ def same_statistics(first, second, rel_tol: float = 1e-12) -> bool:
     return True
 
 
-class WriteStatistics(beam.PTransform):
-    """The split's DatasetFeatureStatisticsList written to one binary file, in one Beam step."""
+class WriteSplitsStatistics(beam.PTransform):
+    """Each split's DatasetFeatureStatisticsList written to its binary file (`paths`, by split), in one Beam
+    step."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, paths: Dict[str, str]) -> None:
         super().__init__()
-        self._path = path
+        self._paths = dict(paths)
 
     def expand(self, statistics):
-        return statistics | "WriteStatistics" >> beam.Map(write_statistics, path=self._path)
+        return statistics | "WriteStatistics" >> beam.Map(_write_split, paths=self._paths)
+
+
+def _write_split(pair: Tuple[str, statistics_pb2.DatasetFeatureStatisticsList], paths: Dict[str, str]) -> str:
+    split, statistics = pair
+    return write_statistics(statistics, paths[split])
