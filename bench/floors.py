@@ -55,6 +55,15 @@ TAXI_CONFIG = os.path.join(REPO, "configs", "taxi.yaml")
 TAXI_SCHEMA = os.path.join(REPO, "configs", "taxi.schema.pbtxt")
 
 
+def remembered_beam_answers():
+    """pipeline.beam_memo's block as the local runner opens it on the taxi config (its Beam arguments keep
+    every bundle in this process)."""
+    from config import load_config
+    from pipeline import beam_memo
+
+    return beam_memo.remembered_beam_answers(in_process=load_config(TAXI_CONFIG).beam.payloads_stay_in_process)
+
+
 def beam_args() -> List[str]:
     """The Beam arguments the pipeline gives its components on the taxi config (DirectRunner in memory,
     cloudpickle, and --setup_file: without it TFX builds an ephemeral tfx sdist in a subprocess before every
@@ -122,7 +131,6 @@ def statgen_statistics(examples_dir: str, statistics_dir: str, parquet: bool = F
     from tfx.types import standard_artifacts
 
     from components.statistics_gen.executor import Executor
-    from pipeline.beam_memo import remembered_beam_answers
 
     statistics = standard_artifacts.ExampleStatistics()
     statistics.uri = statistics_dir
@@ -160,7 +168,6 @@ def transform(examples_dir: str, schema_dir: str, out_dir: str, parquet: bool = 
     from tfx.types import standard_artifacts
 
     from config import load_config
-    from pipeline.beam_memo import remembered_beam_answers
     from pipeline import nodes
     from pipeline.pipeline import pipeline_node
 

@@ -27,7 +27,7 @@ import time
 from typing import Dict, List
 
 from bench import write_json
-from bench.floors import beam_args, encode, to_parquet
+from bench.floors import beam_args, encode, remembered_beam_answers, to_parquet
 
 SPLITS = ("train", "eval")
 PAYLOADS = {"tf_example": False, "parquet": True}  # data.payload -> Parquet?
@@ -61,8 +61,6 @@ def run_executor(executor_class, examples, out_dir: str) -> float:
     """Seconds of one executor's Do over both splits (DirectRunner in memory, the pipeline's Beam args)."""
     from tfx.dsl.components.base.base_beam_executor import BaseBeamExecutor
     from tfx.types import standard_artifacts
-
-    from pipeline.beam_memo import remembered_beam_answers
 
     shutil.rmtree(out_dir, ignore_errors=True)
     output = standard_artifacts.ExampleStatistics()

@@ -270,6 +270,16 @@ class BeamConfig:
     # Set by for_cloud(): the complete DataflowRunner arguments, used instead of the DirectRunner ones.
     dataflow_args: Tuple[str, ...] = ()
 
+    @property
+    def payloads_stay_in_process(self) -> bool:
+        """Whether a local run processes every Beam bundle in its own process, so that pickled payloads never
+        travel: the DirectRunner in in_memory or multi_threading mode, with no Dataflow arguments and no extra
+        argument that picks another runner, running mode or worker environment."""
+        if self.dataflow_args or self.direct_running_mode == "multi_processing":
+            return False
+        return not any(arg.startswith(("--runner", "--direct_running_mode", "--environment_type"))
+                       for arg in self.extra_args)
+
     def pipeline_args(self) -> List[str]:
         if self.dataflow_args:
             return list(self.dataflow_args)

@@ -152,7 +152,7 @@ def _run_locked(config: PipelineConfig, emit_line: Callable[[str], None]) -> Run
         from pipeline.pipeline import create_pipeline
 
         try:
-            with remembered_beam_answers():
+            with remembered_beam_answers(in_process=config.beam.payloads_stay_in_process):
                 dag = create_pipeline(config)
                 if end_startup():  # said in the log file, as TFX's own records (absl, INFO)
                     logging.getLogger("absl").info("tfxp: garbage collector on, %d objects of the start-up "

@@ -11,6 +11,7 @@ import sys
 import types
 
 import apache_beam as beam
+import pytest
 from apache_beam.coders import VarIntCoder
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 from apache_beam.testing.util import assert_that, equal_to
@@ -129,6 +130,27 @@ def test_compression_is_bz2s_computed_once_per_payload():
     assert remembered.decompress(remembered.compress(large)) == large
     assert (remembered.asked, remembered.computed, len(remembered)) == (7, 5, 3)
     assert remembered.BZ2Compressor is bz2.BZ2Compressor  # the rest is bz2's
+
+
+def test_in_process_payloads_are_kept_uncompressed_and_bz2_streams_still_read():
+    remembered = RememberedCompression(bz2, in_process=True)
+    payload = b"a pickled DoFn " * 100
+    kept = remembered.compress(payload, 9)
+    assert kept == RememberedCompression.UNCOMPRESSED + payload and not kept.startswith(b"BZh")
+    assert remembered.decompress(kept) == payload
+    assert remembered.decompress(bz2.compress(payload, 9)) == payload  # made outside the block
+    assert len(remembered) == 1  # only the bz2 stream was decompressed (and kept)
+    with pytest.raises(OSError):  # Beam's own bz2 outside the block would refuse such a payload loudly
+        bz2.decompress(kept)
+    # Beam's pickler round trip inside an in-process block, and its bz2 payloads as before outside.
+    dofn = Doubled()
+    outside = pickler.dumps(dofn)
+    with remembered_beam_answers(in_process=True):
+        inside = pickler.dumps(dofn)
+        assert type(pickler.loads(inside)) is Doubled and type(pickler.loads(outside)) is Doubled
+        with beam.Pipeline(argv=BEAM_ARGS) as p:
+            assert_that(p | beam.Create([1, 2]) | beam.ParDo(Doubled()), equal_to([2, 4]))
+    assert inside != outside and pickler.dumps(dofn) == outside
 
 
 def test_module_globals_are_objsizes_listed_again_when_the_modules_change():

@@ -55,6 +55,25 @@ def test_default_taxi_config_resolves_data_inside_the_tfx_package():
     assert "tips" not in {f.name for f in config.features}  # would leak the label
     assert config.evaluation.metric == "binary_accuracy" and config.evaluation.higher_is_better
     assert config.beam.pipeline_args()[:2] == ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+    assert config.beam.payloads_stay_in_process
+
+
+@pytest.mark.parametrize("beam, in_process", [
+    (dict(), True),
+    (dict(direct_running_mode="multi_threading", direct_num_workers=2), True),
+    (dict(direct_running_mode="multi_processing", direct_num_workers=2), False),
+    (dict(extra_args=("--direct_running_mode=multi_processing",)), False),
+    (dict(extra_args=("--runner=PortableRunner",)), False),
+    (dict(extra_args=("--environment_type=DOCKER",)), False),
+    (dict(extra_args=("--max_num_workers=3",)), True),
+    (dict(dataflow_args=("--runner=DataflowRunner",)), False),
+])
+def test_beam_payloads_stay_in_process_only_for_the_in_process_direct_runner(beam, in_process):
+    """Whether the local run's Beam pickles can skip bz2 (pipeline/beam_memo.py): only when no bundle is
+    processed by another process."""
+    from config.schema import BeamConfig
+
+    assert BeamConfig(**beam).payloads_stay_in_process is in_process
 
 
 def test_minimal_config_gets_defaults_and_paths_relative_to_the_file(tiny, tmp_path):
