@@ -12,6 +12,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tensorflow_transform import impl_helper, inspect_preprocessing_fn
 from tensorflow_transform.beam import analysis_graph_builder
+from tensorflow_transform.beam import impl as tft_beam_impl
 from tfx.components.transform import executor as tfx_module
 from tfx.components.transform.executor import Executor as TfxExecutor
 from tfx.proto import example_gen_pb2
@@ -116,8 +117,10 @@ def test_one_trace_for_the_column_inspections_and_the_same_transform_graph(taxi_
     graph, traces, tfxios = run_transform(Executor, examples[payload], schema, out / "tfxp", analyzer_cache)
     # TFX's executor: two inspections of the analyzers' columns, one of the transform's, one of the cache
     # entries (and, with the cache on, one of the datasets to read), and AnalyzeDataset's own trace. tfxp's:
-    # one trace for the three column inspections, which the cache entries' inspection then takes.
-    assert (stock_traces, traces) == ((6, 3) if analyzer_cache else (5, 2))
+    # one trace for the three column inspections, which the cache entries' inspection then takes (and the
+    # datasets' inspection and AnalyzeDataset trace afresh); with no cache, no cache question is asked and
+    # AnalyzeDataset takes that one trace.
+    assert (stock_traces, traces) == ((6, 3) if analyzer_cache else (5, 1))
     if payload == "parquet":  # tfx-bsl's ParquetTFXIO, with its read telemetry, for TFX's executor only
         assert (stock_tfxios, tfxios) == ({parquet_tfxio.ParquetTFXIO}, {ParquetPayloadTFXIO})
     else:
@@ -135,7 +138,7 @@ def test_one_trace_for_the_column_inspections_and_the_same_transform_graph(taxi_
             assert np.array_equal(ours[name], theirs[name]), name
     # The stand-ins are gone after the run.
     assert inspect_preprocessing_fn.impl_helper is impl_helper
-    assert analysis_graph_builder.impl_helper is impl_helper
+    assert analysis_graph_builder.impl_helper is impl_helper and tft_beam_impl.impl_helper is impl_helper
     if analyzer_cache:  # the same cache entries, under the same keys
         def entries(cache):
             return sorted(os.path.relpath(os.path.join(d, f), cache) for d, _, files in os.walk(cache) for f in files)
@@ -188,3 +191,42 @@ def test_the_analysis_graph_inspection_takes_the_shared_trace_and_answers_as_wit
         assert sorted(tft.get_analyze_input_columns(scaled, specs, force_tf_compat_v1=True)) == ["s", "x"]
         assert (shared.asked, shared.traced) == (5, 3)
     assert len(own) == 2 and analysis_graph_builder.impl_helper is impl_helper  # mean-and-var, vocabulary
+
+
+def test_with_no_analyzer_cache_the_cache_question_is_not_asked_and_every_dataset_is_analyzed():
+    """TransformProcessor._OptimizeRun with no input or output cache: TFX's answer (every dataset, latest
+    first, no input cache) without tracing the preprocessing_fn for the cache entries. (With a cache, TFX's
+    own, which asks: test_one_trace_for_the_column_inspections_and_the_same_transform_graph.)"""
+    import collections
+
+    import apache_beam as beam
+    from tensorflow_transform.beam import analyzer_cache as tft_cache
+
+    def scaled(inputs):
+        return {"z": tft.scale_to_z_score(inputs["x"])}
+
+    Dataset = collections.namedtuple("Dataset", "dataset_key")
+    datasets = [Dataset(tft_cache.DatasetKey(f"span-{i}")) for i in range(3)]
+    specs = {"x": tf.TensorSpec([None], tf.float32)}
+    asked = []
+    original = analysis_graph_builder.get_analysis_cache_entry_keys
+
+    def counted(*args, **kwargs):
+        asked.append(args[0])
+        return original(*args, **kwargs)
+
+    def optimize(processor_class, cache_dir):
+        with beam.Pipeline() as p:
+            return p | processor_class._OptimizeRun(cache_dir, None, datasets, specs, scaled, None, True, False, False)
+
+    analysis_graph_builder.get_analysis_cache_entry_keys = counted
+    try:
+        theirs_data, theirs_cache, theirs_estimate = optimize(tfx_module.TransformProcessor, None)
+        assert len(asked) == 1 and theirs_cache is None and theirs_estimate == 10 * len(datasets)
+        ours_data, ours_cache, ours_estimate = optimize(transform_executor.TransformProcessor, None)
+        assert len(asked) == 1  # not asked
+        assert list(ours_data.items()) == list(theirs_data.items()) and list(ours_data) == [
+            d.dataset_key for d in reversed(datasets)]
+        assert ours_cache is None and ours_estimate == 0
+    finally:
+        analysis_graph_builder.get_analysis_cache_entry_keys = original
