@@ -73,6 +73,29 @@ def test_a_value_past_the_sample_promotes_the_column_of_a_single_file(tmp_path, 
                 block_bytes=64)
 
 
+@pytest.mark.parametrize("keep_bytes, parses", [(csv_blocks.KEEP_BYTES, 1), (1000, 2)])
+def test_a_file_that_fits_the_budget_is_parsed_once_with_the_same_blocks(tmp_path, monkeypatch, keep_bytes, parses):
+    """The typed pass keeps its blocks when they fit keep_bytes (the file parsed once), else the file is read
+    again block by block; the same cells and types either way, a promotion found in the last block
+    included (the kept blocks are those of the pass with the promoted types)."""
+    monkeypatch.setattr(csv_blocks, "SAMPLE_ROWS", 3)
+    write(tmp_path / "a.csv", "n,s\n" + "".join(f"{i},x{i % 7}\n" for i in range(5000)) + "2.5,y\n")
+    parsed = []
+    read_blocks = csv_blocks._read_blocks
+
+    def counted(path, types, block_bytes):
+        parsed.append(dict(types))
+        return read_blocks(path, types, block_bytes)
+
+    monkeypatch.setattr(csv_blocks, "_read_blocks", counted)
+    cells = list(csv_blocks.csv_cells(str(tmp_path / "a.csv"), block_bytes=4096, keep_bytes=keep_bytes))
+    # One pass with the sampled types (the promotion found), then the typed pass, then a read if not kept.
+    assert [t["n"] for t in parsed] == ["int"] + ["float"] * parses
+    assert len(cells) > 5 and all(types == {"n": "float", "s": "string"} for _, types in cells)
+    column = [v for batch, _ in cells for v in batch.column(0).to_pylist()]
+    assert column == [float(i) for i in range(5000)] + [2.5]
+
+
 def in_file_order(examples_dir, split):
     return [tf.train.Example.FromString(r.numpy())
             for path in sorted(glob.glob(os.path.join(examples_dir, f"Split-{split}", "*.gz")))

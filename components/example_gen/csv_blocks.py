@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Dict, Iterable, Iterator, List, Optional
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 from preprocessing.payload import arrow_value_type
 
@@ -28,6 +28,8 @@ INT, FLOAT, STRING, UNKNOWN = "int", "float", "string", "unknown"
 _ORDER = {UNKNOWN: 0, INT: 1, FLOAT: 2, STRING: 3}
 SAMPLE_ROWS = 10_000
 BLOCK_BYTES = 16 << 20
+# A file whose parsed blocks take at most this much is parsed once: the typed pass keeps its blocks.
+KEEP_BYTES = 256 << 20
 
 
 def rank(kind: str) -> int:
@@ -231,15 +233,17 @@ def widest_parquet_types(files: List[str]) -> Dict[str, str]:
 
 
 def csv_cells(path: str, types: Optional[Dict[str, str]] = None, block_bytes: int = BLOCK_BYTES,
-              allow_promotion: bool = True) -> Iterator:
+              allow_promotion: bool = True, keep_bytes: int = KEEP_BYTES) -> Iterator:
     """(RecordBatch of scalar cells, types) of a CSV file, a block of rows at a time.
 
     The file is first read through by pyarrow without encoding (~0.6 s per million rows; file_types), so that
     no block is encoded before the types of every block are known: a column the sample typed too narrowly is
     promoted; with allow_promotion=False (several files, which must share the types) that is an error naming
-    the file and the column."""
-    types = file_types(path, dict(types or sample_types(path)), block_bytes, allow_promotion)
-    for batch in _read_blocks(path, types, block_bytes):
+    the file and the column. When the blocks of that typed pass take at most `keep_bytes` (Arrow buffers),
+    they are the ones given, and the file is parsed once; a larger file is read again, block by block, so
+    that memory stays bounded whatever its size."""
+    types, kept = _typed_pass(path, dict(types or sample_types(path)), block_bytes, allow_promotion, keep_bytes)
+    for batch in (kept if kept is not None else _read_blocks(path, types, block_bytes)):
         yield batch, types
 
 
@@ -259,11 +263,26 @@ def encode_file(path: str, types: Optional[Dict[str, str]] = None, block_bytes: 
 def file_types(path: str, types: Dict[str, str], block_bytes: int = BLOCK_BYTES,
                allow_promotion: bool = True) -> Dict[str, str]:
     """`types`, promoted until every block of the file reads with them."""
+    return _typed_pass(path, types, block_bytes, allow_promotion, keep_bytes=0)[0]
+
+
+def _typed_pass(path: str, types: Dict[str, str], block_bytes: int, allow_promotion: bool,
+                keep_bytes: int) -> Tuple[Dict[str, str], Optional[List]]:
+    """`types` promoted until every block of the file reads with them, and the blocks of the pass that read
+    with them when those take at most keep_bytes (else None: none kept past the budget)."""
     while True:
+        kept: Optional[List] = []
+        size = 0
         try:
             for batch in _read_blocks(path, types, block_bytes):
                 _check_sampled_empty(batch, types)
-            return types
+                if kept is not None:
+                    size += batch.nbytes
+                    if size <= keep_bytes:
+                        kept.append(batch)
+                    else:
+                        kept = None
+            return types, kept
         except PromoteColumn as promote:
             types = _promote(path, types, promote, allow_promotion)
 
