@@ -1,4 +1,5 @@
-"""SIGKILL a `tfxp run` during Transform, then during Trainer; the third run finishes.
+"""SIGKILL a `tfxp run` during Transform (once ML Metadata records its execution as running), then during
+Trainer (once it has written a training backup); the third run finishes.
 
 Finished components come from cache (checked in ML Metadata), the killed one runs again, the model is pushed
 exactly once, and no artifact of a killed execution is ever an input of a later one.
@@ -27,15 +28,26 @@ def start_run(config_path, summary_json):
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
-def kill_when(process, line_prefix, delay_s):
-    """SIGKILLs the run's whole process group `delay_s` after it prints `line_prefix`; returns its output."""
+def kill_when_running(process, config, node, timeout_s=600):
+    """SIGKILLs the run's whole process group once it has started `node` and ML Metadata records the node's
+    execution as RUNNING (a fixed delay after the start line raced a Transform that finishes in 2-3 s on this
+    sample); returns its output."""
     output = []
     for line in process.stdout:
         output.append(line)
-        if line.startswith(line_prefix):
-            time.sleep(delay_s)
-            os.killpg(process.pid, signal.SIGKILL)
+        if line.startswith(f"[tfxp] {node}: started"):
             break
+    deadline = time.monotonic() + timeout_s
+    while True:
+        assert process.poll() is None and time.monotonic() < deadline, "".join(output)[-3000:]
+        try:
+            executions = node_executions(open_store(config.metadata_path), node)
+        except Exception:  # the store is being written: ask again
+            executions = []
+        if any(e.last_known_state == Execution.RUNNING for e in executions):
+            break
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=60)
     assert process.returncode == -signal.SIGKILL, "".join(output)[-3000:]
     return "".join(output)
@@ -81,7 +93,7 @@ def crashed_and_resumed(tmp_path_factory):
     open(config_path, "w").write(text)
     summary_json = str(root / "summary.json")
     backups = os.path.join(load_config(config_path).pipeline_root, "Trainer", "backup", "*", "chief", "checkpoint")
-    outputs = [kill_when(start_run(config_path, summary_json), "[tfxp] Transform: started", 3.0),
+    outputs = [kill_when_running(start_run(config_path, summary_json), load_config(config_path), "Transform"),
                kill_when_backed_up(start_run(config_path, summary_json), backups)]
     final = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--config", config_path,
                             "--summary-json", summary_json], cwd=REPO, capture_output=True, text=True)
