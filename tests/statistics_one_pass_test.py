@@ -150,6 +150,27 @@ def test_splits_in_one_combine_each_get_tfdvs_statistics_at_their_own_sample_rat
             statistics_pb2.DatasetFeatureStatisticsList(datasets=[statistics_pb2.DatasetFeatureStatistics()]))
 
 
+def test_a_split_in_a_combine_of_its_own_gets_tfdvs_statistics_and_placeholder(tmp_path):
+    """SplitStatistics (a split read by a source of its own: tf.Examples through TFX's TFXIO): its batches
+    combined as they come, without a Flatten; TFDV's statistics, and TFDV's placeholder for no batch."""
+    train = _batches(rows=900, seed=3)
+    paths = {"train": str(tmp_path / "train.pb"), "eval": str(tmp_path / "eval.pb")}
+    options = tfdv.StatsOptions(schema=SCHEMA)
+    with beam.Pipeline(argv=BEAM_ARGS) as p:
+        ours = p | "Train" >> beam.Create(train, reshuffle=False) | "TrainStatistics" >> one_pass.SplitStatistics(
+            options, "train")
+        empty = (p | "Eval" >> beam.Create([], reshuffle=False).with_output_types(pa.RecordBatch)
+                 | "EvalStatistics" >> one_pass.SplitStatistics(options, "eval", sample_rate=1.0))
+        _ = (ours, empty) | beam.Flatten() | one_pass.WriteSplitsStatistics(paths)
+    with open(paths["train"], "rb") as f:
+        ours_train = statistics_pb2.DatasetFeatureStatisticsList.FromString(f.read())
+    tfdv_train = _statistics(train, tfdv.StatsOptions(schema=SCHEMA), str(tmp_path / "tfdv.pb"), ours=False)
+    assert one_pass.same_statistics(ours_train, tfdv_train) and ours_train.datasets[0].num_examples == 900
+    with open(paths["eval"], "rb") as f:
+        assert statistics_pb2.DatasetFeatureStatisticsList.FromString(f.read()) == (
+            statistics_pb2.DatasetFeatureStatisticsList(datasets=[statistics_pb2.DatasetFeatureStatistics()]))
+
+
 @pytest.mark.parametrize("options, sharded", [
     (dict(slicing_config=text_format.Parse('slicing_specs { feature_keys: "company" }',
                                            slicing_spec_pb2.SlicingConfig())), False),
@@ -164,6 +185,8 @@ def test_options_that_need_tfdvs_stages_are_refused(options, sharded):
     if not sharded:
         with pytest.raises(ValueError, match="need TFDV's GenerateStatistics"):
             one_pass.SplitsStatistics(stats_options)
+        with pytest.raises(ValueError, match="need TFDV's GenerateStatistics"):
+            one_pass.SplitStatistics(stats_options, "train")
 
 
 def test_the_default_options_and_a_schema_are_supported():

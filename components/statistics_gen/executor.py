@@ -1,8 +1,8 @@
 """TFX's StatisticsGen executor (TFX 1.16's Do: the same exec properties, outputs and artifact properties),
 with two changes:
-- every split's statistics in one Beam combine keyed by split, and each file written in one step
-  (components/statistics_gen/one_pass.py: TFDV's generators, the same statistics) where the statistics
-  options allow it, instead of TFDV's GenerateStatistics and WriteStatisticsToBinaryFile per split (~22 Beam
+- every split's statistics in one Beam combine keyed by split (a Parquet payload; other payloads one combine
+  per split), and each file written in one step (components/statistics_gen/one_pass.py: TFDV's generators,
+  the same statistics) where the statistics options allow it, instead of TFDV's GenerateStatistics and WriteStatisticsToBinaryFile per split (~22 Beam
   stages each); `TfdvExecutor` (validation.one_pass_statistics: false) keeps TFDV's;
 - a Parquet payload read by components.parquet_read: ParquetTFXIO's batches without its per-row read
   telemetry (for the one-pass statistics, every split's files in one step: ReadKeyedRecordBatches). Other
@@ -28,8 +28,7 @@ from tfx.types import artifact_utils
 from tfx.types import standard_component_specs as keys
 from tfx.utils import io_utils, json_utils, stats_utils
 
-from components.parquet_read import (KeyedRecordBatch, ParquetPayloadTFXIO, ReadKeyedRecordBatches,
-                                     without_read_telemetry)
+from components.parquet_read import ParquetPayloadTFXIO, ReadKeyedRecordBatches, without_read_telemetry
 from components.statistics_gen import one_pass
 
 
@@ -114,8 +113,7 @@ class Executor(tfx_executor.Executor):
         with self._make_beam_pipeline() as p:
             if self.one_pass_statistics and one_pass.supported(stats_options, write_sharded_output):
                 logging.info("Generating statistics for splits %s in one pass.", split_names)
-                _ = (self._keyed_record_batches(p, dict(split_and_tfxio))
-                     | "SplitsStatistics" >> one_pass.SplitsStatistics(stats_options, sample_rate_by_split)
+                _ = (self._one_pass_statistics(p, dict(split_and_tfxio), stats_options, sample_rate_by_split)
                      | "WriteStatsOutput" >> one_pass.WriteSplitsStatistics(paths))
                 return
             for split, tfxio in split_and_tfxio:
@@ -137,17 +135,20 @@ class Executor(tfx_executor.Executor):
                 logging.info("Statistics for split %s written to %s.", split, os.path.dirname(paths[split]))
 
     @staticmethod
-    def _keyed_record_batches(p: beam.Pipeline, tfxios: Dict[str, Any]) -> beam.PCollection:
-        """(split, RecordBatch) pairs of every split, with one (split, None) marker each: a Parquet payload
-        read in one step (parquet_read.ReadKeyedRecordBatches); another payload read by each split's TFXIO as
-        TFX reads it, its batches keyed, the markers from a Create."""
+    def _one_pass_statistics(p: beam.Pipeline, tfxios: Dict[str, Any], stats_options: options.StatsOptions,
+                             sample_rates: Dict[str, Any]) -> beam.PCollection:
+        """(split, DatasetFeatureStatisticsList) of every split: a Parquet payload's splits read in one step
+        and combined in one CombinePerKey (parquet_read.ReadKeyedRecordBatches, one_pass.SplitsStatistics);
+        another payload read by each split's TFXIO as TFX reads it and combined split by split
+        (one_pass.SplitStatistics), only the statistics flattened."""
         if all(isinstance(tfxio, ParquetPayloadTFXIO) for tfxio in tfxios.values()):
-            return p | "TFXIORead" >> ReadKeyedRecordBatches(tfxios)
-        keyed = [p | f"TFXIORead[{split}]" >> tfxio.BeamSource()
-                 | f"KeyBySplit[{split}]" >> beam.Map(lambda batch, split: (split, batch), split=split)
-                 for split, tfxio in tfxios.items()]
-        markers = p | "Splits" >> beam.Create([(split, None) for split in tfxios], reshuffle=False)
-        return [*keyed, markers] | "FlattenSplits" >> beam.Flatten().with_output_types(KeyedRecordBatch)
+            return (p | "TFXIORead" >> ReadKeyedRecordBatches(tfxios)
+                    | "SplitsStatistics" >> one_pass.SplitsStatistics(stats_options, sample_rates))
+        per_split = [p | f"TFXIORead[{split}]" >> tfxio.BeamSource()
+                     | f"SplitStatistics[{split}]" >> one_pass.SplitStatistics(stats_options, split,
+                                                                               sample_rates.get(split))
+                     for split, tfxio in tfxios.items()]
+        return per_split | "FlattenStatistics" >> beam.Flatten()
 
 
 class TfdvExecutor(Executor):

@@ -20,7 +20,9 @@ Numeric histograms are built on arrays (histograms.py: TFDV's protos, byte for b
 writes each proto where TFDV's WriteStatisticsToBinaryFile would, through a temporary file and a rename.
 Two splits of a Parquet payload, read by components.parquet_read.ReadKeyedRecordBatches, take three Beam
 stages (the files, read and combined per file; the merge and the writes), where per-split combines took
-eight and TFDV's GenerateStatistics ~44.
+eight and TFDV's GenerateStatistics ~44. Splits read by sources of their own (tf.Examples, through TFX's
+TFXIO) are combined one by one (`SplitStatistics`): keying their batches into one combine would need a
+Flatten, which the DirectRunner materializes whole.
 
 What differs: every distinct value of a split's string and categorical features is held in one accumulator,
 as in the one-pass vocabularies (preprocessing/vocabularies.py): on DirectRunner TFDV's per-value combine
@@ -229,32 +231,79 @@ def _allowed(pair: Tuple[str, Optional[pa.RecordBatch]], feature_allowlist):
     return split, stats_impl._filter_features(record_batch, feature_allowlist=feature_allowlist)
 
 
-class SplitsStatistics(beam.PTransform):
-    """(split, RecordBatch) pairs, with one (split, None) marker per split -> (split,
-    DatasetFeatureStatisticsList) per split, each as tfdv.GenerateStatistics computes it for `options` with
-    the split's sample rate (`sample_rates`; None: the options' own), in one CombinePerKey for all splits. The
-    marker gives a split with no rows TFDV's placeholder, as GenerateStatistics writes for an empty split."""
+class _Prepared(beam.PTransform):
+    """(split, RecordBatch) pairs as GenerateStatistics prepares a split's batches, in its order: sampling at
+    the split's rate, derived features (none: see `supported`), the allowlist. Markers pass as they are."""
 
-    def __init__(self, options: stats_options.StatsOptions,
-                 sample_rates: Optional[Dict[str, Optional[float]]] = None) -> None:
+    def __init__(self, options: stats_options.StatsOptions, sample_rates: Dict[str, Optional[float]]) -> None:
         super().__init__()
-        if not supported(options):
-            raise ValueError("These statistics options need TFDV's GenerateStatistics (slicing, partitions or "
-                             "generators that are Beam transforms)")
         self._options = options
-        self._sample_rates = {split: options.sample_rate if rate is None else rate
-                              for split, rate in (sample_rates or {}).items()}
+        self._sample_rates = sample_rates
 
     def expand(self, pairs):
         options = self._options
-        # As GenerateStatistics, in its order: sampling, derived features (none: see `supported`), the allowlist.
         if options.sample_rate is not None or any(rate is not None for rate in self._sample_rates.values()):
             pairs |= "SampleExamplesAtRate" >> beam.FlatMap(_sampled, sample_rates=self._sample_rates,
                                                                default_rate=options.sample_rate)
         if options.feature_allowlist:
             pairs |= "FilterFeaturesByAllowList" >> beam.Map(_allowed, feature_allowlist=options.feature_allowlist)
-        return pairs | "CombineStatistics" >> beam.CombinePerKey(
-            _SplitStatisticsCombineFn(_generators(options), options.desired_batch_size))
+        return pairs
+
+
+def _checked(options: stats_options.StatsOptions) -> stats_options.StatsOptions:
+    if not supported(options):
+        raise ValueError("These statistics options need TFDV's GenerateStatistics (slicing, partitions or "
+                         "generators that are Beam transforms)")
+    return options
+
+
+def _rates(options: stats_options.StatsOptions,
+           sample_rates: Optional[Dict[str, Optional[float]]]) -> Dict[str, Optional[float]]:
+    return {split: options.sample_rate if rate is None else rate for split, rate in (sample_rates or {}).items()}
+
+
+class SplitsStatistics(beam.PTransform):
+    """(split, RecordBatch) pairs, with one (split, None) marker per split -> (split,
+    DatasetFeatureStatisticsList) per split, each as tfdv.GenerateStatistics computes it for `options` with
+    the split's sample rate (`sample_rates`; None: the options' own), in one CombinePerKey for all splits. The
+    marker gives a split with no rows TFDV's placeholder, as GenerateStatistics writes for an empty split.
+
+    For pairs from one source (parquet_read.ReadKeyedRecordBatches). Pairs flattened from several sources
+    would be held in memory whole before the combine: the DirectRunner materializes every multi-input
+    Flatten (+0.8 GB at 1M taxi rows on tf.Examples); SplitStatistics is for those, one split each."""
+
+    def __init__(self, options: stats_options.StatsOptions,
+                 sample_rates: Optional[Dict[str, Optional[float]]] = None) -> None:
+        super().__init__()
+        self._options = _checked(options)
+        self._sample_rates = _rates(options, sample_rates)
+
+    def expand(self, pairs):
+        options = self._options
+        return (pairs | "Prepare" >> _Prepared(options, self._sample_rates)
+                | "CombineStatistics" >> beam.CombinePerKey(
+                    _SplitStatisticsCombineFn(_generators(options), options.desired_batch_size)))
+
+
+class SplitStatistics(beam.PTransform):
+    """One split's RecordBatches -> (split, DatasetFeatureStatisticsList), as SplitsStatistics computes it, in a
+    CombineGlobally of its own (whose default, one more Beam stage, gives an empty split TFDV's placeholder):
+    for a split read by a source of its own, so that its batches are combined as they are read."""
+
+    def __init__(self, options: stats_options.StatsOptions, split: str, sample_rate: Optional[float] = None) -> None:
+        super().__init__()
+        self._options = _checked(options)
+        self._split = split
+        self._sample_rates = _rates(options, {split: sample_rate})
+
+    def expand(self, record_batches):
+        options, split = self._options, self._split
+        return (record_batches | "KeyBySplit" >> beam.Map(lambda batch, split: (split, batch), split=split)
+                | "Prepare" >> _Prepared(options, self._sample_rates)
+                | "Batches" >> beam.Values()
+                | "CombineStatistics" >> beam.CombineGlobally(
+                    _SplitStatisticsCombineFn(_generators(options), options.desired_batch_size))
+                | "WithSplit" >> beam.Map(lambda statistics, split: (split, statistics), split=split))
 
 
 def write_statistics(statistics: statistics_pb2.DatasetFeatureStatisticsList, path: str) -> str:
