@@ -15,6 +15,8 @@ of any replacement that keeps the tf.Example payload. This bench times, on one t
   C++ decoder, in batches of 8,192: the least any reader of the payload does;
 - `numpy_statistics`: on the decoded batches, per feature what TFDV's common, numeric and string statistics
   hold (counts, missing, mean, std, zeros, min, max, 10 quantiles; value frequencies), in numpy/pyarrow;
+- `pyarrow_csv_parse`: ExampleGen's floor, the CSV parsed into columns by pyarrow (bench/scale's goals set
+  the columnar ExampleGen's seconds on the same generated table against it);
 - `pyarrow_csv_statistics`: the issue's floor, the same statistics straight from the CSV (pyarrow's parser,
   no tf.Example at all);
 - `to_parquet` + `statistics_gen_parquet`: the same rows written as the Parquet payload ExampleGen writes
@@ -48,7 +50,8 @@ from typing import Dict, Iterable, List
 import numpy as np
 
 from bench import write_json
-from bench.floor_computations import BATCH_ROWS, numpy_statistics, pyarrow_csv_analyzers, pyarrow_csv_statistics
+from bench.floor_computations import (BATCH_ROWS, numpy_statistics, pyarrow_csv_analyzers, pyarrow_csv_parse,
+                                     pyarrow_csv_statistics)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TAXI_CONFIG = os.path.join(REPO, "configs", "taxi.yaml")
@@ -269,6 +272,8 @@ def main(argv=None) -> int:
         del records
         ours = timed(seconds, "numpy_statistics", numpy_statistics, batches)
         del batches
+        parsed = timed(seconds, "pyarrow_csv_parse", pyarrow_csv_parse, csv_path)
+        assert parsed == args.rows, (parsed, args.rows)
         from_csv = timed(seconds, "pyarrow_csv_statistics", pyarrow_csv_statistics, csv_path)
         analyzers = timed(seconds, "pyarrow_csv_analyzers", pyarrow_csv_analyzers, csv_path, taxi_features)
         # The floor did Transform's work: the same vocabularies, in order, and the same z-score constants.

@@ -9,10 +9,16 @@ the peak RSS of the run (the largest process of it, from getrusage of a wrapper)
 Markdown table for README.
 
     python -m bench.scale.run --sizes 15000 150000 1000000 [--sizes 10000000] --out bench/results/scale.json
+
+With --goals the same bench run also runs bench/pipeline (the default run against the official TFX example,
+and two cached re-runs) before the sizes and bench/floors (pyarrow/numpy floors, on a table of the largest
+size up to 1M) after them, each in a fresh process, embeds their reports and judges issue 11's goals from the
+three (bench/goals.py): a table of them is printed and written under "goals".
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -23,6 +29,7 @@ import time
 from typing import Any, Dict, List, NamedTuple
 
 from bench import write_json
+from bench.goals import ONE_MILLION, goals_table, issue11_goals
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHIPPED_ROWS = 15_000
@@ -108,6 +115,20 @@ def run_size(rows: int, work: str, env: Dict[str, str], variant: str = "columnar
             "metrics": summary["metrics"]}
 
 
+def run_bench(name: str, arguments: List[str], work: str, env: Dict[str, str]) -> Dict[str, Any]:
+    """python -m bench.<name> in a fresh process of this bench run; its JSON report."""
+    out = os.path.join(work, f"{name}.json")
+    started = time.monotonic()
+    with open(os.path.join(work, f"{name}.log"), "w") as log:
+        result = subprocess.run([sys.executable, "-m", f"bench.{name}", *arguments, "--out", out], env=env,
+                                cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    if result.returncode != 0:
+        raise RuntimeError(f"bench.{name} failed with exit code {result.returncode}; see {work}/{name}.log")
+    print(f"bench.{name}: {time.monotonic() - started:.0f} s", flush=True)
+    with open(out) as f:
+        return json.load(f)
+
+
 def table(results: List[Dict[str, Any]]) -> str:
     steps = ["CsvExampleGen", "StatisticsGen", "Transform", "Trainer", "Evaluator", "Pusher"]
     lines = ["| rows | ExampleGen, Evaluator | " + " | ".join(steps) + " | total | peak RSS | pushed |",
@@ -153,26 +174,43 @@ def main(argv=None) -> int:
     parser.add_argument("--variants", nargs="+", default=["columnar", "parquet"],
                         choices=[v for v in VARIANTS if v != STOCK], help="tfxp's variants, run at every size")
     parser.add_argument("--keep", action="store_true", help="keep the generated data and runs")
+    parser.add_argument("--goals", action="store_true",
+                        help="also run bench/pipeline and bench/floors in this bench run and judge issue 11's goals")
     args = parser.parse_args(argv)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_USE_LEGACY_KERAS="1")
     work = tempfile.mkdtemp(prefix="tfxp_bench_scale_")
     results = []
+    reports: Dict[str, Any] = {}
     try:
+        if args.goals:
+            reports["pipeline"] = run_bench("pipeline", [], work, env)
         for rows in args.sizes:
             for variant in [*args.variants, *([STOCK] if rows in args.stock_at else [])]:
                 results.append(run_size(rows, os.path.join(work, f"{rows}_{variant}"), env, variant))
                 print(f"{rows:>10,} rows ({variant}): {results[-1]['wall_seconds']} s, peak RSS "
                       f"{results[-1]['peak_rss_mb']} MB", flush=True)
-    finally:
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
+        if args.goals:
+            floor_rows = max([rows for rows in args.sizes if rows <= ONE_MILLION], default=ONE_MILLION)
+            reports["floors"] = run_bench("floors", ["--rows", str(floor_rows)], work, env)
+    except BaseException:
+        print(f"bench failed: its data and logs are kept in {work}", file=sys.stderr)
+        raise
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
     ratios = speedups(results)
-    write_json(args.out, {"machine": {"cpus": os.cpu_count()}, "results": results, "speedup_vs_stock": ratios})
+    report: Dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "results": results, "speedup_vs_stock": ratios,
+                              **reports}
+    goals = issue11_goals(report, reports.get("pipeline"), reports.get("floors")) if args.goals else []
+    if goals:
+        report["goals"] = [dataclasses.asdict(goal) for goal in goals]
+    write_json(args.out, report)
     print(table(results))
     for rows, by_variant in ratios.items():
         for variant, by_step in by_variant.items():
             print(f"{int(rows):,} rows, stock / {variant} seconds: " +
                   ", ".join(f"{step} {ratio}x" for step, ratio in by_step.items()))
+    if goals:
+        print(goals_table(goals))
     return 0
 
 
