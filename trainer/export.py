@@ -115,15 +115,47 @@ def feature_info(tf_transform_output: tft.TFTransformOutput, custom_config: Cust
     return info
 
 
+def keras_weight_holders(model: keras.Model) -> Dict[str, tf.Module]:
+    """Per layer with weights, a tf.Module holding its variables under the names a Keras model's checkpoint
+    gives them: `layer_with_weights-<i>` / the weight's name (kernel, bias), so that a SavedModel saved from
+    a plain tf.Module keeps the Keras checkpoint keys (trainer/model.py's weights_from_saved_model reads
+    them: warm starts and the quantizer)."""
+    holders = {}
+    for index, layer in enumerate(layer for layer in model.layers if layer.weights):
+        holder = tf.Module()
+        for weight in layer.weights:
+            name = weight.name.split("/")[-1].split(":")[0]
+            if hasattr(holder, name):
+                raise ValueError(f"layer {layer.name}: two weights named {name!r}")
+            setattr(holder, name, weight)
+        holders[f"layer_with_weights-{index}"] = holder
+    return holders
+
+
+def save_lean(export_dir: str, signatures: Dict[str, Any], **tracked: Any) -> None:
+    """Saves the serving signatures from a plain tf.Module that tracks the signature functions and `tracked`
+    (the variables by the names they should have in the checkpoint, the tf.Transform layer), not the Keras
+    objects. Saving the Keras model itself adds every layer's traced call functions and its Keras
+    metadata: on the taxi model 72 functions against ~30, and tf.saved_model.load, which rebuilds a Python
+    graph of every function, took ~1.1 s against ~0.6 s (the Evaluator loads the model once, the pusher's
+    gates three times)."""
+    root = tf.Module()
+    for name, value in tracked.items():
+        setattr(root, name, value)
+    root.signature_functions = list(signatures.values())
+    tf.saved_model.save(root, export_dir, signatures=signatures)
+
+
 def export_serving_model(model: keras.Model, tf_transform_output: tft.TFTransformOutput,
                          custom_config: CustomConfig, export_dir: str) -> None:
     """SavedModel with the serving signatures, plus assets.extra/tfxp_features.json. Its checkpoint names
-    the Dense weights `layer_with_weights-<i>/{kernel,bias}` (the quantizer reads them from there)."""
+    the Dense weights `layer_with_weights-<i>/{kernel,bias}`, as a Keras model's would (the quantizer and
+    warm starts read them from there); it holds no Keras objects (save_lean)."""
     # A new, uncompiled model over the same layers: no optimizer slots or metric state in the checkpoint,
     # only what serving needs.
     model = keras.Model(model.inputs, model.outputs)
     signatures = add_signatures(model, tf_transform_output, custom_config)
-    tf.saved_model.save(model, export_dir, signatures=signatures)
+    save_lean(export_dir, signatures, tft_layer=model.tft_layer, **keras_weight_holders(model))
     write_feature_info(export_dir, tf_transform_output, custom_config)
 
 

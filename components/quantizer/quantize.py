@@ -127,22 +127,17 @@ def quantized_model(float_model, tf_transform_output, custom_config: CustomConfi
 
 
 def export_lean(model, tf_transform_output, custom_config: CustomConfig, out_dir: str) -> None:
-    """Saves the serving signatures from a plain tf.Module that tracks only the model's variables, its
-    load-time weight resources and the tf.Transform layer, not the Keras layer objects: the float model's
-    checkpoint carries ~20 KB of Keras object graph, more than this small model's int8 weights."""
-    import tensorflow as tf
-
+    """Saves the serving signatures from a plain tf.Module (trainer/export.py's save_lean) that tracks only
+    the model's variables, its load-time weight resources and the tf.Transform layer, not the Keras layer
+    objects: a Keras model's checkpoint carries ~20 KB of Keras object graph, more than this small model's
+    int8 weights."""
     from components.quantizer.layers import LoadTimeWeight
-    from trainer.export import add_signatures, write_feature_info
+    from trainer.export import add_signatures, save_lean, write_feature_info
 
-    root = tf.Module()
-    root.model_variables = list(model.variables)
-    root.load_time_weights = [layer.kernel_float for layer in model.layers
-                              if isinstance(getattr(layer, "kernel_float", None), LoadTimeWeight)]
     signatures = add_signatures(model, tf_transform_output, custom_config)
-    root.tft_layer = model.tft_layer
-    root.signatures_fns = list(signatures.values())
-    tf.saved_model.save(root, out_dir, signatures=signatures)
+    save_lean(out_dir, signatures, tft_layer=model.tft_layer, model_variables=list(model.variables),
+              load_time_weights=[layer.kernel_float for layer in model.layers
+                                 if isinstance(getattr(layer, "kernel_float", None), LoadTimeWeight)])
     write_feature_info(out_dir, tf_transform_output, custom_config)
 
 
