@@ -113,3 +113,22 @@ def test_output_is_shuffled_and_the_same_on_every_run(tmp_path):
     assert 300 < sum(head) < 700  # both halves of the input in the first thousand rows
     again = in_file_order(run_example_gen(columnar_executor.Executor, tmp_path / "data", tmp_path / "b").uri, "train")
     assert sorted(e.SerializeToString() for e in again) == sorted(e.SerializeToString() for e in first)
+
+
+def test_a_packed_chunk_of_cells_unpacks_as_the_parquet_payload_of_those_cells():
+    """The Parquet payload's chunks travel through the shuffle as zstd Arrow IPC streams of scalar cells with
+    their types (packed_table), made payload lists where they are written: empty cells, an all-empty column
+    (UNKNOWN) and text included, the same as the payload of the cells made at once."""
+    import pyarrow as pa
+
+    cells = pa.RecordBatch.from_arrays(
+        [pa.array([1, None, 3], pa.int64()), pa.array([0.5, 2.0, None], pa.float64()),
+         pa.array([b"a", None, b"c"], pa.binary()), pa.array([None, None, None], pa.string())],
+        names=["n", "x", "s", "empty"])
+    kinds = {"n": csv_blocks.INT, "x": csv_blocks.FLOAT, "s": csv_blocks.STRING, "empty": csv_blocks.UNKNOWN}
+    packed = columnar_executor.packed_table(cells, kinds)
+    unpacked = columnar_executor.unpacked_table(packed)
+    assert unpacked.equals(pa.Table.from_batches([csv_blocks.payload_batch(cells, kinds)]))
+    assert unpacked.schema == csv_blocks.payload_schema(kinds)
+    assert unpacked.column("s").to_pylist() == [[b"a"], [], [b"c"]]
+    assert unpacked.column("empty").to_pylist() == [None, None, None]  # no value, as CsvExampleGen writes
