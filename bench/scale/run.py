@@ -112,6 +112,8 @@ def run_size(rows: int, work: str, env: Dict[str, str], variant: str = "columnar
             "rows_per_second": {step: round(rows * share / seconds[step]) for step, share in PER_ROW_STEPS.items()
                                 if seconds.get(step)},
             "pushed": summary["pushed"], "pushed_kind": summary.get("pushed_kind"),
+            # why the float model was pushed instead of the quantized one, when it was
+            "quantization_gate_failures": summary.get("quantization_gate_failures") or [],
             "metrics": summary["metrics"]}
 
 
