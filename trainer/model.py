@@ -74,16 +74,25 @@ def build_model(features: Sequence[FeatureConfig], vocab_sizes: Mapping[str, int
     return model
 
 
+def layers_with_weights(model: keras.Model) -> List[Any]:
+    return [layer for layer in model.layers if layer.weights]
+
+
+def checkpoint_layer_name(index: int) -> str:
+    """Keras's name, in a checkpoint, of the index-th layer that has weights (its weights below it by name);
+    trainer/export.py saves the serving model's weights under the same names."""
+    return f"layer_with_weights-{index}"
+
+
 def _checkpoint_key(index: int, weight: str) -> str:
-    # Keras names the weights of the i-th layer that has weights `layer_with_weights-<i>/<name>`.
-    return f"layer_with_weights-{index}/{weight}/.ATTRIBUTES/VARIABLE_VALUE"
+    return f"{checkpoint_layer_name(index)}/{weight}/.ATTRIBUTES/VARIABLE_VALUE"
 
 
 def weights_from_saved_model(model: keras.Model, model_dir: str) -> Optional[List[List[Any]]]:
     """Per layer with weights, its kernel and bias read from an exported tfxp model's checkpoint, checked
     against `model`'s shapes. Raises ValueError naming the first layer that does not match."""
     reader = tf.train.load_checkpoint(f"{model_dir}/variables/variables")
-    layers = [layer for layer in model.layers if layer.weights]
+    layers = layers_with_weights(model)
     if reader.has_tensor(_checkpoint_key(len(layers), "kernel")):
         raise ValueError(f"{model_dir} has more layers with weights than this model ({len(layers)})")
     values = []
