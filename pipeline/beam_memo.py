@@ -329,13 +329,12 @@ class RememberedSubmodules:
 
     def _find(self, code: Any, packages: Tuple[Any, ...]) -> Tuple[str, ...]:
         """cloudpickle's search (2.2.1), giving the names in sys.modules of what it would return."""
-        names = []
+        names, code_names = [], set(code.co_names)
         for package in packages:
             prefix = package.__name__ + "."
             for name in list(self._modules):
                 if name is not None and name.startswith(prefix):
-                    tokens = set(name[len(prefix):].split("."))
-                    if not tokens - set(code.co_names):
+                    if set(name[len(prefix):].split(".")) <= code_names:
                         names.append(name)
         return tuple(names)
 
