@@ -108,7 +108,7 @@ class _PayloadFiles(_ChunkFiles):
                 parts = [order[split == index] for index in range(len(self._buckets))]
             else:
                 parts = [order]
-            # A chunk travels as its scalar cells, made payload lists only where it is written (_ParquetFileWriter):
+            # A chunk travels as its scalar cells, made payload lists only where it is written (unpacked_table):
             # taking rows of the list columns cost ~4x as much as of the cells (1M taxi rows: ~1.3 s of
             # pyarrow's take), and their offsets would double what the shuffle holds.
             yield from self._chunks(parts, lambda rows: packed_table(cells.take(rows), kinds))
