@@ -40,11 +40,16 @@ class Goal:
     met: Optional[bool]  # None: not measured in this run
 
 
-def _by_size(scale: Dict[str, Any]) -> Dict[int, Dict[str, Dict[str, Any]]]:
+def by_size(results: List[Dict[str, Any]]) -> Dict[int, Dict[str, Dict[str, Any]]]:
+    """bench/scale's results as {rows: {variant: result}}."""
     out: Dict[int, Dict[str, Dict[str, Any]]] = {}
-    for result in scale.get("results", []):
+    for result in results:
         out.setdefault(result["rows"], {})[result["variant"]] = result
     return out
+
+
+def _by_size(scale: Dict[str, Any]) -> Dict[int, Dict[str, Dict[str, Any]]]:
+    return by_size(scale.get("results", []))
 
 
 def _wall(result: Dict[str, Any]) -> str:

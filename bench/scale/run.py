@@ -29,7 +29,7 @@ import time
 from typing import Any, Dict, List, NamedTuple
 
 from bench import write_json
-from bench.goals import ONE_MILLION, goals_table, issue11_goals
+from bench.goals import ONE_MILLION, by_size, goals_table, issue11_goals
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHIPPED_ROWS = 15_000
@@ -150,11 +150,8 @@ def table(results: List[Dict[str, Any]]) -> str:
 def speedups(results: List[Dict[str, Any]]) -> Dict[str, Dict[str, Dict[str, float]]]:
     """Per size run with the stock variant: {size: {variant: stock seconds / the variant's seconds}} of each
     data-proportional step."""
-    by_size: Dict[int, Dict[str, Dict[str, Any]]] = {}
-    for r in results:
-        by_size.setdefault(r["rows"], {})[r["variant"]] = r
     out: Dict[str, Dict[str, Dict[str, float]]] = {}
-    for rows, variants in by_size.items():
+    for rows, variants in by_size(results).items():
         if STOCK not in variants:
             continue
         stock = variants[STOCK]["component_seconds"]
