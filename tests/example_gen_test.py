@@ -83,9 +83,9 @@ def test_a_file_that_fits_the_budget_is_parsed_once_with_the_same_blocks(tmp_pat
     parsed = []
     read_blocks = csv_blocks._read_blocks
 
-    def counted(path, types, block_bytes):
+    def counted(path, types, block_bytes, whole=False):
         parsed.append(dict(types))
-        return read_blocks(path, types, block_bytes)
+        return read_blocks(path, types, block_bytes, whole)
 
     monkeypatch.setattr(csv_blocks, "_read_blocks", counted)
     cells = list(csv_blocks.csv_cells(str(tmp_path / "a.csv"), block_bytes=4096, keep_bytes=keep_bytes))
@@ -94,6 +94,41 @@ def test_a_file_that_fits_the_budget_is_parsed_once_with_the_same_blocks(tmp_pat
     assert len(cells) > 5 and all(types == {"n": "float", "s": "string"} for _, types in cells)
     column = [v for batch, _ in cells for v in batch.column(0).to_pylist()]
     assert column == [float(i) for i in range(5000)] + [2.5]
+
+
+@pytest.mark.parametrize("keep_bytes, parses", [(csv_blocks.KEEP_BYTES, 1), (1000, 2)])
+def test_a_column_the_sample_saw_empty_is_typed_in_the_same_pass_as_a_second_read_would_type_it(
+        tmp_path, monkeypatch, keep_bytes, parses):
+    """Columns with no value in the sample are read as text and typed from the pass itself: no second parse
+    (only the read of a file past keep_bytes), with the cells a read with the final types gives. Numbers with
+    spaces or tabs around them are numbers; a hex integer is an integer but no float, so a column holding it
+    and a decimal is text."""
+    monkeypatch.setattr(csv_blocks, "SAMPLE_ROWS", 3)
+    cells = {"e": [" 7", "8\t", "-0"], "f": ["1", "2.5 ", "1e3"], "t": ["0x10", "3", "1.5"], "n": ["", "", ""]}
+    lines = [f"{i},,,,\n" for i in range(400)]
+    for name, values in cells.items():  # one value per column in each of three far-apart rows
+        for row, value in zip((5, 200, 390), values):
+            fields = lines[row].rstrip("\n").split(",")
+            fields[1 + list(cells).index(name)] = f'"{value}"' if value else ""
+            lines[row] = ",".join(fields) + "\n"
+    write(tmp_path / "a.csv", "a,e,f,t,n\n" + "".join(lines))
+    parsed = []
+    read_blocks = csv_blocks._read_blocks
+
+    def counted(path, types, block_bytes, whole=False):
+        parsed.append(dict(types))
+        return read_blocks(path, types, block_bytes, whole)
+
+    monkeypatch.setattr(csv_blocks, "_read_blocks", counted)
+    read = list(csv_blocks.csv_cells(str(tmp_path / "a.csv"), block_bytes=256, keep_bytes=keep_bytes))
+    final = {"a": "int", "e": "int", "f": "float", "t": "string", "n": "unknown"}
+    assert len(parsed) == parses and parsed[0] == dict(final, e="unknown", f="unknown", t="unknown")
+    assert len(read) > 3 and all(types == final for _, types in read)
+    again = list(read_blocks(str(tmp_path / "a.csv"), final, 256))
+    assert [batch.to_pydict() for batch, _ in read] == [batch.to_pydict() for batch in again]
+    values = {name: [v for batch, _ in read for v in batch.column(name).to_pylist() if v is not None]
+              for name in cells}
+    assert values["e"] == [7, 8, 0] and values["f"] == [1.0, 2.5, 1000.0] and values["t"] == [b"0x10", b"3", b"1.5"]
 
 
 def in_file_order(examples_dir, split):
