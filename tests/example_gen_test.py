@@ -151,7 +151,7 @@ def test_output_is_shuffled_and_the_same_on_every_run(tmp_path):
 
 
 def test_a_packed_chunk_of_cells_unpacks_as_the_parquet_payload_of_those_cells():
-    """The Parquet payload's chunks travel through the shuffle as zstd Arrow IPC streams of scalar cells with
+    """The Parquet payload's chunks travel through the shuffle as lz4 Arrow IPC streams of scalar cells with
     their types (packed_table), made payload lists where they are written: empty cells, an all-empty column
     (UNKNOWN) and text included, the same as the payload of the cells made at once."""
     import pyarrow as pa

@@ -97,6 +97,24 @@ def test_hash_splits_are_the_same_every_run_and_keep_every_row(payloads, tmp_pat
     assert timestamps != sorted(timestamps)
 
 
+def test_row_groups_made_and_written_on_the_writers_thread_keep_every_row(payloads, tmp_path, monkeypatch):
+    """Each row group of scalar cells is made payload lists and written on the output file's own thread while
+    the next chunks are unpacked: with chunks of 300 rows and row groups of at least 500 (8 to 17 per file)
+    the files hold every row, typed as with one row group per file."""
+    import pyarrow.parquet as pq
+
+    monkeypatch.setattr(example_gen_executor, "CHUNK_ROWS", 300)
+    monkeypatch.setattr(example_gen_executor._ParquetFileWriter, "ROW_GROUP_ROWS", 500)
+    many = run_example_gen(example_gen_executor.Executor, TAXI, tmp_path / "many", example_gen_pb2.FORMAT_PARQUET)
+    everything = sorted(rows(split_files(payloads[TF_EXAMPLE_PAYLOAD], "train"))
+                        + rows(split_files(payloads[TF_EXAMPLE_PAYLOAD], "eval")))
+    files = {split: split_files(many, split) for split in ("train", "eval")}
+    assert sorted(rows(files["train"]) + rows(files["eval"])) == everything
+    groups = {path: pq.ParquetFile(path).num_row_groups for path in files["train"] + files["eval"]}
+    assert all(count > 5 for count in groups.values()), groups
+    assert pq.read_schema(files["train"][0]) == pq.read_schema(split_files(payloads[PARQUET_PAYLOAD], "train")[0])
+
+
 def test_an_output_file_with_no_rows_is_a_parquet_file_with_the_columns(tmp_path):
     import pyarrow.parquet as pq
 

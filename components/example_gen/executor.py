@@ -110,11 +110,11 @@ class _PayloadFiles(_ChunkFiles):
                 parts = [order[split == index] for index in range(len(self._buckets))]
             else:
                 parts = [order]
-            # A chunk travels as its scalar cells, made payload lists only where it is written (unpacked_table):
-            # taking rows of the list columns cost ~4x as much as of the cells (1M taxi rows: ~1.3 s of
-            # pyarrow's take), and their offsets would double what the shuffle holds. The block's rows are
-            # taken in one gather, split after split, and chunks are slices of it: a take per chunk cost
-            # twice as much (1M taxi rows, packing included: ~0.95 s against ~0.45 s).
+            # A chunk travels as its scalar cells, made payload lists only where it is written
+            # (_ParquetFileWriter): taking rows of the list columns cost ~4x as much as of the cells (1M
+            # taxi rows: ~1.3 s of pyarrow's take), and their offsets would double what the shuffle holds.
+            # The block's rows are taken in one gather, split after split, and chunks are slices of it: a
+            # take per chunk cost twice as much (1M taxi rows, packing included: ~0.95 s against ~0.45 s).
             taken = cells.take(np.concatenate(parts))
             starts = np.cumsum([0] + [len(part) for part in parts])
             yield from self._chunks([taken.slice(start, len(part)) for start, part in zip(starts, parts)],
@@ -140,33 +140,47 @@ def packed_table(cells, kinds: Dict[str, str]) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def unpacked_table(packed: bytes):
-    """packed_table's chunk as a Table of the Parquet payload (csv_blocks.payload_batch)."""
+def unpacked_cells(packed: bytes):
+    """packed_table's chunk: (Table of its scalar cells, their types)."""
     import json
 
     import pyarrow as pa
 
     table = pa.ipc.open_stream(pa.BufferReader(packed)).read_all()
-    kinds = json.loads(table.schema.metadata[TYPES_METADATA])
-    return pa.Table.from_batches([csv_blocks.payload_batch(batch, kinds) for batch in table.to_batches()],
+    return table, json.loads(table.schema.metadata[TYPES_METADATA])
+
+
+def payload_table(cells, kinds: Dict[str, str]):
+    """A Table of scalar cells as a Table of the Parquet payload (csv_blocks.payload_batch)."""
+    import pyarrow as pa
+
+    return pa.Table.from_batches([csv_blocks.payload_batch(batch, kinds) for batch in cells.to_batches()],
                                  schema=csv_blocks.payload_schema(kinds))
 
 
+def unpacked_table(packed: bytes):
+    """packed_table's chunk as a Table of the Parquet payload."""
+    return payload_table(*unpacked_cells(packed))
+
+
 class _ParquetFileWriter:
-    """One output file: tables buffered into row groups of at least ROW_GROUP_ROWS rows; the Parquet writer
-    opens on the first, with its schema (every chunk of a split has the same one). A row group is encoded and
-    written on the file's own thread (pyarrow releases the GIL there) while the next chunks are unpacked:
-    1M taxi rows, ~0.6 s of Parquet writing that overlaps with ~0.5 s of unpacking."""
+    """One output file: chunks of scalar cells buffered into row groups of at least ROW_GROUP_ROWS rows, each
+    made payload lists and written on the file's own thread (pyarrow releases the GIL there) while the next
+    chunks are unpacked; the Parquet writer opens on the first, with the payload schema of the cells' types
+    (every chunk of a split has the same ones). 1M taxi rows: making payload lists a row group at a time
+    instead of a chunk at a time, and on that thread, took the executor alone from ~3.3 to ~2.8 s."""
     ROW_GROUP_ROWS = 65_536
 
     def __init__(self, handle, empty_schema: Callable[[], Any]):
         self.handle, self.empty_schema, self.writer, self.tables, self.rows = handle, empty_schema, None, [], 0
+        self.kinds: Optional[Dict[str, str]] = None
         self.thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-writer")
         self.written: Optional[concurrent.futures.Future] = None
 
-    def write(self, table) -> None:
-        self.tables.append(table)
-        self.rows += table.num_rows
+    def write(self, cells, kinds: Dict[str, str]) -> None:
+        self.tables.append(cells)
+        self.kinds = kinds
+        self.rows += cells.num_rows
         if self.rows >= self.ROW_GROUP_ROWS:
             self.flush()
 
@@ -176,11 +190,15 @@ class _ParquetFileWriter:
 
         if not self.tables:
             return
-        table = pa.concat_tables(self.tables)
+        cells = pa.concat_tables(self.tables)
         self.tables, self.rows = [], 0
         self.wait()  # row groups in order, one at a time
-        self.writer = self.writer or pq.ParquetWriter(self.handle, table.schema, compression="snappy")
-        self.written = self.thread.submit(self.writer.write_table, table, row_group_size=table.num_rows)
+        self.writer = self.writer or pq.ParquetWriter(self.handle, csv_blocks.payload_schema(self.kinds),
+                                                      compression="snappy")
+        self.written = self.thread.submit(self._write_row_group, cells.combine_chunks(), self.kinds)
+
+    def _write_row_group(self, cells, kinds: Dict[str, str]) -> None:
+        self.writer.write_table(payload_table(cells, kinds), row_group_size=cells.num_rows)
 
     def wait(self) -> None:
         """Until the row group being written is written; raises what writing it raised."""
@@ -217,7 +235,7 @@ class _ParquetChunkSink(filebasedsink.FileBasedSink):
         return _ParquetFileWriter(super().open(temp_path), self._empty_schema)
 
     def write_record(self, file_handle, value: bytes) -> None:
-        file_handle.write(unpacked_table(value))
+        file_handle.write(*unpacked_cells(value))
 
     def close(self, file_handle) -> None:
         file_handle.close()
