@@ -68,7 +68,7 @@ def test_a_value_past_the_sample_promotes_the_column_of_a_single_file(tmp_path, 
     rows = decoded(tmp_path / "a.csv", block_bytes=256)  # ~150 blocks: the promotion is in the last one
     # Every row once, all typed as the promoted column (no block yielded before the types were settled).
     assert [r.features.feature["n"].float_list.value[0] for r in rows] == [float(i) for i in range(5000)] + [2.5]
-    with pytest.raises(ValueError, match="column 'n' holds a value that is not int past the first 3 rows"):
+    with pytest.raises(ValueError, match="column 'n' holds only int values in the first 3 rows of each file"):
         decoded(tmp_path / "a.csv", types=csv_blocks.sample_types(str(tmp_path / "a.csv")), allow_promotion=False,
                 block_bytes=64)
 
@@ -129,6 +129,14 @@ def test_a_column_the_sample_saw_empty_is_typed_in_the_same_pass_as_a_second_rea
     values = {name: [v for batch, _ in read for v in batch.column(name).to_pylist() if v is not None]
               for name in cells}
     assert values["e"] == [7, 8, 0] and values["f"] == [1.0, 2.5, 1000.0] and values["t"] == [b"0x10", b"3", b"1.5"]
+    with pytest.raises(ValueError, match="column 'e' is empty in the first 3 rows of each file"):
+        list(read_blocks_of(tmp_path / "a.csv"))
+
+
+def read_blocks_of(path):
+    """csv_cells of one of several files: the sampled types may not be promoted."""
+    return csv_blocks.csv_cells(str(path), types=csv_blocks.sample_types(str(path)), allow_promotion=False,
+                                block_bytes=256)
 
 
 def in_file_order(examples_dir, split):

@@ -318,8 +318,8 @@ def _typed_pass(path: str, types: Dict[str, str], block_bytes: int, allow_promot
             types = _promote(path, types, promote, allow_promotion)
             continue
         found = {name: kinds.kind for name, kinds in learnt.items() if kinds.kind != UNKNOWN}
-        for name in found:
-            _promote(path, types, PromoteColumn(name), allow_promotion)  # raises without allow_promotion
+        if found and not allow_promotion:  # files that share the sampled types: an error naming the column
+            _promote(path, types, PromoteColumn(next(iter(found))), allow_promotion)
         if found and kept is not None:
             kept = [_typed_text(batch, found) for batch in kept]
         return dict(types, **found), kept
@@ -381,9 +381,11 @@ def _promote(path: str, types: Dict[str, str], promote: PromoteColumn, allow_pro
     if types[promote.name] == STRING:
         raise ValueError(f"{path}: column {promote.name!r} could not be read as text") from promote
     if not allow_promotion:
+        sampled = ("is empty in" if types[promote.name] == UNKNOWN
+                   else f"holds only {types[promote.name]} values in")
         raise ValueError(
-            f"{path}: column {promote.name!r} holds a value that is not {types[promote.name]} past the "
-            f"first {SAMPLE_ROWS} rows of each file that the column types were sampled from; put such a "
+            f"{path}: column {promote.name!r} {sampled} the first {SAMPLE_ROWS} rows of each file that the "
+            f"column types were sampled from, and holds a value past them that does not fit; put such a "
             f"value in the first rows, or use data.reader: stock (a full pass over the data)") from None
     return dict(types, **{promote.name: _promoted(types[promote.name])})
 
