@@ -73,13 +73,8 @@ def test_a_value_past_the_sample_promotes_the_column_of_a_single_file(tmp_path, 
                 block_bytes=64)
 
 
-@pytest.mark.parametrize("keep_bytes, parses", [(csv_blocks.KEEP_BYTES, 1), (1000, 2)])
-def test_a_file_that_fits_the_budget_is_parsed_once_with_the_same_blocks(tmp_path, monkeypatch, keep_bytes, parses):
-    """The typed pass keeps its blocks when they fit keep_bytes (the file parsed once), else the file is read
-    again block by block; the same cells and types either way, a promotion found in the last block
-    included (the kept blocks are those of the pass with the promoted types)."""
-    monkeypatch.setattr(csv_blocks, "SAMPLE_ROWS", 3)
-    write(tmp_path / "a.csv", "n,s\n" + "".join(f"{i},x{i % 7}\n" for i in range(5000)) + "2.5,y\n")
+def counted_parses(monkeypatch):
+    """The types of each parse of a CSV file (csv_blocks._read_blocks call), as the calls come."""
     parsed = []
     read_blocks = csv_blocks._read_blocks
 
@@ -88,6 +83,17 @@ def test_a_file_that_fits_the_budget_is_parsed_once_with_the_same_blocks(tmp_pat
         return read_blocks(path, types, block_bytes, whole)
 
     monkeypatch.setattr(csv_blocks, "_read_blocks", counted)
+    return parsed
+
+
+@pytest.mark.parametrize("keep_bytes, parses", [(csv_blocks.KEEP_BYTES, 1), (1000, 2)])
+def test_a_file_that_fits_the_budget_is_parsed_once_with_the_same_blocks(tmp_path, monkeypatch, keep_bytes, parses):
+    """The typed pass keeps its blocks when they fit keep_bytes (the file parsed once), else the file is read
+    again block by block; the same cells and types either way, a promotion found in the last block
+    included (the kept blocks are those of the pass with the promoted types)."""
+    monkeypatch.setattr(csv_blocks, "SAMPLE_ROWS", 3)
+    write(tmp_path / "a.csv", "n,s\n" + "".join(f"{i},x{i % 7}\n" for i in range(5000)) + "2.5,y\n")
+    parsed = counted_parses(monkeypatch)
     cells = list(csv_blocks.csv_cells(str(tmp_path / "a.csv"), block_bytes=4096, keep_bytes=keep_bytes))
     # One pass with the sampled types (the promotion found), then the typed pass, then a read if not kept.
     assert [t["n"] for t in parsed] == ["int"] + ["float"] * parses
@@ -112,19 +118,12 @@ def test_a_column_the_sample_saw_empty_is_typed_in_the_same_pass_as_a_second_rea
             fields[1 + list(cells).index(name)] = f'"{value}"' if value else ""
             lines[row] = ",".join(fields) + "\n"
     write(tmp_path / "a.csv", "a,e,f,t,n\n" + "".join(lines))
-    parsed = []
-    read_blocks = csv_blocks._read_blocks
-
-    def counted(path, types, block_bytes, whole=False):
-        parsed.append(dict(types))
-        return read_blocks(path, types, block_bytes, whole)
-
-    monkeypatch.setattr(csv_blocks, "_read_blocks", counted)
+    parsed = counted_parses(monkeypatch)
     read = list(csv_blocks.csv_cells(str(tmp_path / "a.csv"), block_bytes=256, keep_bytes=keep_bytes))
     final = {"a": "int", "e": "int", "f": "float", "t": "string", "n": "unknown"}
     assert len(parsed) == parses and parsed[0] == dict(final, e="unknown", f="unknown", t="unknown")
     assert len(read) > 3 and all(types == final for _, types in read)
-    again = list(read_blocks(str(tmp_path / "a.csv"), final, 256))
+    again = list(csv_blocks._read_blocks(str(tmp_path / "a.csv"), final, 256))  # counted, after the count
     assert [batch.to_pydict() for batch, _ in read] == [batch.to_pydict() for batch in again]
     values = {name: [v for batch, _ in read for v in batch.column(name).to_pylist() if v is not None]
               for name in cells}
