@@ -157,8 +157,9 @@ def test_output_is_shuffled_and_the_same_on_every_run(tmp_path):
     assert sorted(e.SerializeToString() for e in again) == sorted(e.SerializeToString() for e in first)
 
 
-def test_a_packed_chunk_of_cells_unpacks_as_the_parquet_payload_of_those_cells():
-    """The Parquet payload's chunks travel through the shuffle as lz4 Arrow IPC streams of scalar cells with
+@pytest.mark.parametrize("codec", ["lz4", "zstd"])
+def test_a_packed_chunk_of_cells_unpacks_as_the_parquet_payload_of_those_cells(codec):
+    """The Parquet payload's chunks travel through the shuffle as compressed Arrow IPC streams of scalar cells with
     their types (packed_table), made payload lists where they are written: empty cells, an all-empty column
     (UNKNOWN) and text included, the same as the payload of the cells made at once."""
     import pyarrow as pa
@@ -168,7 +169,7 @@ def test_a_packed_chunk_of_cells_unpacks_as_the_parquet_payload_of_those_cells()
          pa.array([b"a", None, b"c"], pa.binary()), pa.array([None, None, None], pa.string())],
         names=["n", "x", "s", "empty"])
     kinds = {"n": csv_blocks.INT, "x": csv_blocks.FLOAT, "s": csv_blocks.STRING, "empty": csv_blocks.UNKNOWN}
-    packed = columnar_executor.packed_table(cells, kinds)
+    packed = columnar_executor.packed_table(cells, kinds, codec)
     unpacked = columnar_executor.unpacked_table(packed)
     assert unpacked.equals(pa.Table.from_batches([csv_blocks.payload_batch(cells, kinds)]))
     assert unpacked.schema == csv_blocks.payload_schema(kinds)
@@ -195,3 +196,28 @@ def test_row_hashes_hash_text_once_per_distinct_value_as_pandas_hashes_every_cel
     hashes = csv_blocks.row_hashes(batch)
     assert hashes.tolist() == expected.tolist()
     assert hashes[0] == hashes[3] and len(set(hashes.tolist())) == 4
+
+
+@pytest.mark.parametrize("keep_bytes, codec", [(csv_blocks.KEEP_BYTES, "lz4"), (1000, "zstd")])
+def test_the_shuffle_is_lz4_within_the_keep_budget_and_zstd_past_it(tmp_path, monkeypatch, keep_bytes, codec):
+    """What the DirectRunner's shuffle holds is compressed fast (lz4) while the input is within KEEP_BYTES,
+    small (zstd) past it; either way the files hold every row of the input."""
+    import pyarrow.parquet as pq
+    from tfx.proto import example_gen_pb2
+
+    monkeypatch.setattr(csv_blocks, "KEEP_BYTES", keep_bytes)
+    codecs = []
+    pack = columnar_executor.packed_table
+
+    def recorded(cells, kinds, chosen):
+        codecs.append(chosen)
+        return pack(cells, kinds, chosen)
+
+    monkeypatch.setattr(columnar_executor, "packed_table", recorded)
+    write(tmp_path / "data" / "a.csv", "n,s\n" + "".join(f"{i},x{i % 7}\n" for i in range(3000)))
+    examples = run_example_gen(columnar_executor.Executor, tmp_path / "data", tmp_path / "out",
+                               example_gen_pb2.FORMAT_PARQUET)
+    assert codecs and set(codecs) == {codec}
+    values = [v for split in ("train", "eval") for path in glob.glob(f"{examples.uri}/Split-{split}/*")
+              for v in pq.read_table(path).column("n").to_pylist()]
+    assert sorted(v[0] for v in values) == list(range(3000))

@@ -246,6 +246,17 @@ def widest_types(per_file: Iterable[Dict[str, str]]) -> Dict[str, str]:
     return types
 
 
+def parquet_data_bytes(files: List[str]) -> int:
+    """The Parquet files' data, uncompressed (their footers' row-group sizes)."""
+    import pyarrow.parquet as pq
+
+    total = 0
+    for path in files:
+        metadata = pq.read_metadata(path)
+        total += sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+    return total
+
+
 def widest_parquet_types(files: List[str]) -> Dict[str, str]:
     """Each column's widest type over the Parquet files' schemas, read from their footers."""
     import pyarrow.parquet as pq

@@ -13,7 +13,7 @@ where TFX's ExampleGen shuffles row by row.
 
 With output_data_format FORMAT_PARQUET (data.payload: parquet) nothing is encoded: each block becomes a
 RecordBatch of list columns (csv_blocks.payload_batch), rows go to their split by a hash of their cells
-(csv_blocks.row_hashes), and chunks move through the shuffle as lz4-compressed Arrow IPC streams of their
+(csv_blocks.row_hashes), and chunks move through the shuffle as compressed Arrow IPC streams of their
 cells (`_PayloadFiles`, `packed_table`, `_WriteParquetChunks`) into `data_parquet-SSSSS-of-NNNNN.parquet`."""
 from __future__ import annotations
 
@@ -93,11 +93,24 @@ class _EncodeFiles(_ChunkFiles):
             yield from self._chunks(parts)
 
 
+def shuffle_codec(input_bytes: int) -> str:
+    """The compression of the chunks that move through the shuffle (packed_table), which the DirectRunner
+    holds whole: lz4 while the input takes at most csv_blocks.KEEP_BYTES (1M taxi rows: packing and unpacking
+    every chunk ~0.55 s against ~1.25 s with zstd), zstd past it, where memory is what runs out first (10M taxi
+    rows, ExampleGen's executor alone: peak RSS 2,951 MB with zstd, 3,808 MB with lz4)."""
+    return "lz4" if input_bytes <= csv_blocks.KEEP_BYTES else "zstd"
+
+
 class _PayloadFiles(_ChunkFiles):
     """The Parquet payload's counterpart of _EncodeFiles: each input file's rows as payload batches
     (csv_blocks.payload_batch), each row to its split by csv_blocks.row_hashes (the hash of its cells modulo
     the hash buckets, split by split as TFX's _PartitionFn assigns buckets), chunks of cells packed as Arrow
-    IPC bytes (packed_table). `read(path)` yields (RecordBatch of cells, types)."""
+    IPC bytes (packed_table, compressed with `codec`). `read(path)` yields (RecordBatch of cells, types)."""
+
+    def __init__(self, read: Callable[[str], Iterator], split_config: Optional[example_gen_pb2.SplitConfig],
+                 codec: str):
+        super().__init__(read, split_config)
+        self._codec = codec
 
     def process(self, path: str):
         import numpy as np
@@ -118,24 +131,24 @@ class _PayloadFiles(_ChunkFiles):
             taken = cells.take(np.concatenate(parts))
             starts = np.cumsum([0] + [len(part) for part in parts])
             yield from self._chunks([taken.slice(start, len(part)) for start, part in zip(starts, parts)],
-                                    lambda rows: packed_table(rows, kinds))
+                                    lambda rows: packed_table(rows, kinds, self._codec))
 
 
 TYPES_METADATA = b"tfxp_cell_types"  # a packed chunk's column types (csv_blocks' kinds), as JSON
 
 
-def packed_table(cells, kinds: Dict[str, str]) -> bytes:
-    """A RecordBatch of scalar cells and their types as the bytes of an Arrow IPC stream with lz4-compressed
-    buffers: what moves through the shuffle. On 1M taxi rows packing and unpacking every chunk took ~0.7 s
-    against ~1.05 s with zstd (and ~1.7 s as snappy Parquet files of payload lists), for 86 MB against
-    62 MB (uncompressed: 177 MB, held by the DirectRunner's shuffle)."""
+def packed_table(cells, kinds: Dict[str, str], codec: str) -> bytes:
+    """A RecordBatch of scalar cells and their types as the bytes of an Arrow IPC stream with buffers
+    compressed by `codec` (shuffle_codec): what moves through the shuffle. 1M taxi rows: 80 MB with lz4,
+    57 MB with zstd, 177 MB uncompressed (snappy Parquet files of payload lists, before: ~1.7 s to pack and
+    unpack, 42 MB)."""
     import json
 
     import pyarrow as pa
 
     cells = cells.replace_schema_metadata({TYPES_METADATA: json.dumps(kinds, sort_keys=True).encode()})
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, cells.schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer:
+    with pa.ipc.new_stream(sink, cells.schema, options=pa.ipc.IpcWriteOptions(compression=codec)) as writer:
         writer.write_batch(cells)
     return sink.getvalue().to_pybytes()
 
@@ -322,9 +335,10 @@ def _ColumnarCsvToChunks(pipeline: beam.Pipeline, exec_properties: Dict[str, Any
             raise RuntimeError(f"Files in same split {pattern} have different header: {path}")
     types = global_types(files)
     options = dict(types=types, allow_promotion=len(files) == 1)
+    codec = shuffle_codec(sum(os.path.getsize(path) for path in files))
     return (pipeline
             | "CreateFilenames" >> beam.Create(files)
-            | "EncodeBlocks" >> (_payload(functools.partial(csv_blocks.csv_cells, **options), split_config)
+            | "EncodeBlocks" >> (_payload(functools.partial(csv_blocks.csv_cells, **options), split_config, codec)
                                  if _parquet_payload(exec_properties) else
                                  _encode(functools.partial(csv_blocks.encode_file, **options), split_config)))
 
@@ -336,7 +350,7 @@ def _ParquetToChunks(pipeline: beam.Pipeline, exec_properties: Dict[str, Any], s
     return (pipeline | "CreateFilenames" >> beam.Create(files)
             | "EncodeBatches" >> (_payload(functools.partial(csv_blocks.parquet_cells,
                                                              types=csv_blocks.widest_parquet_types(files)),
-                                           split_config)
+                                           split_config, shuffle_codec(csv_blocks.parquet_data_bytes(files)))
                                   if _parquet_payload(exec_properties) else
                                   _encode(csv_blocks.encode_parquet_file, split_config)))
 
@@ -349,8 +363,8 @@ def _encode(encode: Callable[[str], Iterator[List[bytes]]], split_config: Option
     return _with_split_outputs(beam.ParDo(_EncodeFiles(encode, split_config)), split_config)
 
 
-def _payload(cells: Callable[[str], Iterator], split_config: Optional[example_gen_pb2.SplitConfig]):
-    return _with_split_outputs(beam.ParDo(_PayloadFiles(cells, split_config)), split_config)
+def _payload(cells: Callable[[str], Iterator], split_config: Optional[example_gen_pb2.SplitConfig], codec: str):
+    return _with_split_outputs(beam.ParDo(_PayloadFiles(cells, split_config, codec)), split_config)
 
 
 def _payload_schema(input_types: Callable[[List[str]], Dict[str, str]], files: List[str]):
