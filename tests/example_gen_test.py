@@ -8,7 +8,7 @@ import tensorflow as tf
 import tensorflow_data_validation as tfdv
 from tfx.components.example_gen.csv_example_gen import executor as stock_executor
 
-from components.example_gen import csv_blocks
+from components.example_gen import chunk_writes, csv_blocks
 from components.example_gen import executor as columnar_executor
 from config import resolve_data_path
 from conftest import REPO, assert_same_statistics, run_example_gen
@@ -169,8 +169,8 @@ def test_a_packed_chunk_of_cells_unpacks_as_the_parquet_payload_of_those_cells(c
          pa.array([b"a", None, b"c"], pa.binary()), pa.array([None, None, None], pa.string())],
         names=["n", "x", "s", "empty"])
     kinds = {"n": csv_blocks.INT, "x": csv_blocks.FLOAT, "s": csv_blocks.STRING, "empty": csv_blocks.UNKNOWN}
-    packed = columnar_executor.packed_table(cells, kinds, codec)
-    unpacked = columnar_executor.unpacked_table(packed)
+    packed = chunk_writes.packed_table(cells, kinds, codec)
+    unpacked = chunk_writes.unpacked_table(packed)
     assert unpacked.equals(pa.Table.from_batches([csv_blocks.payload_batch(cells, kinds)]))
     assert unpacked.schema == csv_blocks.payload_schema(kinds)
     assert unpacked.column("s").to_pylist() == [[b"a"], [], [b"c"]]
@@ -207,13 +207,13 @@ def test_the_shuffle_is_lz4_within_the_keep_budget_and_zstd_past_it(tmp_path, mo
 
     monkeypatch.setattr(csv_blocks, "KEEP_BYTES", keep_bytes)
     codecs = []
-    pack = columnar_executor.packed_table
+    pack = chunk_writes.packed_table
 
     def recorded(cells, kinds, chosen):
         codecs.append(chosen)
         return pack(cells, kinds, chosen)
 
-    monkeypatch.setattr(columnar_executor, "packed_table", recorded)
+    monkeypatch.setattr(chunk_writes, "packed_table", recorded)
     write(tmp_path / "data" / "a.csv", "n,s\n" + "".join(f"{i},x{i % 7}\n" for i in range(3000)))
     examples = run_example_gen(columnar_executor.Executor, tmp_path / "data", tmp_path / "out",
                                example_gen_pb2.FORMAT_PARQUET)

@@ -17,7 +17,7 @@ from tfx.dsl.components.base.base_beam_executor import BaseBeamExecutor
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_artifacts
 
-from components.example_gen import csv_blocks
+from components.example_gen import chunk_writes, csv_blocks
 from components.example_gen import executor as example_gen_executor
 from components.statistics_gen import executor as statistics_gen_executor
 from config import PARQUET_PAYLOAD, TF_EXAMPLE_PAYLOAD, load_config, resolve_data_path
@@ -104,7 +104,7 @@ def test_row_groups_made_and_written_on_the_writers_thread_keep_every_row(payloa
     import pyarrow.parquet as pq
 
     monkeypatch.setattr(example_gen_executor, "CHUNK_ROWS", 300)
-    monkeypatch.setattr(example_gen_executor._ParquetFileWriter, "ROW_GROUP_ROWS", 500)
+    monkeypatch.setattr(chunk_writes._ParquetFileWriter, "ROW_GROUP_ROWS", 500)
     many = run_example_gen(example_gen_executor.Executor, TAXI, tmp_path / "many", example_gen_pb2.FORMAT_PARQUET)
     everything = sorted(rows(split_files(payloads[TF_EXAMPLE_PAYLOAD], "train"))
                         + rows(split_files(payloads[TF_EXAMPLE_PAYLOAD], "eval")))
@@ -119,7 +119,7 @@ def test_an_output_file_with_no_rows_is_a_parquet_file_with_the_columns(tmp_path
     import pyarrow.parquet as pq
 
     schema = csv_blocks.payload_schema({"b": csv_blocks.STRING, "a": csv_blocks.INT})
-    writer = example_gen_executor._ParquetFileWriter(open(tmp_path / "empty.parquet", "wb"), lambda: schema)
+    writer = chunk_writes._ParquetFileWriter(open(tmp_path / "empty.parquet", "wb"), lambda: schema)
     writer.close()
     table = pq.read_table(tmp_path / "empty.parquet")
     assert table.num_rows == 0 and table.schema.names == ["a", "b"]
@@ -306,7 +306,7 @@ def test_every_splits_parquet_files_read_in_one_step_under_their_keys(payloads, 
               for split in ("train", "eval")}
     empty = tmp_path / "empty"
     os.makedirs(empty)
-    writer = example_gen_executor._ParquetFileWriter(
+    writer = chunk_writes._ParquetFileWriter(
         open(empty / "data_parquet-00000-of-00001.parquet", "wb"),
         lambda: csv_blocks.payload_schema({"fare": csv_blocks.FLOAT}))
     writer.close()
