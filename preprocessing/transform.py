@@ -12,6 +12,9 @@ Numeric fill "mean" (the default) puts a missing cell at the training mean: for 
 analyzed over the present values and a missing cell gets the scaled mean, so every analyzer runs in a single
 pass over the data (filling first, then scaling, would need a second pass: ~5 s more on the taxi data).
 A numeric fill value is filled in before scaling.
+The numeric features of one treatment and one kind of fill are scaled side by side, column by column, by
+tf.Transform's elementwise analyzers (scale_numeric): one analyzer per statistic for the group, not per
+feature.
 The analyzers (means, variances, min/max, vocabularies) run over the full training split and are baked into
 the transform graph that the Trainer attaches to the serving model: no training/serving skew.
 
@@ -19,12 +22,13 @@ Transformed features are named `<column>_xf`; the label becomes `<label>_xf`.
 """
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, List, Sequence, Tuple
 
 import tensorflow as tf
 import tensorflow_transform as tft
+from tensorflow_transform import analyzers as tft_analyzers
 
-from config import CustomConfig, FeatureConfig, TransformConfig
+from config import NUMERIC_TREATMENTS, CustomConfig, FeatureConfig, TransformConfig
 from preprocessing.vocabularies import VocabularySpec, compute_and_apply_vocabularies
 
 LABEL_VOCAB = "vocab_label"
@@ -84,28 +88,6 @@ def as_text(x: Any) -> tf.Tensor:
     return _as_dense(x, "")
 
 
-def scale_to_z_score(x: Any, fill: Any) -> tf.Tensor:
-    """z-score; with fill "mean", mean and variance are those of the present values and a missing cell
-    becomes 0.0 (the mean), so all analyzers run in one pass over the data."""
-    x = _as_float(x)
-    if fill == "mean":
-        return _as_dense(tft.scale_to_z_score(x), 0.0)
-    return tft.scale_to_z_score(_as_dense(x, float(fill)))
-
-
-def scale_to_0_1(x: Any, fill: Any) -> tf.Tensor:
-    """min-max to [0, 1]; with fill "mean", min and max are those of the present values and a missing cell
-    becomes the scaled mean (all analyzers in one pass, like scale_to_z_score)."""
-    x = _as_float(x)
-    if fill != "mean":
-        return tft.scale_to_0_1(_as_dense(x, float(fill)))
-    values = _present_values(x)
-    mean, low, high = tft.mean(values), tft.min(values), tft.max(values)
-    # tft.scale_to_0_1 maps a constant column (min == max) through a sigmoid: so does its fill value.
-    scaled_mean = tf.where(low < high, (mean - low) / (high - low), tf.math.sigmoid(mean))
-    return _as_dense(tft.scale_to_0_1(x), _finite_or(scaled_mean, 0.5))
-
-
 def apply_vocabulary(text: tf.Tensor, batch_counts: bool = TransformConfig.batch_vocabulary_counts,
                      **options: Any) -> tf.Tensor:
     """tft.compute_and_apply_vocabulary; with batch_counts (transform.batch_vocabulary_counts, default) every
@@ -133,17 +115,88 @@ def _apply_one(text: tf.Tensor, spec: VocabularySpec, batch_counts: bool) -> tf.
                             vocab_filename=spec.name)
 
 
-def scale_feature(x: Any, feature: FeatureConfig, batch_vocabulary_counts: bool) -> tf.Tensor:
-    treatment = feature.treatment
-    if treatment == "vocab":
-        return _apply_one(as_text(x), feature_vocabulary(feature), batch_vocabulary_counts)
+def _sparse_column(x: Any, dtype: tf.DType) -> tf.SparseTensor:
+    """A [batch, 1] SparseTensor of a feature's present values as `dtype` (a VarLen feature holds at most one
+    value per row); a dense feature (only with a fixed-shape schema, which tfxp never writes) has every cell
+    present."""
+    if isinstance(x, tf.SparseTensor):
+        return tf.SparseTensor(x.indices, tf.cast(x.values, dtype),
+                               tf.stack([x.dense_shape[0], tf.constant(1, tf.int64)]))
+    x = tf.reshape(tf.cast(x, dtype), [-1, 1])
+    return tf.SparseTensor(tf.where(tf.ones_like(x, dtype=tf.bool)), tf.reshape(x, [-1]),
+                           tf.shape(x, out_type=tf.int64))
+
+
+def _stacked(columns: List[Any], dtype: tf.DType) -> tf.SparseTensor:
+    """The columns side by side: a [batch, k] SparseTensor of their present values (static shape [None, k],
+    which tf.Transform's elementwise analyzers need; a cast afterwards would lose it)."""
+    return tf.sparse.concat(axis=1, sp_inputs=[_sparse_column(x, dtype) for x in columns])
+
+
+def _scaled_group(columns: List[Any], treatment: str, fills: List[Any]) -> tf.Tensor:
+    """The columns of one treatment as a dense [batch, k] float32 tensor, scaled column by column by
+    tf.Transform's elementwise analyzers: one analyzer per statistic for the whole group.
+
+    fills all "mean": the statistics are those of each column's present values (tf.Transform counts a
+    SparseTensor's missing cells in no elementwise statistic), a missing cell gets the column's mean, scaled
+    (zscore: 0.0). Numeric fills: each column is filled first, then scaled.
+
+    Means and variances are analyzed in float64: tf.Transform sums a batch elementwise column by column, in
+    order, where a whole-tensor float32 sum is pairwise; in float32 the taxi table's standard deviations
+    came out up to 2e-4 off (150k rows), in float64 they are as close as the one-feature analyzers'. Min and
+    max are exact either way: tft.scale_to_0_1 analyzes and scales in float32, as alone.
+
+    A group of one column has its float64 statistics analyzed whole (the same numbers): elementwise,
+    tf.Transform 1.16's float64 mean-and-variance combiner hands a one-column result back as a scalar
+    (numpy.float64 of a one-element array is a scalar), which the graph of shape [1] then rejects."""
+    columns = [_as_float(x) for x in columns]
+    elementwise = len(columns) > 1
+    if any(fill != "mean" for fill in fills):
+        dense = tf.stack([_as_dense(x, float(fill)) for x, fill in zip(columns, fills)], axis=1)
+        if treatment == "zscore":
+            return tf.cast(tft.scale_to_z_score(tf.cast(dense, tf.float64), elementwise=elementwise), tf.float32)
+        if treatment == "minmax":
+            return tft.scale_to_0_1(dense, elementwise=True)
+        return dense
+    x64 = _stacked(columns, tf.float64)
     if treatment == "zscore":
-        return scale_to_z_score(x, feature.fill)
+        return tf.cast(tf.sparse.to_dense(tft.scale_to_z_score(x64, elementwise=elementwise), default_value=0.0),
+                       tf.float32)
+    mean = tf.cast(tft.mean(x64, reduce_instance_dims=not elementwise), tf.float32)
+    x = _stacked(columns, tf.float32)
+    present = tf.sparse.to_dense(tf.SparseTensor(x.indices, tf.ones_like(x.values, dtype=tf.bool), x.dense_shape),
+                                 default_value=False)
     if treatment == "minmax":
-        return scale_to_0_1(x, feature.fill)
-    if treatment == "passthrough":
-        return fill_numeric(x, feature.fill)
-    raise ValueError(f"feature {feature.name!r}: unknown treatment {treatment!r}")
+        # Both bounds from one analyzer (tft.min and tft.max would each run min_and_max).
+        low, high = tft_analyzers._min_and_max(x, reduce_instance_dims=False)  # pylint: disable=protected-access
+        # tft.scale_to_0_1 maps a constant column (min == max) through a sigmoid: so does its fill value.
+        fill = _finite_or(tf.where(low < high, (mean - low) / (high - low), tf.math.sigmoid(mean)), 0.5)
+        scaled = tft.scale_to_0_1(x, elementwise=True)
+    else:  # passthrough: a column with no values at all in the training split has no mean: 0 then
+        fill, scaled = _finite_or(mean, 0.0), x
+    return tf.where(present, tf.sparse.to_dense(scaled, default_value=0.0), tf.ones_like(present, tf.float32) * fill)
+
+
+def scale_numeric(inputs: Dict[str, Any], features: Sequence[FeatureConfig]) -> Dict[str, tf.Tensor]:
+    """The transformed numeric features: those of one treatment and one kind of fill ("mean", or numbers)
+    stacked and scaled together (_scaled_group). Each comes out as tft.scale_to_z_score / tft.scale_to_0_1 on
+    that feature alone would give it, up to float rounding (tests/preprocessing_test.py checks them against
+    numpy).
+
+    tf.Transform makes every analyzer its own graph ops, analysis nodes and Beam branches, whatever the data
+    size. One feature at a time, the taxi config had 19 analyzers: four per min-max feature (its mean; tft.min
+    and tft.max, each a min_and_max; scale_to_0_1's own min_and_max) and one per z-score feature. Grouped, a
+    treatment has at most three (z-score: mean_and_var; min-max: mean, min_and_max and scale_to_0_1's;
+    passthrough: mean), whatever its number of features."""
+    groups: Dict[Tuple[str, bool], List[FeatureConfig]] = {}
+    for feature in features:
+        groups.setdefault((feature.treatment, feature.fill == "mean"), []).append(feature)
+    outputs = {}
+    for (treatment, _), group in groups.items():
+        scaled = _scaled_group([inputs[f.name] for f in group], treatment, [f.fill for f in group])
+        for index, feature in enumerate(group):
+            outputs[transformed_name(feature.name)] = scaled[:, index]
+    return outputs
 
 
 def transform_label(x: Any, task: str, batch_vocabulary_counts: bool) -> tf.Tensor:
@@ -182,10 +235,15 @@ def preprocessing_fn(inputs: Dict[str, Any], custom_config: Dict[str, Any]) -> D
     """
     config = CustomConfig.from_json(custom_config)
     outputs = _one_pass_vocabularies(inputs, config) if config.one_pass_vocabularies else {}
+    outputs.update(scale_numeric(inputs, [f for f in config.features if f.treatment in NUMERIC_TREATMENTS]))
     for feature in config.features:
         name = transformed_name(feature.name)
-        if name not in outputs:
-            outputs[name] = scale_feature(inputs[feature.name], feature, config.batch_vocabulary_counts)
+        if name in outputs:
+            continue
+        if feature.treatment != "vocab":
+            raise ValueError(f"feature {feature.name!r}: unknown treatment {feature.treatment!r}")
+        outputs[name] = _apply_one(as_text(inputs[feature.name]), feature_vocabulary(feature),
+                                   config.batch_vocabulary_counts)
     label = config.label
     # The label is absent at serving time; TFT then leaves its output out.
     if label.column in inputs and transformed_name(label.column) not in outputs:
