@@ -5,7 +5,7 @@ and Transform (TFT) read ExampleGen's output: gzipped TFRecords of serialized tf
 their statistics or analyzers has to read and decode those records first, so that cost bounds the speed-up
 of any replacement that keeps the tf.Example payload. This bench times, on one taxi-shaped table:
 
-- `encode`: the CSV to a gzipped TFRecord file of tf.Examples (components/example_gen/csv_blocks.py, what
+- `encode`: the CSV to a gzipped TFRecord file of tf.Examples (components/example_gen/cell_encoding.py, what
   the columnar ExampleGen writes);
 - `statistics_gen`: the pipeline's StatisticsGen executor on that file (components/statistics_gen: TFX's, with
   each split's statistics in one Beam combine of TFDV's generators and a Parquet payload read without
@@ -88,7 +88,7 @@ def timed(results: Dict[str, float], name: str, fn, *args):
 def encode(csv_path: str, tfrecord_path: str) -> int:
     import tensorflow as tf
 
-    from components.example_gen.csv_blocks import encode_file
+    from components.example_gen.cell_encoding import encode_file
 
     count = 0
     with tf.io.TFRecordWriter(tfrecord_path, options="GZIP") as writer:
@@ -145,17 +145,17 @@ def statgen_statistics(examples_dir: str, statistics_dir: str, parquet: bool = F
 
 def to_parquet(csv_path: str, parquet_path: str) -> int:
     """The CSV as one Parquet file, the Parquet payload that ExampleGen writes with data.payload: parquet
-    (csv_blocks.payload_batch: list columns typed as tfx-bsl types schema features, which ParquetTFXIO checks
+    (cell_encoding.payload_batch: list columns typed as tfx-bsl types schema features, which ParquetTFXIO checks
     batches against when given a schema, as Transform gives it)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from components.example_gen import csv_blocks
+    from components.example_gen import cell_encoding, csv_blocks
 
     types = csv_blocks.file_types(csv_path, csv_blocks.sample_types(csv_path))
     writer, rows = None, 0
     for cells, kinds in csv_blocks.csv_cells(csv_path, types):
-        table = pa.Table.from_batches([csv_blocks.payload_batch(cells, kinds)])
+        table = pa.Table.from_batches([cell_encoding.payload_batch(cells, kinds)])
         writer = writer or pq.ParquetWriter(parquet_path, table.schema)
         writer.write_table(table)
         rows += table.num_rows

@@ -8,7 +8,7 @@ import tensorflow as tf
 import tensorflow_data_validation as tfdv
 from tfx.components.example_gen.csv_example_gen import executor as stock_executor
 
-from components.example_gen import chunk_writes, csv_blocks
+from components.example_gen import cell_encoding, chunk_writes, csv_blocks
 from components.example_gen import executor as columnar_executor
 from config import resolve_data_path
 from conftest import REPO, assert_same_statistics, run_example_gen
@@ -49,7 +49,7 @@ def write(path, text):
 
 
 def decoded(path, **kwargs):
-    return [tf.train.Example.FromString(b) for block in csv_blocks.encode_file(str(path), **kwargs) for b in block]
+    return [tf.train.Example.FromString(b) for block in cell_encoding.encode_file(str(path), **kwargs) for b in block]
 
 
 def test_column_types_and_empty_cells_follow_csv_example_gen(tmp_path):
@@ -171,8 +171,8 @@ def test_a_packed_chunk_of_cells_unpacks_as_the_parquet_payload_of_those_cells(c
     kinds = {"n": csv_blocks.INT, "x": csv_blocks.FLOAT, "s": csv_blocks.STRING, "empty": csv_blocks.UNKNOWN}
     packed = chunk_writes.packed_table(cells, kinds, codec)
     unpacked = chunk_writes.unpacked_table(packed)
-    assert unpacked.equals(pa.Table.from_batches([csv_blocks.payload_batch(cells, kinds)]))
-    assert unpacked.schema == csv_blocks.payload_schema(kinds)
+    assert unpacked.equals(pa.Table.from_batches([cell_encoding.payload_batch(cells, kinds)]))
+    assert unpacked.schema == cell_encoding.payload_schema(kinds)
     assert unpacked.column("s").to_pylist() == [[b"a"], [], [b"c"]]
     assert unpacked.column("empty").to_pylist() == [None, None, None]  # no value, as CsvExampleGen writes
 
@@ -193,7 +193,7 @@ def test_row_hashes_hash_text_once_per_distinct_value_as_pandas_hashes_every_cel
     for name in sorted(batch.schema.names):
         cells = batch.column(batch.schema.get_field_index(name)).to_numpy(zero_copy_only=False)
         expected = (expected * np.uint64(1_000_003)) ^ pd.util.hash_array(cells, categorize=False)
-    hashes = csv_blocks.row_hashes(batch)
+    hashes = cell_encoding.row_hashes(batch)
     assert hashes.tolist() == expected.tolist()
     assert hashes[0] == hashes[3] and len(set(hashes.tolist())) == 4
 

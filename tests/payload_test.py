@@ -17,7 +17,7 @@ from tfx.dsl.components.base.base_beam_executor import BaseBeamExecutor
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_artifacts
 
-from components.example_gen import chunk_writes, csv_blocks
+from components.example_gen import cell_encoding, chunk_writes, csv_blocks
 from components.example_gen import executor as example_gen_executor
 from components.statistics_gen import executor as statistics_gen_executor
 from config import PARQUET_PAYLOAD, TF_EXAMPLE_PAYLOAD, load_config, resolve_data_path
@@ -118,7 +118,7 @@ def test_row_groups_made_and_written_on_the_writers_thread_keep_every_row(payloa
 def test_an_output_file_with_no_rows_is_a_parquet_file_with_the_columns(tmp_path):
     import pyarrow.parquet as pq
 
-    schema = csv_blocks.payload_schema({"b": csv_blocks.STRING, "a": csv_blocks.INT})
+    schema = cell_encoding.payload_schema({"b": csv_blocks.STRING, "a": csv_blocks.INT})
     writer = chunk_writes._ParquetFileWriter(open(tmp_path / "empty.parquet", "wb"), lambda: schema)
     writer.close()
     table = pq.read_table(tmp_path / "empty.parquet")
@@ -308,7 +308,7 @@ def test_every_splits_parquet_files_read_in_one_step_under_their_keys(payloads, 
     os.makedirs(empty)
     writer = chunk_writes._ParquetFileWriter(
         open(empty / "data_parquet-00000-of-00001.parquet", "wb"),
-        lambda: csv_blocks.payload_schema({"fare": csv_blocks.FLOAT}))
+        lambda: cell_encoding.payload_schema({"fare": csv_blocks.FLOAT}))
     writer.close()
     tfxios["empty"] = parquet_read.ParquetPayloadTFXIO(str(empty / "*"))
     expected = {split: rows(split_files(examples, split)) for split in ("train", "eval")}

@@ -49,7 +49,7 @@ def compute_statistics(config: PipelineConfig) -> statistics_pb2.DatasetFeatureS
 
     from tfx_bsl.coders import example_coder
 
-    from components.example_gen.csv_blocks import encode_parquet_file
+    from components.example_gen.cell_encoding import encode_parquet_file
 
     decoder = example_coder.ExamplesToRecordBatchDecoder()
     batches = [decoder.DecodeBatch(block) for path in sorted(glob.glob(pattern))

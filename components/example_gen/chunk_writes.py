@@ -3,7 +3,7 @@
 
 - the Parquet payload: chunks of scalar cells packed as compressed Arrow IPC streams (`packed_table`, codec
   from `shuffle_codec`), buffered by `_ParquetFileWriter` into row groups that are made payload lists
-  (csv_blocks.payload_batch) and written on the file's own thread, in `data_parquet-SSSSS-of-NNNNN.parquet`
+  (cell_encoding.payload_batch) and written on the file's own thread, in `data_parquet-SSSSS-of-NNNNN.parquet`
   (`WriteParquetChunks`);
 - tf.Examples: chunks of serialized records framed as TFRecords and deflated for the shuffle
   (`packed_frames`), written as TFX's WriteSplit names its gzipped files (`WriteChunks`)."""
@@ -20,7 +20,7 @@ from apache_beam.io import filebasedsink
 from apache_beam.io.tfrecordio import _TFRecordUtil
 from tfx.components.example_gen import write_split
 
-from components.example_gen import csv_blocks
+from components.example_gen import cell_encoding, csv_blocks
 from preprocessing.payload import PARQUET_SUFFIX
 
 
@@ -62,11 +62,11 @@ def unpacked_cells(packed: bytes):
 
 
 def payload_table(cells, kinds: Dict[str, str]):
-    """A Table of scalar cells as a Table of the Parquet payload (csv_blocks.payload_batch)."""
+    """A Table of scalar cells as a Table of the Parquet payload (cell_encoding.payload_batch)."""
     import pyarrow as pa
 
-    return pa.Table.from_batches([csv_blocks.payload_batch(batch, kinds) for batch in cells.to_batches()],
-                                 schema=csv_blocks.payload_schema(kinds))
+    return pa.Table.from_batches([cell_encoding.payload_batch(batch, kinds) for batch in cells.to_batches()],
+                                 schema=cell_encoding.payload_schema(kinds))
 
 
 def unpacked_table(packed: bytes):
@@ -104,7 +104,7 @@ class _ParquetFileWriter:
         cells = pa.concat_tables(self.tables)
         self.tables, self.rows = [], 0
         self.wait()  # row groups in order, one at a time
-        self.writer = self.writer or pq.ParquetWriter(self.handle, csv_blocks.payload_schema(self.kinds),
+        self.writer = self.writer or pq.ParquetWriter(self.handle, cell_encoding.payload_schema(self.kinds),
                                                       compression="snappy")
         self.written = self.thread.submit(self._write_row_group, cells.combine_chunks(), self.kinds)
 

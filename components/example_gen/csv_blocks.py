@@ -1,5 +1,6 @@
-"""CSV (and Parquet) files to serialized tf.Examples, a block of rows at a time, with pyarrow and tfx-bsl's
-C++ encoder.
+"""CSV and Parquet files read and typed as blocks of scalar cells (a pyarrow RecordBatch a block, null for an
+empty cell), with pyarrow. components/example_gen/cell_encoding.py encodes the cells (tf.Examples, the
+Parquet payload, row hashes).
 
 Plain functions (no Beam, no TFX): components/example_gen/executor.py runs them in a Beam DoFn.
 
@@ -8,21 +9,12 @@ non-empty cells all parse as integers is INT, else as numbers FLOAT, else STRING
 all has no type. They are inferred from a sample of rows, not from a full pass; when a later block holds a
 value the sampled type cannot take (a decimal in an INT column), the column is promoted and the file read
 again, so the result never depends on the sample.
-
-The bytes are those of `tf.train.Example.SerializeToString(deterministic=True)` of CsvExampleGen's examples:
-features in sorted-name order, an empty cell as an empty value list of the column's type. ExampleGen splits
-by a hash of those bytes, so both ExampleGens put every row in the same split.
-
-The Parquet payload (`payload_batch`) holds the same rows as list columns in sorted-name order, typed as
-tfx-bsl types schema features (preprocessing/payload.py); it is split by `row_hashes`, a hash of the cells.
 """
 from __future__ import annotations
 
 import csv
 import io
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple
-
-from preprocessing.payload import arrow_value_type
 
 INT, FLOAT, STRING, UNKNOWN = "int", "float", "string", "unknown"
 _ORDER = {UNKNOWN: 0, INT: 1, FLOAT: 2, STRING: 3}
@@ -72,29 +64,6 @@ def _arrow_type(kind: str):
     return {INT: pa.int64(), FLOAT: pa.float64(), STRING: pa.binary(), UNKNOWN: pa.string()}[kind]
 
 
-def _as_feature_lists(column, kind: str, large: bool = False):
-    """A column of cells -> list<value> per row: one value, or none for an empty cell. large: the Parquet
-    payload's large_list of int64, float32 or large_binary."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    list_type, offset_type = (pa.large_list, np.int64) if large else (pa.list_, np.int32)
-    if kind == UNKNOWN:  # no value anywhere: tf.train.Feature() with no kind, as CsvExampleGen writes
-        return pa.array([None] * len(column), type=list_type(pa.int64()))
-    if kind == FLOAT:
-        column = pc.cast(column, pa.float32())
-    elif kind == STRING and large:
-        column = pc.cast(column, pa.large_binary())
-    offsets = np.zeros(len(column) + 1, dtype=offset_type)
-    if column.null_count:
-        np.cumsum(column.is_valid().to_numpy(zero_copy_only=False), out=offsets[1:])
-    else:
-        offsets[1:] = np.arange(1, len(column) + 1, dtype=offset_type)
-    array_type = pa.LargeListArray if large else pa.ListArray
-    return array_type.from_arrays(pa.array(offsets), column.drop_null())
-
-
 class PromoteColumn(Exception):
     def __init__(self, name: str):
         super().__init__(name)
@@ -130,68 +99,6 @@ def _read_blocks(path: str, types: Dict[str, str], block_bytes: int, whole: bool
             if f"In CSV column #{list(types).index(name)}:" in message or f"column '{name}'" in message:
                 raise PromoteColumn(name) from e
         raise ValueError(f"{path}: {message}") from e
-
-
-def encode_record_batch(batch, types: Dict[str, str]) -> List[bytes]:
-    """Serialized tf.Examples of a RecordBatch of scalar cells (null = empty cell), typed by `types`."""
-    import pyarrow as pa
-    from tensorflow.core.example.example_pb2 import Example
-    from tfx_bsl.coders import example_coder
-
-    names = list(types)
-    columns = [_as_feature_lists(batch.column(batch.schema.get_field_index(n)), types[n]) for n in names]
-    encoded = example_coder.RecordBatchToExamples(pa.RecordBatch.from_arrays(columns, names=names))
-    # The encoder's feature order is not the sorted one: parse and serialize deterministically (upb, in C:
-    # ~5 µs an example), so the bytes and the split of every row are CsvExampleGen's.
-    return [Example.FromString(b).SerializeToString(deterministic=True) for b in encoded]
-
-
-_PAYLOAD_KINDS = {INT: "int", FLOAT: "float", STRING: "bytes", UNKNOWN: "int"}
-
-
-def payload_schema(types: Dict[str, str]):
-    """The Arrow schema of the Parquet payload of columns of these types: list columns in sorted-name order,
-    typed as tfx-bsl types schema features (a column with no value anywhere as int64 lists)."""
-    import pyarrow as pa
-
-    return pa.schema([(name, arrow_value_type(_PAYLOAD_KINDS[types[name]])) for name in sorted(types)])
-
-
-def payload_batch(batch, types: Dict[str, str]):
-    """The Parquet payload (payload_schema) of a RecordBatch of scalar cells."""
-    import pyarrow as pa
-
-    schema = payload_schema(types)
-    return pa.RecordBatch.from_arrays(
-        [_as_feature_lists(batch.column(batch.schema.get_field_index(n)), types[n], large=True) for n in schema.names],
-        schema=schema)
-
-
-def row_hashes(batch):
-    """A 64-bit hash of each row's cells (every column, in sorted-name order; an empty cell hashes as null):
-    the same for the same cells in every run and on every machine (pandas' SipHash with its fixed key)."""
-    import numpy as np
-
-    hashes = np.zeros(batch.num_rows, dtype=np.uint64)
-    for name in sorted(batch.schema.names):
-        hashes = (hashes * np.uint64(1_000_003)) ^ _cell_hashes(batch.column(batch.schema.get_field_index(name)))
-    return hashes
-
-
-def _cell_hashes(column):
-    """pandas.util.hash_array of the column's cells (as Python objects for text, None for an empty cell). Text
-    is hashed once per distinct value and gathered (1M taxi rows: row_hashes ~0.55 s -> ~0.3 s)."""
-    import numpy as np
-    import pandas as pd
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if not (pa.types.is_binary(column.type) or pa.types.is_string(column.type)):
-        return pd.util.hash_array(column.to_numpy(zero_copy_only=False), categorize=False)
-    encoded = pc.dictionary_encode(column)
-    distinct = encoded.dictionary.to_numpy(zero_copy_only=False).astype(object)
-    hashes = pd.util.hash_array(np.append(distinct, np.array([None], dtype=object)), categorize=False)
-    return hashes[encoded.indices.fill_null(len(distinct)).to_numpy()]
 
 
 def parquet_types(schema) -> Dict[str, str]:
@@ -277,19 +184,6 @@ def csv_cells(path: str, types: Optional[Dict[str, str]] = None, block_bytes: in
     types, kept = _typed_pass(path, dict(types or sample_types(path)), block_bytes, allow_promotion, keep_bytes)
     for batch in (kept if kept is not None else _read_blocks(path, types, block_bytes)):
         yield batch, types
-
-
-def encode_parquet_file(path: str, batch_rows: int = 65_536) -> Iterator[List[bytes]]:
-    """Serialized tf.Examples of a Parquet file, one list per batch of rows."""
-    for batch, types in parquet_cells(path, batch_rows):
-        yield encode_record_batch(batch, types)
-
-
-def encode_file(path: str, types: Optional[Dict[str, str]] = None, block_bytes: int = BLOCK_BYTES,
-                allow_promotion: bool = True) -> Iterator[List[bytes]]:
-    """Serialized tf.Examples of a CSV file, one list per block of rows (csv_cells)."""
-    for batch, types in csv_cells(path, types, block_bytes, allow_promotion):
-        yield encode_record_batch(batch, types)
 
 
 def file_types(path: str, types: Dict[str, str], block_bytes: int = BLOCK_BYTES,

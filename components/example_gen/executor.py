@@ -3,7 +3,7 @@ output configs, hash-bucket splits, output files, artifact properties) with rows
 
 Stock ExampleGen builds one Python tf.train.Example per CSV row, then sends every record through Beam on its
 own: a Partition, a Reshuffle (a random key and a GroupByKey per record) and a TFRecord write. Here each
-file is read a block at a time by pyarrow and encoded in C++ (components/example_gen/csv_blocks.py); every
+file is read a block at a time by pyarrow (csv_blocks.py) and encoded in C++ (cell_encoding.py); every
 record goes to its split by TFX's own `_PartitionFn` (sha256 of the serialized example, the same split for
 every row), and Beam moves chunks of CHUNK_ROWS records, each a random draw from one pyarrow block:
 reshuffled as chunks (deflated, so that the DirectRunner's in-memory shuffle holds ~1/4 of the data) and
@@ -12,8 +12,8 @@ WriteSplit. So a split's rows are shuffled within ~130k-row windows and in 4,096
 where TFX's ExampleGen shuffles row by row.
 
 With output_data_format FORMAT_PARQUET (data.payload: parquet) nothing is encoded: each block becomes a
-RecordBatch of list columns (csv_blocks.payload_batch), rows go to their split by a hash of their cells
-(csv_blocks.row_hashes), and chunks move through the shuffle as compressed Arrow IPC streams of their
+RecordBatch of list columns (cell_encoding.payload_batch), rows go to their split by a hash of their cells
+(cell_encoding.row_hashes), and chunks move through the shuffle as compressed Arrow IPC streams of their
 cells (`_PayloadFiles`; chunk_writes' `packed_table` and `WriteParquetChunks`) into
 `data_parquet-SSSSS-of-NNNNN.parquet`."""
 from __future__ import annotations
@@ -35,7 +35,7 @@ from tfx import types
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
-from components.example_gen import chunk_writes, csv_blocks
+from components.example_gen import cell_encoding, chunk_writes, csv_blocks
 
 
 def global_types(files: List[str]) -> Dict[str, str]:
@@ -91,7 +91,7 @@ class _EncodeFiles(_ChunkFiles):
 
 class _PayloadFiles(_ChunkFiles):
     """The Parquet payload's counterpart of _EncodeFiles: each input file's rows as payload batches
-    (csv_blocks.payload_batch), each row to its split by csv_blocks.row_hashes (the hash of its cells modulo
+    (cell_encoding.payload_batch), each row to its split by cell_encoding.row_hashes (the hash of its cells modulo
     the hash buckets, split by split as TFX's _PartitionFn assigns buckets), chunks of cells packed as Arrow
     IPC bytes (packed_table, compressed with `codec`). `read(path)` yields (RecordBatch of cells, types)."""
 
@@ -106,7 +106,7 @@ class _PayloadFiles(_ChunkFiles):
         for number, (cells, kinds) in enumerate(self._read(path)):
             order = np.random.default_rng(zlib.crc32(f"{path}:{number}".encode())).permutation(cells.num_rows)
             if self._buckets:
-                split = np.searchsorted(self._buckets, csv_blocks.row_hashes(cells) % np.uint64(self._buckets[-1]),
+                split = np.searchsorted(self._buckets, cell_encoding.row_hashes(cells) % np.uint64(self._buckets[-1]),
                                         side="right")[order]
                 parts = [order[split == index] for index in range(len(self._buckets))]
             else:
@@ -154,7 +154,7 @@ def _ColumnarCsvToChunks(pipeline: beam.Pipeline, exec_properties: Dict[str, Any
             | "CreateFilenames" >> beam.Create(files)
             | "EncodeBlocks" >> (_payload(functools.partial(csv_blocks.csv_cells, **options), split_config, codec)
                                  if _parquet_payload(exec_properties) else
-                                 _encode(functools.partial(csv_blocks.encode_file, **options), split_config)))
+                                 _encode(functools.partial(cell_encoding.encode_file, **options), split_config)))
 
 
 @beam.ptransform_fn
@@ -167,7 +167,7 @@ def _ParquetToChunks(pipeline: beam.Pipeline, exec_properties: Dict[str, Any], s
                                            split_config,
                                            chunk_writes.shuffle_codec(csv_blocks.parquet_data_bytes(files)))
                                   if _parquet_payload(exec_properties) else
-                                  _encode(csv_blocks.encode_parquet_file, split_config)))
+                                  _encode(cell_encoding.encode_parquet_file, split_config)))
 
 
 def _with_split_outputs(do_fn, split_config: Optional[example_gen_pb2.SplitConfig]):
@@ -183,7 +183,7 @@ def _payload(cells: Callable[[str], Iterator], split_config: Optional[example_ge
 
 
 def _payload_schema(input_types: Callable[[List[str]], Dict[str, str]], files: List[str]):
-    return csv_blocks.payload_schema(input_types(files))
+    return cell_encoding.payload_schema(input_types(files))
 
 
 def _configs(exec_properties: Dict[str, Any]):
