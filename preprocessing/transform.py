@@ -2,7 +2,8 @@
 
 Every configured feature comes out dense, with an explicit value for missing cells:
   zscore      -> tft.scale_to_z_score   (constant column -> 0.0, never NaN)
-  minmax      -> tft.scale_to_0_1       (constant column -> sigmoid(x), in (0, 1), never NaN)
+  minmax      -> tft.scale_to_0_1       (constant column -> sigmoid(x), in (0, 1), never NaN; with fill
+                 "mean", its formula on the bounds of tft.min and tft.max: _min_max_scaled)
   vocab       -> tft.compute_and_apply_vocabulary on the value as text ('' = missing is its own token),
                  every token weighted 1.0 so that tf.Transform counts them per batch (apply_vocabulary);
                  by default all vocabularies in one analyzer pass, the same files (preprocessing/vocabularies.py)

@@ -3,9 +3,10 @@ tft.compute_and_apply_vocabulary, in one Beam pass instead of one chain of stage
 
 tf.Transform analyzes each `tft.vocabulary` on its own: accumulate, merge, count, prune (Top), order and write
 (a Beam text write), each a few stages, ~14 of the taxi Transform's 94 Beam stages per vocabulary, whatever
-the data size. Here one `tft.experimental.ptransform_analyzer` takes every vocabulary's per-batch token counts
-(TFT's own `reduce_batch_weighted_counts`, with its filter of empty tokens and tokens holding a newline), sums
-them per token in one CombineGlobally, and writes every file in one step: 26 stages for the taxi Transform.
+the data size. Here one `tft.experimental.ptransform_analyzer` takes every vocabulary's per-batch token
+counts (batch_token_counts: what TFT's `reduce_batch_weighted_counts` gives for unit weights, with its filter
+of empty tokens and tokens holding a newline), sums them per token in one CombineGlobally, and writes every
+file in one step: 26 stages for the taxi Transform.
 
 What it writes is what tf.Transform writes for a unit-weighted vocabulary (preprocessing.transform's
 apply_vocabulary): tokens by count, largest first, ties broken by the larger token (TFT's Top / sort of
@@ -56,7 +57,7 @@ def ordered_tokens(counts: Dict[bytes, float], top_k: Optional[int]) -> List[Tup
 
 class _TokenCounts(beam.CombineFn):
     """Per vocabulary, {token: summed count} over batches of (unique tokens, counts) array pairs (a batch's
-    tokens are unique: TFT's reduce_batch_weighted_counts)."""
+    tokens are unique: batch_token_counts)."""
 
     def __init__(self, vocabularies: int):
         self._vocabularies = vocabularies
