@@ -18,7 +18,7 @@ from components.example_gen.csv_blocks import (BLOCK_BYTES, FLOAT, INT, STRING, 
 from preprocessing.payload import arrow_value_type
 
 
-def feature_lists(column, kind: str, large: bool = False):
+def _feature_lists(column, kind: str, large: bool = False):
     """A column of cells -> list<value> per row: one value, or none for an empty cell. large: the Parquet
     payload's large_list of int64, float32 or large_binary."""
     import numpy as np
@@ -48,7 +48,7 @@ def encode_record_batch(batch, types: Dict[str, str]) -> List[bytes]:
     from tfx_bsl.coders import example_coder
 
     names = list(types)
-    columns = [feature_lists(batch.column(batch.schema.get_field_index(n)), types[n]) for n in names]
+    columns = [_feature_lists(batch.column(batch.schema.get_field_index(n)), types[n]) for n in names]
     encoded = example_coder.RecordBatchToExamples(pa.RecordBatch.from_arrays(columns, names=names))
     # The encoder's feature order is not the sorted one: parse and serialize deterministically (upb, in C:
     # ~5 µs an example), so the bytes and the split of every row are CsvExampleGen's.
@@ -72,7 +72,7 @@ def payload_batch(batch, types: Dict[str, str]):
 
     schema = payload_schema(types)
     return pa.RecordBatch.from_arrays(
-        [feature_lists(batch.column(batch.schema.get_field_index(n)), types[n], large=True) for n in schema.names],
+        [_feature_lists(batch.column(batch.schema.get_field_index(n)), types[n], large=True) for n in schema.names],
         schema=schema)
 
 
