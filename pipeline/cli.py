@@ -362,15 +362,16 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def console_main() -> None:
     """The `tfxp` command (setup.py entry point) and `python -m pipeline.cli`: main(), then exit_now with its
-    status. An exception leaves through Python's normal exit, traceback included. TFX's components are
-    imported as used (pipeline/tfx_imports.py), google.api_core's Python end-of-life warning does not scan
+    status. An exception leaves through Python's normal exit, traceback included. TFX's components, TFMA's
+    and TFDV's modules and Beam's cloud clients are imported as used (pipeline/deferred_imports.py),
+    google.api_core's Python end-of-life warning does not scan
     every installed distribution (pipeline/api_core_warning.py), and the garbage collector waits while
     TensorFlow, TFX and Beam import (config.process.pause_gc_for_startup)."""
     from pipeline.api_core_warning import skip_distribution_scan
-    from pipeline.tfx_imports import defer_component_imports
+    from pipeline.deferred_imports import defer_imports
 
     pause_gc_for_startup()
-    defer_component_imports()
+    defer_imports()
     skip_distribution_scan()
     exit_now(int(main() or 0))
 
