@@ -12,7 +12,7 @@ from typing import Any, List
 import tensorflow_model_analysis as tfma
 # Modules rather than the `tfx.v1` facade: that also imports the Google Cloud extensions (aiplatform),
 # ~2.5 s of start-up that a local run does not use.
-from tfx.components import CsvExampleGen, Evaluator, ExampleValidator, ImportExampleGen, SchemaGen
+from tfx.components import CsvExampleGen, ExampleValidator, ImportExampleGen, SchemaGen
 from tfx.components import Transform as TfxTransform
 from tfx.dsl.components.common.resolver import Resolver
 from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import LatestArtifactStrategy
@@ -238,6 +238,10 @@ def _example_gen(config: PipelineConfig, output_config, input_config):
 def _evaluator(config: PipelineConfig, **inputs):
     """The columnar Evaluator (batch-at-a-time metrics, TFMA's outputs and blessing), or TFX's own."""
     if config.evaluation.evaluator == "tfma":
+        # Imported only here: its executor module imports TFMA's evaluators and metrics, and TFX's launcher
+        # imports the executor of every node in the DAG (pipeline/deferred_imports.py).
+        from tfx.components import Evaluator
+
         return Evaluator(**inputs).with_id(nodes.EVALUATOR)
     return ColumnarEvaluator(task=config.label.task, **inputs).with_id(nodes.EVALUATOR)
 

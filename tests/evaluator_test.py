@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 import pytest
 
-from components.evaluator.executor import _ScoreBatches
+from components.evaluator.evaluate import _ScoreBatches
 from components.evaluator.metrics import Sums, batch_sums, metric_value
 from tfma_compare import assert_same_evaluation, evaluate_both
 
@@ -131,7 +131,7 @@ def test_metrics_on_numbers_worked_by_hand():
 def test_unsupported_metric_or_slicing_is_refused_by_name():
     import tensorflow_model_analysis as tfma
 
-    from components.evaluator.executor import _metric_classes
+    from components.evaluator.evaluate import _metric_classes
     from components.evaluator.slices import slice_columns
 
     config = tfma.EvalConfig(metrics_specs=[tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="Precision")])])

@@ -446,7 +446,7 @@ def test_column_batches_are_scored_through_the_json_signature_without_encoding_t
     the JSON signature (a column missing) is encoded and scored by serving_default."""
     import pyarrow as pa
 
-    from components.evaluator import executor as evaluator
+    from components.evaluator import evaluate as evaluator
     from pipeline import nodes
     from pipeline.pipeline import eval_config
     from pipeline.summary import latest_output_uri

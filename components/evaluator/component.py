@@ -1,5 +1,5 @@
 """ColumnarEvaluator: TFX's Evaluator (the same EvalConfig, inputs, outputs, TFMA output files and blessing)
-with batch-at-a-time metrics (components/evaluator/executor.py). `evaluation.evaluator: tfma` uses the stock
+with batch-at-a-time metrics (components/evaluator/evaluate.py). `evaluation.evaluator: tfma` uses the stock
 Evaluator instead."""
 from __future__ import annotations
 
