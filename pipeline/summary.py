@@ -149,10 +149,18 @@ def no_better_than_constant(metrics: Dict[str, float], constant: Dict[str, float
     return warnings
 
 
+def evaluation_value(cache: Optional["ChartCache"], read, evaluation_uri: str) -> Any:
+    """`read(evaluation_uri)` (evaluation_metrics, validation_failures, ...), kept in `cache` when given: an
+    evaluation artifact's files never change, and a run whose Evaluator came from cache then reads them
+    without importing TFMA's readers (model_eval_lib imports its evaluators, metrics and notebook views)."""
+    return cache.value(read, evaluation_uri) if cache is not None else read(evaluation_uri)
+
+
 def read_summary(metadata_path: str, pipeline_name: str, label: Optional[str] = None,
                  task: Optional[str] = None, cache: Optional["ChartCache"] = None) -> RunSummary:
     """What the latest executions produced; with the label column and task, also the constant predictor's
-    metrics (and a warning when the model does not beat it), kept in `cache` (the run report's) when given."""
+    metrics (and a warning when the model does not beat it). What is read from the evaluation and the
+    constant predictor's metrics are kept in `cache` (the run report's) when given."""
     summary = RunSummary(pipeline_name=pipeline_name)
     store = open_store(metadata_path)
     gate = latest_execution(store, pipeline_name, nodes.DATA_GATE)
@@ -163,9 +171,9 @@ def read_summary(metadata_path: str, pipeline_name: str, label: Optional[str] = 
     if evaluator is not None:
         outputs = output_artifacts(store, evaluator)
         for evaluation in outputs.get("evaluation", []):
-            by_model = evaluation_metrics(evaluation.uri)
+            by_model = evaluation_value(cache, evaluation_metrics, evaluation.uri)
             summary.metrics, summary.baseline_metrics = by_model["candidate"], by_model["baseline"]
-            summary.validation_failures = validation_failures(evaluation.uri)
+            summary.validation_failures = evaluation_value(cache, validation_failures, evaluation.uri)
         for blessing in outputs.get("blessing", []):
             summary.blessed = bool(_custom(blessing, BLESSED))
         example_gen = latest_execution(store, pipeline_name, nodes.EXAMPLE_GEN)

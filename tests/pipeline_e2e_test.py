@@ -81,12 +81,28 @@ def test_pushed_model_scores_raw_examples_in_a_fresh_process(taxi_run, tmp_path)
     assert accuracy > 0.75
 
 
+# `python -m pipeline.cli`, which also writes, as the process exits, the modules it imported and those
+# still deferred (pipeline/deferred_imports.py) to the file named first.
+CLI_NOTING_MODULES = """
+import atexit, json, runpy, sys
+modules_json = sys.argv.pop(1)
+def note_modules():
+    from pipeline.deferred_imports import is_deferred
+    with open(modules_json, "w") as f:
+        json.dump({"imported": sorted(sys.modules), "deferred": sorted(m for m in sys.modules if is_deferred(m))}, f)
+atexit.register(note_modules)
+sys.argv[0] = "tfxp"
+runpy.run_module("pipeline.cli", run_name="__main__")
+"""
+
+
 @pytest.fixture(scope="module")
 def cached_cli_run(taxi_run):
     summary_json = taxi_run["root"] / "second_run.json"
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "run", "--config", taxi_run["config_path"],
-         "--summary-json", str(summary_json)], capture_output=True, text=True, cwd=REPO)
+        [sys.executable, "-c", CLI_NOTING_MODULES, str(taxi_run["root"] / "second_run_modules.json"), "run",
+         "--config", taxi_run["config_path"], "--summary-json", str(summary_json)],
+        capture_output=True, text=True, cwd=REPO)
     return result, summary_json
 
 
@@ -110,6 +126,26 @@ def test_second_run_through_the_cli_comes_from_cache(taxi_run, cached_cli_run):
         context = store.get_context_by_type_and_name("node", f"taxi.{node}")
         states = [e.last_known_state for e in store.get_executions_by_context(context.id)]
         assert states.count(metadata_store_pb2.Execution.COMPLETE) == 1, node
+
+
+def test_the_cached_run_imports_neither_tfma_s_evaluation_code_nor_cloud_clients(taxi_run, cached_cli_run):
+    """Nothing was evaluated, so TFMA's evaluators, metrics (nltk, scikit-learn) and readers (with the
+    notebook views: ipywidgets, IPython) were not imported: the summary and the report read the evaluation
+    from the report's cache. Beam's and TensorFlow's Google Cloud clients stayed deferred, and TFX's unused
+    components unimported."""
+    assert cached_cli_run[0].returncode == 0, cached_cli_run[0].stderr[-3000:]
+    modules = json.load(open(taxi_run["root"] / "second_run_modules.json"))
+    deferred = set(modules["deferred"])
+    loaded = set(modules["imported"]) - deferred
+    assert {"tensorflow_model_analysis", "tensorflow_data_validation", "tfx.components", "google.cloud.bigquery",
+            "google.cloud.pubsub", "googleapiclient.discovery"} <= deferred
+    for name in ("tensorflow_model_analysis.evaluators", "tensorflow_model_analysis.metrics",
+                 "tensorflow_model_analysis.api.model_eval_lib", "nltk", "sklearn", "ipywidgets", "IPython",
+                 "google.cloud.bigquery.client", "keras_tuner", "tfx.components.tuner.component"):
+        assert name not in loaded, name
+    # What the run did use was imported: TFX's component specs, ExampleGen's driver, TFMA's EvalConfig.
+    assert {"tfx.types.standard_component_specs", "tfx.components.example_gen.driver",
+            "tensorflow_model_analysis.sdk"} <= loaded
 
 
 def test_the_command_runs_the_pipeline_with_its_startup_frozen(taxi_run, cached_cli_run):

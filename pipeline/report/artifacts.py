@@ -13,7 +13,8 @@ from components.properties import BLESSED
 from config import METRICS, FeatureConfig, PipelineConfig
 from pipeline.report.records import (AnalyzerValues, EvaluationData, FeatureData, FeatureSplitStats, MetricRow,
                                      SliceRow, TrainingData)
-from pipeline.summary import _custom, evaluation_metrics, validation_failures
+from pipeline.report.cache import ChartCache
+from pipeline.summary import _custom, evaluation_metrics, evaluation_value, validation_failures
 
 SPLITS = ("train", "eval")
 TOP_VALUES = 10  # per string feature in the data section, and vocabulary entries in the transform section
@@ -201,36 +202,44 @@ def wilson_interval(successes: float, n: float, z: float = 1.96) -> Optional[Tup
 ACCURACY_METRICS = ("binary_accuracy", "sparse_categorical_accuracy")
 
 
-def read_slices(config: PipelineConfig, evaluation_uri: str) -> List[SliceRow]:
-    """The candidate's gating metric per slice, weakest first."""
+def slice_metrics(evaluation_uri: str) -> List[Tuple[str, str, Dict[str, float]]]:
+    """(column, value, the candidate's metrics) of each single-column slice of the evaluation."""
     import tensorflow_model_analysis as tfma
 
-    ev = config.evaluation
-    higher = METRICS[ev.metric].higher_is_better
     out = []
     for per_slice in tfma.load_metrics(evaluation_uri):
         keys = per_slice.slice_key.single_slice_keys
         if len(keys) != 1:
             continue
-        values = {kv.key.name: kv.value.double_value.value for kv in per_slice.metric_keys_and_values
-                  if not kv.key.is_diff and kv.key.model_name in ("", "candidate")}
-        if ev.metric not in values:
-            continue
         key = keys[0]
         raw = getattr(key, key.WhichOneof("kind"))
+        out.append((key.column, raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw),
+                    {kv.key.name: kv.value.double_value.value for kv in per_slice.metric_keys_and_values
+                     if not kv.key.is_diff and kv.key.model_name in ("", "candidate")}))
+    return out
+
+
+def read_slices(config: PipelineConfig, slices: List[Tuple[str, str, Dict[str, float]]]) -> List[SliceRow]:
+    """The candidate's gating metric per slice (`slice_metrics`), weakest first."""
+    ev = config.evaluation
+    higher = METRICS[ev.metric].higher_is_better
+    out = []
+    for column, value, values in slices:
+        if ev.metric not in values:
+            continue
         count = int(values.get("example_count", 0))
         metric = values[ev.metric]
         out.append(SliceRow(
-            column=key.column, value=raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw),
-            count=count, metric=metric,
+            column=column, value=value, count=count, metric=metric,
             interval=wilson_interval(metric * count, count) if ev.metric in ACCURACY_METRICS else None,
             below_threshold=ev.threshold is not None and (metric < ev.threshold if higher else metric > ev.threshold)))
     return sorted(out, key=lambda r: (r.metric if higher else -r.metric, -r.count))
 
 
 def read_evaluation(config: PipelineConfig, evaluation_uri: str, blessing: Optional[Any],
-                    constant: Dict[str, float]) -> EvaluationData:
-    by_model = evaluation_metrics(evaluation_uri)
+                    constant: Dict[str, float], cache: Optional[ChartCache] = None) -> EvaluationData:
+    """The evaluation's metrics, slices and TFMA's reasons, read through `cache` when given."""
+    by_model = evaluation_value(cache, evaluation_metrics, evaluation_uri)
     candidate, baseline = by_model["candidate"], by_model["baseline"]
     count = candidate.get("example_count")
     rows = []
@@ -244,8 +253,9 @@ def read_evaluation(config: PipelineConfig, evaluation_uri: str, blessing: Optio
             interval=wilson_interval(value * count, count) if name in ACCURACY_METRICS and count else None,
             higher_is_better=metric.higher_is_better if metric else True))
     rows.sort(key=lambda r: r.name != config.evaluation.metric)
-    return EvaluationData(metric=config.evaluation.metric, rows=rows, slices=read_slices(config, evaluation_uri),
+    return EvaluationData(metric=config.evaluation.metric, rows=rows,
+                          slices=read_slices(config, evaluation_value(cache, slice_metrics, evaluation_uri)),
                           blessed=bool(_custom(blessing, BLESSED)) if blessing is not None else None,
-                          failures=validation_failures(evaluation_uri),
+                          failures=evaluation_value(cache, validation_failures, evaluation_uri),
                           max_regression=config.evaluation.max_regression,
                           example_count=int(count) if count is not None else None)

@@ -104,7 +104,8 @@ def collect(config: PipelineConfig, run_id: Optional[str] = None, error: Optiona
             anomalies: Optional[List[Anomaly]] = None, cache: Optional[ChartCache] = None) -> RunReport:
     """The report of a run (default: the latest) of the config's pipeline. `error` and `anomalies` come from
     the runner when the run it just made failed; for an older run they are read back where recorded. `cache`
-    keeps what the transform graph gives (the analyzer values) for the next report."""
+    keeps what the transform graph gives (the analyzer values) and what is read from the evaluation for the
+    next report."""
     from pipeline.constant_baseline import task_constant_metrics
 
     store = open_store(config.metadata_path)
@@ -149,7 +150,7 @@ def collect(config: PipelineConfig, run_id: Optional[str] = None, error: Optiona
         step = next(s for s in steps if s.node == nodes.EVALUATOR)
         blessing_ref = step.output("blessing")
         blessing = store.get_artifacts_by_id([blessing_ref.artifact_id])[0] if blessing_ref else None
-        evaluation = read_evaluation(config, evaluation_uri, blessing, constant)
+        evaluation = read_evaluation(config, evaluation_uri, blessing, constant, cache)
 
     pushed = None
     pusher = next((s for s in steps if s.node == nodes.PUSHER), None)
