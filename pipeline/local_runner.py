@@ -149,10 +149,11 @@ def _run_locked(config: PipelineConfig, emit_line: Callable[[str], None]) -> Run
         from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
         from pipeline.beam_memo import remembered_beam_answers
+        from pipeline.input_resolution import one_query_per_channel
         from pipeline.pipeline import create_pipeline
 
         try:
-            with remembered_beam_answers(in_process=config.beam.payloads_stay_in_process):
+            with remembered_beam_answers(in_process=config.beam.payloads_stay_in_process), one_query_per_channel():
                 dag = create_pipeline(config)
                 if end_startup():  # said in the log file, as TFX's own records (absl, INFO)
                     logging.getLogger("absl").info("tfxp: garbage collector on, %d objects of the start-up "
