@@ -107,9 +107,7 @@ class _DeferredPackage(types.ModuleType):
     def __getattr__(self, name: str):
         init = self.__dict__["_deferred_init"]
         if name in init.names:
-            module, attribute = init.names[name]
-            value = (importlib.import_module(f"{module}.{attribute}") if module == self.__name__
-                     else getattr(importlib.import_module(module), attribute))
+            value = _imported(self.__name__, *init.names[name])
         elif not name.startswith("__") and importlib.util.find_spec(f"{self.__name__}.{name}") is not None:
             # A module of the package (the eager __init__ leaves those it imports as attributes).
             value = importlib.import_module(f"{self.__name__}.{name}")
@@ -147,6 +145,16 @@ class _DeferredModule(types.ModuleType):
 
 
 _MISSING = object()
+
+
+def _imported(package: str, module: str, attribute: str):
+    """What `from module import attribute` binds, in `package`'s `__init__`: the attribute, else the
+    submodule of that name (`from tensorflow_model_analysis.api import types`)."""
+    if module != package:  # the package's own names are its submodules
+        imported = importlib.import_module(module)
+        if hasattr(imported, attribute):
+            return getattr(imported, attribute)
+    return importlib.import_module(f"{module}.{attribute}")
 
 
 def _star_exports(module: types.ModuleType, name: str) -> bool:

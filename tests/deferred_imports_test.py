@@ -48,7 +48,7 @@ before_init = [tfma.EvalConfig is config_pb2.EvalConfig, "tensorflow_model_analy
 from tensorflow_model_analysis.api import model_eval_lib
 from tensorflow_model_analysis.version import VERSION
 before_init += [tfma.load_metrics is model_eval_lib.load_metrics, tfma.__version__ == VERSION,
-               tfma.metrics.__name__, is_deferred("tensorflow_model_analysis")]
+                tfma.metrics.__name__, is_deferred("tensorflow_model_analysis")]
 paths = tfma._jupyter_nbextension_paths()
 after_init = [is_deferred("tensorflow_model_analysis"), sys.modules["tensorflow_model_analysis"] is tfma,
               tfma.EvalConfig is config_pb2.EvalConfig, type(tfma).__name__]
@@ -141,6 +141,36 @@ def test_init_names_are_read_from_the_init_and_anything_else_is_refused():
         init_names("p", "from a.b import C\nC.registered = True\n")
     with pytest.raises(ValueError, match="line 1"):
         init_names("p", "try:\n  from a.b import C\nexcept Exception:\n  C = None\n")
+
+
+def test_a_package_s_names_and_modules_on_disk(tmp_path, monkeypatch):
+    """A package written here: `from pkg.sub import mod` binds a module of `pkg.sub` that nothing imported
+    yet (sub's __init__ does not), a star-import, and a function only the real __init__ defines."""
+    import types
+
+    from pipeline.deferred_imports import defer_package_init, is_deferred
+
+    package = tmp_path / "deferral_probe_pkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text(
+        '"""Doc."""\nfrom deferral_probe_pkg.sub import mod\nfrom deferral_probe_pkg.stars import *\n'
+        "def defined_here():\n    return 'ran'\n")
+    (package / "sub" / "__init__.py").write_text("")
+    (package / "sub" / "mod.py").write_text("VALUE = 1\n")
+    (package / "stars.py").write_text("__all__ = ['STARRED']\nSTARRED = 2\nHIDDEN = 3\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        assert defer_package_init("deferral_probe_pkg") is True
+        import deferral_probe_pkg as pkg
+
+        assert "deferral_probe_pkg.sub.mod" not in sys.modules
+        assert pkg.mod.VALUE == 1 and pkg.mod is sys.modules["deferral_probe_pkg.sub.mod"]
+        assert pkg.STARRED == 2 and is_deferred("deferral_probe_pkg")
+        assert pkg.defined_here() == "ran" and type(pkg) is types.ModuleType and pkg.__doc__ == "Doc."
+        assert not hasattr(pkg, "HIDDEN")  # not exported by the star-import, nor by the real __init__
+    finally:
+        for name in [m for m in sys.modules if m.startswith("deferral_probe_pkg")]:
+            del sys.modules[name]
 
 
 def test_a_process_that_imported_a_package_is_left_as_it_is():
