@@ -149,18 +149,16 @@ def no_better_than_constant(metrics: Dict[str, float], constant: Dict[str, float
     return warnings
 
 
-def evaluation_value(cache: Optional["ChartCache"], read, evaluation_uri: str) -> Any:
-    """`read(evaluation_uri)` (evaluation_metrics, validation_failures, ...), kept in `cache` when given: an
-    evaluation artifact's files never change, and a run whose Evaluator came from cache then reads them
-    without importing TFMA's readers (model_eval_lib imports its evaluators, metrics and notebook views)."""
-    return cache.value(read, evaluation_uri) if cache is not None else read(evaluation_uri)
-
-
 def read_summary(metadata_path: str, pipeline_name: str, label: Optional[str] = None,
                  task: Optional[str] = None, cache: Optional["ChartCache"] = None) -> RunSummary:
     """What the latest executions produced; with the label column and task, also the constant predictor's
     metrics (and a warning when the model does not beat it). What is read from the evaluation and the
-    constant predictor's metrics are kept in `cache` (the run report's) when given."""
+    constant predictor's metrics are kept in `cache` (the run report's) when given: an artifact's files never
+    change, and a run whose Evaluator came from cache then reads them without importing TFMA's readers
+    (model_eval_lib imports its evaluators, metrics and notebook views)."""
+    from pipeline.report.cache import ChartCache
+
+    kept = cache or ChartCache(None)  # ChartCache(None) computes every value
     summary = RunSummary(pipeline_name=pipeline_name)
     store = open_store(metadata_path)
     gate = latest_execution(store, pipeline_name, nodes.DATA_GATE)
@@ -171,9 +169,9 @@ def read_summary(metadata_path: str, pipeline_name: str, label: Optional[str] = 
     if evaluator is not None:
         outputs = output_artifacts(store, evaluator)
         for evaluation in outputs.get("evaluation", []):
-            by_model = evaluation_value(cache, evaluation_metrics, evaluation.uri)
+            by_model = kept.value(evaluation_metrics, evaluation.uri)
             summary.metrics, summary.baseline_metrics = by_model["candidate"], by_model["baseline"]
-            summary.validation_failures = evaluation_value(cache, validation_failures, evaluation.uri)
+            summary.validation_failures = kept.value(validation_failures, evaluation.uri)
         for blessing in outputs.get("blessing", []):
             summary.blessed = bool(_custom(blessing, BLESSED))
         example_gen = latest_execution(store, pipeline_name, nodes.EXAMPLE_GEN)
@@ -181,7 +179,7 @@ def read_summary(metadata_path: str, pipeline_name: str, label: Optional[str] = 
             from pipeline.constant_baseline import task_constant_metrics
 
             for examples in output_artifacts(store, example_gen).get("examples", []):
-                constant = task_constant_metrics(examples.uri, label, task, cache)
+                constant = task_constant_metrics(examples.uri, label, task, kept)
                 summary.constant_metrics = {name: constant[name] for name in summary.metrics if name in constant}
             summary.warnings += no_better_than_constant(summary.metrics, summary.constant_metrics)
     pusher = latest_execution(store, pipeline_name, nodes.PUSHER)

@@ -14,7 +14,7 @@ from config import METRICS, FeatureConfig, PipelineConfig
 from pipeline.report.records import (AnalyzerValues, EvaluationData, FeatureData, FeatureSplitStats, MetricRow,
                                      SliceRow, TrainingData)
 from pipeline.report.cache import ChartCache
-from pipeline.summary import _custom, evaluation_metrics, evaluation_value, validation_failures
+from pipeline.summary import _custom, evaluation_metrics, validation_failures
 
 SPLITS = ("train", "eval")
 TOP_VALUES = 10  # per string feature in the data section, and vocabulary entries in the transform section
@@ -238,8 +238,10 @@ def read_slices(config: PipelineConfig, slices: List[Tuple[str, str, Dict[str, f
 
 def read_evaluation(config: PipelineConfig, evaluation_uri: str, blessing: Optional[Any],
                     constant: Dict[str, float], cache: Optional[ChartCache] = None) -> EvaluationData:
-    """The evaluation's metrics, slices and TFMA's reasons, read through `cache` when given."""
-    by_model = evaluation_value(cache, evaluation_metrics, evaluation_uri)
+    """The evaluation's metrics, slices and TFMA's reasons, read through `cache` when given (the run summary
+    reads the same entries)."""
+    kept = cache or ChartCache(None)  # ChartCache(None) computes every value
+    by_model = kept.value(evaluation_metrics, evaluation_uri)
     candidate, baseline = by_model["candidate"], by_model["baseline"]
     count = candidate.get("example_count")
     rows = []
@@ -254,8 +256,8 @@ def read_evaluation(config: PipelineConfig, evaluation_uri: str, blessing: Optio
             higher_is_better=metric.higher_is_better if metric else True))
     rows.sort(key=lambda r: r.name != config.evaluation.metric)
     return EvaluationData(metric=config.evaluation.metric, rows=rows,
-                          slices=read_slices(config, evaluation_value(cache, slice_metrics, evaluation_uri)),
+                          slices=read_slices(config, kept.value(slice_metrics, evaluation_uri)),
                           blessed=bool(_custom(blessing, BLESSED)) if blessing is not None else None,
-                          failures=evaluation_value(cache, validation_failures, evaluation_uri),
+                          failures=kept.value(validation_failures, evaluation_uri),
                           max_regression=config.evaluation.max_regression,
                           example_count=int(count) if count is not None else None)
