@@ -100,7 +100,14 @@ def _execute_in_place(module: types.ModuleType) -> None:
         raise
 
 
-class _DeferredPackage(types.ModuleType):
+class _Deferred(types.ModuleType):
+    """Pickled by name, as a module is, whatever its state."""
+
+    def __reduce__(self):
+        return importlib.import_module, (self.__name__,)
+
+
+class _DeferredPackage(_Deferred):
     """A package whose `__init__` has not run: names of it are imported as asked for."""
     _deferred_init: InitNames
 
@@ -124,11 +131,8 @@ class _DeferredPackage(types.ModuleType):
         setattr(self, name, value)
         return value
 
-    def __reduce__(self):
-        return importlib.import_module, (self.__name__,)
 
-
-class _DeferredModule(types.ModuleType):
+class _DeferredModule(_Deferred):
     """A module not executed yet: its first attribute access executes it."""
 
     def __getattr__(self, name: str):
@@ -139,9 +143,6 @@ class _DeferredModule(types.ModuleType):
                     self.__path__ = locations
                 _execute_in_place(self)
         return getattr(self, name)
-
-    def __reduce__(self):
-        return importlib.import_module, (self.__name__,)
 
 
 _MISSING = object()
@@ -215,7 +216,7 @@ def _install(name: str, module: types.ModuleType) -> None:
 
 def is_deferred(name: str) -> bool:
     """Whether `name` is in `sys.modules` and still waiting: its `__init__` not run, or not executed."""
-    return type(sys.modules.get(name)) in (_DeferredPackage, _DeferredModule)
+    return isinstance(sys.modules.get(name), _Deferred)  # run modules are plain ModuleType again
 
 
 def defer_imports() -> Dict[str, bool]:
